@@ -1,0 +1,68 @@
+from django.shortcuts import get_object_or_404
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from .jobs import JobStateError, cancel_job, retry_job
+from .models import Job
+from .selectors import jobs_queryset
+
+
+class JobSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True, allow_null=True)
+    is_stalled = serializers.BooleanField(read_only=True)
+    created_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "queue",
+            "title",
+            "params",
+            "status",
+            "progress_done",
+            "progress_total",
+            "percent",
+            "message",
+            "error",
+            "result",
+            "attempts",
+            "cancel_requested",
+            "is_stalled",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+        ]
+        read_only_fields = fields
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Jobs: list (filter with ?status=running&kind=...&active=1), detail, cancel and retry."""
+
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return jobs_queryset(
+            status=params.get("status"), kind=params.get("kind"), active=params.get("active") == "1"
+        )
+
+    def _act(self, pk, act):
+        job = get_object_or_404(Job, pk=pk)
+        try:
+            job = act(job)
+        except JobStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(JobSerializer(job).data)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._act(pk, cancel_job)
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        return self._act(pk, retry_job)
