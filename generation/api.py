@@ -1,0 +1,285 @@
+from pathlib import Path
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from evalsite.api import JobSerializer
+
+from . import selectors
+from .models import Benchmark, Prompt, Refusal, Video, VideoModel
+from .services import GenerationError, create_video_model, mark_refused
+from .uploads import UploadError, start_archive_import, start_folder_import, upload_video
+
+
+class BenchmarkSerializer(serializers.ModelSerializer):
+    prompt_count = serializers.IntegerField(read_only=True)
+    categories = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Benchmark
+        fields = ["slug", "name", "kind", "description", "prompt_count", "categories", "created_at"]
+
+    def get_categories(self, benchmark) -> list[dict]:
+        return [
+            {"name": c.name, "position": c.position, "prompt_count": c.prompt_count}
+            for c in benchmark.category_rows
+        ]
+
+
+class PromptSerializer(serializers.ModelSerializer):
+    benchmark = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category = serializers.StringRelatedField()
+    tags = serializers.StringRelatedField(many=True)
+    tag_groups = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prompt
+        fields = [
+            "id",
+            "benchmark",
+            "position",
+            "text",
+            "language",
+            "category",
+            "tags",
+            "tag_groups",
+            "motion_level",
+        ]
+
+    def get_tag_groups(self, prompt) -> list[str]:
+        return sorted({t.group for t in prompt.tags.all() if t.group})
+
+
+class VideoModelSerializer(serializers.ModelSerializer):
+    video_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = VideoModel
+        fields = [
+            "id",
+            "name",
+            "version",
+            "kind",
+            "description",
+            "checkpoint",
+            "base_model",
+            "video_count",
+            "created_at",
+        ]
+        read_only_fields = ["id", "video_count", "created_at"]
+        validators = []  # uniqueness is reported by the service with a clearer message
+
+    def create(self, validated_data):
+        try:
+            return create_video_model(**validated_data)
+        except GenerationError as exc:
+            raise serializers.ValidationError({"name": [str(exc)]}) from exc
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    model = serializers.PrimaryKeyRelatedField(read_only=True)
+    model_label = serializers.CharField(source="model.label", read_only=True)
+    benchmark = serializers.CharField(source="prompt.benchmark.slug", read_only=True)
+    prompt_position = serializers.IntegerField(source="prompt.position", read_only=True)
+    playable_url = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Video
+        fields = [
+            "id",
+            "public_id",
+            "model",
+            "model_label",
+            "benchmark",
+            "prompt",
+            "prompt_position",
+            "seed",
+            "noise_id",
+            "generation_settings",
+            "source",
+            "original_name",
+            "status",
+            "error",
+            "width",
+            "height",
+            "fps",
+            "frame_count",
+            "duration_s",
+            "size_bytes",
+            "source_codec",
+            "playable_url",
+            "poster_url",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_playable_url(self, video) -> str | None:
+        return selectors.playable_url(video)
+
+    def get_poster_url(self, video) -> str | None:
+        return selectors.poster_url(video)
+
+
+class VideoUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    model = serializers.PrimaryKeyRelatedField(queryset=VideoModel.objects.all())
+    prompt = serializers.PrimaryKeyRelatedField(queryset=Prompt.objects.all())
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    noise_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    generation_settings = serializers.JSONField(required=False)
+
+    def validate_generation_settings(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return value
+
+
+class ImportSerializer(serializers.Serializer):
+    root = serializers.CharField(
+        required=False, help_text="folder on the server, under EVALSITE_IMPORT_ROOTS"
+    )
+    archive = serializers.FileField(required=False, help_text="a .zip of videos (with or without a manifest)")
+    manifest = serializers.CharField(required=False, allow_blank=True)
+    benchmark = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Benchmark.objects.all(), required=False
+    )
+    model = serializers.CharField(required=False, allow_blank=True)
+    create_models = serializers.BooleanField(default=False)
+    dry_run = serializers.BooleanField(default=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("root")) == bool(attrs.get("archive")):
+            raise serializers.ValidationError("give either a folder (root) or an archive, not both")
+        return attrs
+
+
+class RefusalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Refusal
+        fields = ["id", "model", "prompt", "reason", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        validators = []
+
+    def create(self, validated_data):
+        try:
+            return mark_refused(**validated_data)
+        except GenerationError as exc:
+            raise serializers.ValidationError({"prompt": [str(exc)]}) from exc
+
+
+class BenchmarkViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = BenchmarkSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self):
+        return selectors.benchmarks_with_counts()
+
+    @action(detail=True, methods=["get"])
+    def prompts(self, request, slug=None):
+        benchmark = get_object_or_404(Benchmark, slug=slug)
+        queryset = selectors.prompts_for(
+            benchmark, category=request.query_params.get("category"), tag=request.query_params.get("tag")
+        )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(PromptSerializer(page, many=True).data)
+
+
+class PromptViewSet(viewsets.ReadOnlyModelViewSet):
+    """Prompts; filter with ?benchmark=<slug>&category=<name>&tag=<name or group>."""
+
+    serializer_class = PromptSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.prompts_queryset(
+            benchmark=params.get("benchmark"), category=params.get("category"), tag=params.get("tag")
+        )
+
+
+class VideoModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = VideoModelSerializer
+
+    def get_queryset(self):
+        return selectors.video_models_with_counts()
+
+
+class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """The video library. Filter with ?model=<id>&benchmark=<slug>&prompt=<id>&status=ready.
+    POST a multipart form to upload one file; POST to import/ to bring many in as a job."""
+
+    serializer_class = VideoSerializer
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.videos_queryset(
+            model=params.get("model"),
+            benchmark=params.get("benchmark"),
+            prompt=params.get("prompt"),
+            status=params.get("status"),
+        )
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return VideoUploadSerializer
+        if self.action == "import_videos":
+            return ImportSerializer
+        return VideoSerializer
+
+    def create(self, request):
+        form = VideoUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            video, job = upload_video(
+                uploaded=data["file"],
+                model=data["model"],
+                prompt=data["prompt"],
+                seed=data.get("seed"),
+                noise_id=data.get("noise_id", ""),
+                generation_settings=data.get("generation_settings") or {},
+                user=request.user,
+            )
+        except (UploadError, GenerationError) as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        body = {"video": VideoSerializer(video).data, "job": JobSerializer(job).data if job else None}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        from .services import delete_video
+
+        delete_video(instance)
+
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_videos(self, request):
+        form = ImportSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        options = {
+            "manifest": data.get("manifest") or "",
+            "benchmark": data["benchmark"].slug if data.get("benchmark") else "",
+            "model": data.get("model") or "",
+            "create_models": data["create_models"],
+            "dry_run": data["dry_run"],
+        }
+        try:
+            with transaction.atomic():
+                if data.get("archive"):
+                    job = start_archive_import(data["archive"], options, user=request.user)
+                else:
+                    job = start_folder_import(Path(data["root"]), options, user=request.user)
+        except (UploadError, GenerationError) as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RefusalViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = RefusalSerializer
+
+    def get_queryset(self):
+        return Refusal.objects.select_related("model", "prompt").order_by("id")

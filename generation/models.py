@@ -1,0 +1,203 @@
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+
+def new_public_id() -> str:
+    """Opaque id for stored files and media URLs: random, never derived from a model or prompt."""
+    return secrets.token_hex(16)
+
+
+class Benchmark(models.Model):
+    class Kind(models.TextChoices):
+        STEP_VIDEO_EVAL = "step-video-t2v-eval", "Step-Video-T2V-Eval"
+        MOVIEGEN = "moviegen-video-bench", "Movie Gen Video Bench"
+        GENERIC = "generic", "Generic prompt file"
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="file the prompts were loaded from")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Category(models.Model):
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.CASCADE, related_name="categories")
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["benchmark", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["benchmark", "name"], name="category_unique_name"),
+            models.UniqueConstraint(fields=["benchmark", "position"], name="category_unique_position"),
+        ]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    """A prompt tag (Movie Gen's concepts). `group` is the Step-Video-T2V report's grouping (Table 12)."""
+
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=200)
+    group = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["benchmark", "group", "name"]
+        constraints = [models.UniqueConstraint(fields=["benchmark", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    class MotionLevel(models.TextChoices):
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.CASCADE, related_name="prompts")
+    position = models.PositiveIntegerField(help_text="1-based line/row in the benchmark file")
+    text = models.TextField()
+    language = models.CharField(max_length=16)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="prompts"
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="prompts")
+    motion_level = models.CharField(max_length=10, choices=MotionLevel.choices, blank=True)
+
+    class Meta:
+        ordering = ["benchmark", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["benchmark", "position"], name="prompt_unique_position"),
+            models.CheckConstraint(condition=models.Q(position__gte=1), name="prompt_position_from_one"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.benchmark.slug}#{self.position}"
+
+
+class VideoModel(models.Model):
+    """A named, versioned source of videos: a checkpoint, an external engine, a DPO-tuned variant."""
+
+    class Kind(models.TextChoices):
+        CHECKPOINT = "checkpoint", "Checkpoint"
+        ENGINE = "engine", "External engine"
+        BASELINE = "baseline", "Baseline"
+        TUNED = "tuned", "Tuned (e.g. DPO) version"
+        DEMO = "demo", "Demo (synthetic clips)"
+
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=100, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHECKPOINT)
+    description = models.TextField(blank=True)
+    checkpoint = models.CharField(max_length=500, blank=True, help_text="checkpoint path or hub id")
+    base_model = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="derived_models",
+        help_text="the model this one was tuned from",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="videomodel_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}".strip()
+
+    @property
+    def label(self) -> str:
+        return str(self)
+
+
+class Video(models.Model):
+    class Status(models.TextChoices):
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload"
+        IMPORT = "import"
+        DEMO = "demo"
+        GENERATION = "generation"
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    model = models.ForeignKey(VideoModel, on_delete=models.PROTECT, related_name="videos")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="videos")
+    seed = models.BigIntegerField(null=True, blank=True)
+    noise_id = models.CharField(
+        max_length=200, blank=True, help_text="id of the initial noise; equal ids pair videos made from it"
+    )
+    generation_settings = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    original_name = models.CharField(
+        max_length=500, blank=True, help_text="file name as brought in (managers only)"
+    )
+    content_sha256 = models.CharField(max_length=64)
+    original_file = models.CharField(max_length=300, help_text="path under MEDIA_ROOT")
+    playable_file = models.CharField(max_length=300, blank=True)
+    poster_file = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING, db_index=True)
+    error = models.TextField(blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    fps = models.FloatField(null=True, blank=True)
+    frame_count = models.PositiveIntegerField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    source_codec = models.CharField(max_length=50, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["prompt", "model", "seed", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "prompt", "content_sha256"], name="video_same_file_once_per_model_prompt"
+            ),
+            models.UniqueConstraint(
+                fields=["model", "prompt", "seed"],
+                condition=models.Q(seed__isnull=False),
+                name="video_one_per_model_prompt_seed",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="ready") | ~models.Q(playable_file=""),
+                name="video_ready_has_playable",
+            ),
+        ]
+        indexes = [models.Index(fields=["model", "prompt"]), models.Index(fields=["noise_id"])]
+
+    def __str__(self) -> str:
+        return f"video {self.public_id[:8]}"
+
+
+class Refusal(models.Model):
+    """The model's engine refused this prompt; analyses exclude the prompt for comparisons with it."""
+
+    model = models.ForeignKey(VideoModel, on_delete=models.CASCADE, related_name="refusals")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="refusals")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "prompt"], name="refusal_once_per_model_prompt")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} refused {self.prompt}"

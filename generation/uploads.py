@@ -1,0 +1,110 @@
+"""Bringing files in over HTTP: one video upload, or an archive/folder import started as a job."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from evalsite.jobs import start_job
+from evalsite.models import Job
+
+from .importing import check_import_root
+from .models import Prompt, Video, VideoModel
+from .services import GenerationError, add_video
+from .tasks import import_videos, transcode_video
+
+
+class UploadError(ValueError):
+    pass
+
+
+def _spool(uploaded: UploadedFile, suffix: str) -> Path:
+    """Write an upload to a private temporary file under MEDIA_ROOT/tmp (same disk as its destination)."""
+    if uploaded.size is not None and uploaded.size > settings.EVALSITE_MAX_VIDEO_BYTES:
+        raise UploadError(
+            f"{uploaded.name}: file is {uploaded.size / 2**20:.1f} MiB, over the limit of "
+            f"{settings.EVALSITE_MAX_VIDEO_BYTES / 2**20:.0f} MiB (EVALSITE_MAX_UPLOAD_MB)"
+        )
+    tmp_dir = Path(settings.MEDIA_ROOT) / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in uploaded.chunks():
+                out.write(chunk)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def upload_video(
+    *,
+    uploaded: UploadedFile,
+    model: VideoModel,
+    prompt: Prompt,
+    seed: int | None = None,
+    noise_id: str = "",
+    generation_settings: dict | None = None,
+    user=None,
+) -> tuple[Video, Job | None]:
+    """Check the upload by decoding it, store it, and queue its transcode. A rejected file leaves nothing."""
+    suffix = Path(uploaded.name or "").suffix[:6]
+    spooled = _spool(uploaded, suffix)
+    try:
+        with transaction.atomic():
+            video, created = add_video(
+                model=model,
+                prompt=prompt,
+                source_path=spooled,
+                original_name=uploaded.name or "upload",
+                source=Video.Source.UPLOAD,
+                seed=seed,
+                noise_id=noise_id,
+                generation_settings=generation_settings,
+            )
+            job = None
+            if video.status != Video.Status.READY:
+                job = start_job(
+                    transcode_video,
+                    title=f"Transcode video {video.pk}",
+                    params={"video_id": video.pk},
+                    created_by=user,
+                )
+    finally:
+        spooled.unlink(missing_ok=True)
+    return video, job
+
+
+def start_archive_import(archive: UploadedFile, options: dict, *, user=None) -> Job:
+    if not (archive.name or "").lower().endswith(".zip"):
+        raise UploadError(f"{archive.name}: only .zip archives are accepted")
+    spooled = _spool(archive, ".zip")
+    stored = Path(settings.MEDIA_ROOT) / "tmp" / "archives" / spooled.name
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(spooled, stored)
+    return start_job(
+        import_videos,
+        title=f"{'Check' if options.get('dry_run') else 'Import'} archive {archive.name}",
+        params={**options, "archive": str(stored), "archive_name": archive.name},
+        created_by=user,
+    )
+
+
+def start_folder_import(root: Path, options: dict, *, user=None) -> Job:
+    try:
+        root = check_import_root(root, settings.EVALSITE_IMPORT_ROOTS)
+    except GenerationError as exc:
+        raise UploadError(str(exc)) from exc
+    return start_job(
+        import_videos,
+        title=f"{'Check' if options.get('dry_run') else 'Import'} folder {root.name}",
+        params={**options, "root": str(root)},
+        created_by=user,
+    )

@@ -1,0 +1,319 @@
+"""Probe and transcode video files with PyAV (no Django, no ffmpeg binary).
+
+`probe` decodes every frame, so a file it accepts is known to play, and `transcode_for_browser` turns an
+accepted file into an anonymous H.264 MP4 (no metadata, no audio) plus a JPEG poster.
+
+Rejection rules (every one raises `VideoRejected` with a message that starts with the file's name):
+- the file is missing, empty (0 bytes), or larger than `max_bytes` (checked before anything is decoded);
+- FFmpeg cannot open it as a media container (a text file, a truncated MP4 whose index is missing, ...);
+- it is a still image (PNG/JPEG/... read through an image demuxer) or decodes to fewer than 2 frames;
+- it has no video stream (audio-only files; cover art attached to an audio file does not count);
+- it is corrupt: the decoder reports an error anywhere in the stream, no frame decodes, or fewer frames
+  decode than the container lists (a truncated file). Corruption the decoder conceals without reporting
+  an error cannot be seen here and is accepted;
+- its dimensions are absurd (a side under MIN_SIDE or over MAX_SIDE pixels) or its frame rate is unknown
+  or outside (0, MAX_FPS].
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+MIN_SIDE = 16
+MAX_SIDE = 8192
+MAX_FPS = 1000
+MIN_FRAMES = 2
+POSTER_POSITION = 0.1  # the poster is the frame at 10% of the clip: past fade-ins, still representative
+DEFAULT_CRF = 20
+DEFAULT_PRESET = "medium"
+POSTER_JPEG_QUALITY = 85
+
+# Demuxers that read a picture ("png_pipe", "jpeg_pipe", ... also match) or render a text file as video.
+_STILL_IMAGE_FORMATS = {"image2"}
+_TEXT_FORMATS = {"tty"}
+_AV_ERRORS = (av.error.FFmpegError, OSError, ValueError)
+
+
+class VideoRejected(Exception):
+    """The file is not a usable video; str(exc) is a message fit to show the person who supplied it."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration_s: float
+    codec: str
+    has_audio: bool
+    size_bytes: int
+
+
+def probe(path: str | os.PathLike[str], *, max_bytes: int) -> VideoInfo:
+    """Check that `path` is a playable video by decoding all of its frames (one at a time, so memory stays
+    bounded) and describe it. `duration_s` is frame_count / fps. Raises VideoRejected."""
+    info, _rate = _probe(Path(path), max_bytes=max_bytes)
+    return info
+
+
+def transcode_for_browser(
+    src: str | os.PathLike[str],
+    dst_mp4: str | os.PathLike[str],
+    dst_poster_jpg: str | os.PathLike[str],
+    *,
+    crf: int = DEFAULT_CRF,
+    max_side: int | None = None,
+    preset: str = DEFAULT_PRESET,
+) -> VideoInfo:
+    """Re-encode `src` to an H.264/yuv420p MP4 with the moov atom first (fast start), the source's average
+    frame rate and every decoded frame re-timed to 0..N-1 at that rate, no audio and no metadata; and write
+    the frame at 10% of the clip as a JPEG poster. Odd sides are padded by one pixel (the edge row/column
+    repeated) so no pixel is resampled; with `max_side`, a larger video is scaled down (aspect kept, sides
+    rounded to even) instead. Both outputs appear atomically or not at all. Returns the output's VideoInfo.
+    Raises VideoRejected (the source is checked with the same rules as `probe`, with no size limit)."""
+    src, dst_mp4, dst_poster_jpg = Path(src), Path(dst_mp4), Path(dst_poster_jpg)
+    if max_side is not None and max_side < MIN_SIDE:
+        raise ValueError(f"max_side must be at least {MIN_SIDE}")
+    source_info, rate = _probe(src, max_bytes=sys.maxsize)
+    out_width, out_height = _output_size(source_info.width, source_info.height, max_side)
+    poster_index = int(source_info.frame_count * POSTER_POSITION)
+
+    temporaries: list[Path] = []
+    try:
+        tmp_mp4 = _temporary_beside(dst_mp4, ".mp4")
+        temporaries.append(tmp_mp4)
+        tmp_poster = _temporary_beside(dst_poster_jpg, ".jpg")
+        temporaries.append(tmp_poster)
+        try:
+            _encode(src, tmp_mp4, tmp_poster, rate, out_width, out_height, poster_index, crf, preset)
+        except _AV_ERRORS as exc:
+            raise VideoRejected(
+                f"{src.name}: could not be converted to a browser-playable video ({exc})"
+            ) from exc
+        try:
+            output_info, _ = _probe(tmp_mp4, max_bytes=sys.maxsize, name=dst_mp4.name)
+        except VideoRejected as exc:
+            raise VideoRejected(f"{src.name}: the converted video failed its check ({exc})") from exc
+        if output_info.frame_count != source_info.frame_count:
+            raise VideoRejected(
+                f"{src.name}: the converted video has {output_info.frame_count} frames, "
+                f"the source {source_info.frame_count}"
+            )
+        try:
+            os.replace(tmp_mp4, dst_mp4)
+            os.replace(tmp_poster, dst_poster_jpg)
+        except OSError as exc:
+            raise VideoRejected(f"{src.name}: could not store the converted video ({exc.strerror})") from exc
+    except BaseException:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+        raise
+    return output_info
+
+
+def _probe(path: Path, *, max_bytes: int, name: str | None = None) -> tuple[VideoInfo, Fraction]:
+    name = name or path.name
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise VideoRejected(f"{name}: the file could not be read ({exc.strerror or exc})") from exc
+    if not path.is_file():
+        raise VideoRejected(f"{name}: not a file")
+    if size == 0:
+        raise VideoRejected(f"{name}: the file is empty (0 bytes)")
+    if size > max_bytes:
+        raise VideoRejected(
+            f"{name}: the file is too large ({_megabytes(size)}; the limit is {_megabytes(max_bytes)})"
+        )
+
+    with _open_video(path, name) as container:
+        stream = _video_stream(container, name)
+        listed_frames = stream.frames
+        has_audio = bool(container.streams.audio)
+        codec = stream.codec_context.name
+        _check_dimensions(stream.codec_context.width, stream.codec_context.height, name, allow_unknown=True)
+        frame_count, width, height = 0, 0, 0
+        first_time: float | None = None
+        last_time: float | None = None
+        try:
+            for frame in container.decode(stream):
+                if frame_count == 0:
+                    width, height = frame.width, frame.height
+                    _check_dimensions(width, height, name)
+                if frame.time is not None:
+                    first_time = frame.time if first_time is None else first_time
+                    last_time = frame.time
+                frame_count += 1
+        except _AV_ERRORS as exc:
+            raise VideoRejected(
+                f"{name}: the video is corrupt (decoding failed after {frame_count} frames: {_reason(exc)})"
+            ) from exc
+        rate = _frame_rate(stream, frame_count, first_time, last_time)
+
+    if frame_count == 0:
+        raise VideoRejected(f"{name}: the video is corrupt (no frame could be decoded)")
+    if frame_count < MIN_FRAMES:
+        raise VideoRejected(f"{name}: not a video (it has a single frame; a still image is not a video)")
+    if listed_frames and frame_count < listed_frames:
+        raise VideoRejected(
+            f"{name}: the video is corrupt or truncated (the file lists {listed_frames} frames "
+            f"but only {frame_count} could be decoded)"
+        )
+    if rate is None or not 0 < rate <= MAX_FPS:
+        shown = "unknown" if rate is None else f"{float(rate):g} fps"
+        raise VideoRejected(f"{name}: the frame rate is unusable ({shown})")
+    info = VideoInfo(
+        width=width,
+        height=height,
+        fps=float(rate),
+        frame_count=frame_count,
+        duration_s=frame_count / float(rate),
+        codec=codec,
+        has_audio=has_audio,
+        size_bytes=size,
+    )
+    return info, rate
+
+
+@contextmanager
+def _open_video(path: Path, name: str) -> Iterator[av.container.InputContainer]:
+    try:
+        container = av.open(str(path), mode="r")
+    except _AV_ERRORS as exc:
+        raise VideoRejected(
+            f"{name}: not a video file (the file could not be read as a video: {_reason(exc)})"
+        ) from exc
+    try:
+        format_name = container.format.name
+        if format_name in _TEXT_FORMATS:
+            raise VideoRejected(f"{name}: not a video file (it is a text file)")
+        if format_name in _STILL_IMAGE_FORMATS or format_name.endswith("_pipe"):
+            kind = format_name.removesuffix("_pipe")
+            raise VideoRejected(
+                f"{name}: not a video file (it is a still image, {kind}; a single image is not a video)"
+            )
+        yield container
+    finally:
+        container.close()
+
+
+def _video_stream(container: av.container.InputContainer, name: str) -> av.VideoStream:
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        raise VideoRejected(f"{name}: not a video file (no video stream could be read)")
+    stream = streams[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _check_dimensions(width: int, height: int, name: str, *, allow_unknown: bool = False) -> None:
+    if allow_unknown and (width == 0 or height == 0):
+        return
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise VideoRejected(
+            f"{name}: the dimensions {width}x{height} are not plausible for a video "
+            f"(each side must be {MIN_SIDE} to {MAX_SIDE} pixels)"
+        )
+
+
+def _frame_rate(
+    stream: av.VideoStream, frame_count: int, first_time: float | None, last_time: float | None
+) -> Fraction | None:
+    """The stream's average rate; when the container has none, the one its timestamps imply."""
+    for candidate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if candidate:
+            return Fraction(candidate).limit_denominator(1_000_000)
+    if frame_count >= 2 and first_time is not None and last_time is not None and last_time > first_time:
+        return (Fraction(frame_count - 1) / Fraction(last_time - first_time)).limit_denominator(1001)
+    return None
+
+
+def _output_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    if max_side is not None and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+    return width + width % 2, height + height % 2
+
+
+def _encode(
+    src: Path,
+    dst: Path,
+    poster: Path,
+    rate: Fraction,
+    out_width: int,
+    out_height: int,
+    poster_index: int,
+    crf: int,
+    preset: str,
+) -> None:
+    time_base = 1 / rate
+    # bitexact keeps the muxer from writing its own "encoder" tag; nothing else is copied from the source.
+    container_options = {"movflags": "+faststart", "fflags": "+bitexact"}
+    with (
+        av.open(str(src), mode="r") as source,
+        av.open(str(dst), mode="w", format="mp4", options=container_options) as out,
+    ):
+        in_stream = _video_stream(source, src.name)
+        out_stream = out.add_stream("libx264", rate=rate)
+        out_stream.width, out_stream.height = out_width, out_height
+        out_stream.pix_fmt = "yuv420p"
+        out_stream.codec_context.time_base = time_base
+        out_stream.options = {"crf": str(crf), "preset": preset}
+        poster_written = False
+        for index, frame in enumerate(source.decode(in_stream)):
+            converted = _convert_frame(frame, out_width, out_height)
+            converted.pts, converted.time_base = index, time_base
+            if index == poster_index:
+                converted.to_image().convert("RGB").save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY)
+                poster_written = True
+            for packet in out_stream.encode(converted):
+                out.mux(packet)
+        for packet in out_stream.encode():
+            out.mux(packet)
+    if not poster_written:
+        raise ValueError("the poster frame was not reached")
+
+
+def _convert_frame(frame: av.VideoFrame, out_width: int, out_height: int) -> av.VideoFrame:
+    width, height = frame.width, frame.height
+    if (width, height) == (out_width, out_height):
+        return frame.reformat(format="yuv420p")
+    if out_width >= width and out_height >= height:
+        rgb = frame.to_ndarray(format="rgb24")
+        padded: np.ndarray[Any, np.dtype[np.uint8]] = np.pad(
+            rgb, ((0, out_height - height), (0, out_width - width), (0, 0)), mode="edge"
+        )
+        return av.VideoFrame.from_ndarray(padded, format="rgb24").reformat(format="yuv420p")
+    return frame.reformat(width=out_width, height=out_height, format="yuv420p", interpolation="AREA")
+
+
+def _temporary_beside(destination: Path, suffix: str) -> Path:
+    """An empty temporary file in the destination's folder, so os.replace is atomic. Its name carries
+    nothing from the source."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=destination.parent, prefix=".partial-", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size} bytes"

@@ -1,0 +1,217 @@
+from pathlib import Path
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from evalsite.http import ranged_file_response
+from evalsite.permissions import manager_required
+
+from . import selectors
+from .forms import ImportForm, RefusalForm, UploadForm, VideoModelForm
+from .models import Benchmark, Prompt, Video, VideoModel
+from .services import GenerationError, create_video_model, mark_refused, media_path
+from .uploads import UploadError, start_archive_import, start_folder_import, upload_video
+
+
+@manager_required
+def benchmark_list(request):
+    return render(
+        request, "generation/benchmark_list.html", {"benchmarks": selectors.benchmarks_with_counts()}
+    )
+
+
+@manager_required
+def benchmark_detail(request, slug):
+    benchmark = get_object_or_404(selectors.benchmarks_with_counts(), slug=slug)
+    category, tag = request.GET.get("category") or None, request.GET.get("tag") or None
+    prompts = selectors.prompts_for(benchmark, category=category, tag=tag)
+    page = Paginator(prompts, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "generation/benchmark_detail.html",
+        {
+            "benchmark": benchmark,
+            "tag_groups": selectors.tag_groups(benchmark),
+            "page": page,
+            "category": category,
+            "tag": tag,
+            "refusals": selectors.refusals_for(benchmark),
+        },
+    )
+
+
+@manager_required
+def prompt_detail(request, slug, position):
+    prompt = get_object_or_404(
+        Prompt.objects.select_related("benchmark", "category"), benchmark__slug=slug, position=position
+    )
+    videos = selectors.videos_queryset(prompt=prompt.pk).order_by("model__name", "seed")
+    return render(
+        request,
+        "generation/prompt_detail.html",
+        {"prompt": prompt, "videos": videos, "refusals": prompt.refusals.select_related("model")},
+    )
+
+
+@manager_required
+def model_list(request):
+    form = VideoModelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            model = create_video_model(**form.cleaned_data)
+        except GenerationError as exc:
+            form.add_error("name", str(exc))
+        else:
+            messages.success(request, f"Added model {model}.")
+            return redirect("model-list")
+    return render(
+        request, "generation/model_list.html", {"models": selectors.video_models_with_counts(), "form": form}
+    )
+
+
+@manager_required
+def model_detail(request, pk):
+    model = get_object_or_404(VideoModel, pk=pk)
+    form = RefusalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        prompt = Prompt.objects.filter(
+            benchmark=form.cleaned_data["benchmark"], position=form.cleaned_data["prompt_position"]
+        ).first()
+        if prompt is None:
+            form.add_error("prompt_position", "no prompt at that position")
+        else:
+            try:
+                mark_refused(model=model, prompt=prompt, reason=form.cleaned_data["reason"])
+            except GenerationError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Marked prompt {prompt.position} as refused by {model}.")
+                return redirect("model-detail", pk=model.pk)
+    videos = selectors.videos_queryset(model=model.pk)
+    page = Paginator(videos, 48).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "generation/model_detail.html",
+        {
+            "model": model,
+            "page": page,
+            "refusals": model.refusals.select_related("prompt__benchmark"),
+            "form": form,
+        },
+    )
+
+
+@manager_required
+def video_list(request):
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            video, job = upload_video(
+                uploaded=data["file"],
+                model=data["model"],
+                prompt=data["prompt"],
+                seed=data.get("seed"),
+                noise_id=data.get("noise_id") or "",
+                user=request.user,
+            )
+        except (UploadError, GenerationError) as exc:
+            form.add_error("file", str(exc))
+        else:
+            messages.success(
+                request,
+                "Video added; it is being transcoded." if job else "This video was already in the library.",
+            )
+            return redirect("video-detail", pk=video.pk)
+    params = request.GET
+    videos = selectors.videos_queryset(
+        model=params.get("model") or None,
+        benchmark=params.get("benchmark") or None,
+        status=params.get("status") or None,
+    )
+    page = Paginator(videos, 48).get_page(params.get("page"))
+    return render(
+        request,
+        "generation/video_list.html",
+        {
+            "page": page,
+            "form": form,
+            "models": VideoModel.objects.order_by("name"),
+            "benchmarks": Benchmark.objects.order_by("name"),
+            "filters": params,
+        },
+    )
+
+
+@manager_required
+def video_detail(request, pk):
+    video = get_object_or_404(selectors.videos_queryset(), pk=pk)
+    return render(request, "generation/video_detail.html", {"video": video})
+
+
+@manager_required
+def import_videos(request):
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                if form.cleaned_data.get("archive"):
+                    job = start_archive_import(
+                        form.cleaned_data["archive"], form.options(), user=request.user
+                    )
+                else:
+                    job = start_folder_import(
+                        Path(form.cleaned_data["root"]), form.options(), user=request.user
+                    )
+        except (UploadError, GenerationError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("job-detail", job_id=job.pk)
+    return render(request, "generation/import.html", {"form": form})
+
+
+@manager_required
+@require_POST
+def import_for_real(request, job_id):
+    """Start the import that a successful dry run checked, with the same options."""
+    from evalsite.jobs import start_job
+    from evalsite.models import Job
+
+    from .tasks import import_videos as import_task
+
+    checked = get_object_or_404(Job, pk=job_id, kind=import_task.name, status=Job.Status.SUCCEEDED)
+    if not checked.params.get("dry_run"):
+        raise Http404("not a dry run")
+    params = {**checked.params, "dry_run": False}
+    job = start_job(
+        import_task, title=checked.title.replace("Check", "Import", 1), params=params, created_by=request.user
+    )
+    return redirect("job-detail", job_id=job.pk)
+
+
+def _media(request, public_id, field, content_type):
+    video = Video.objects.filter(public_id=public_id).only(field, "status").first()
+    relative = getattr(video, field, "") if video else ""
+    if not relative:
+        raise Http404("no such media")
+    return ranged_file_response(request, media_path(relative), content_type=content_type)
+
+
+@login_required
+def media_video(request, public_id):
+    return _media(request, public_id, "playable_file", "video/mp4")
+
+
+@login_required
+def media_poster(request, public_id):
+    return _media(request, public_id, "poster_file", "image/jpeg")
+
+
+@manager_required
+def media_original(request, public_id):
+    return _media(request, public_id, "original_file", None)
