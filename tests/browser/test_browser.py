@@ -80,3 +80,35 @@ def test_manager_logs_in_opens_a_benchmark_and_plays_a_video(
     )
     assert abs(landed - 2.0) < 0.1
     assert 206 in statuses
+
+
+def test_jobs_page_progress_bars_follow_the_job_while_open(browser_page, live_server, django_user_model):
+    from evalsite.models import Job
+
+    django_user_model.objects.create_superuser("boss", password="pw-123456789")
+    job = Job.objects.create(
+        kind="generation.tasks.import_videos",
+        title="Import folder demo",
+        status="running",
+        progress_done=1,
+        progress_total=10,
+    )
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/?next=/jobs/")
+    page.fill("input[name=username]", "boss")
+    page.fill("input[name=password]", "pw-123456789")
+    page.click("button[type=submit]")
+    row = page.locator(f"tr[data-job='{job.pk}']")
+    assert row.locator(".progress-text").inner_text() == "1/10"
+    Job.objects.filter(pk=job.pk).update(progress_done=7, message="importing clip 7")
+    page.wait_for_function(
+        f"document.querySelector(\"tr[data-job='{job.pk}'] .progress-text\").textContent === '7/10'",
+        timeout=10000,
+    )
+    assert row.locator("progress").evaluate("el => el.value") == 7
+    assert row.locator(".message").inner_text() == "importing clip 7"
+    Job.objects.filter(pk=job.pk).update(progress_done=10, status="succeeded")
+    page.wait_for_function(
+        f"document.querySelector(\"tr[data-job='{job.pk}']\").dataset.status === 'succeeded'"
+    )
+    assert row.locator(".badge").first.inner_text() == "succeeded"
