@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from django.utils.text import slugify
 
 from .loaders import ParsedBenchmark, parse_benchmark_file
 from .models import Benchmark, Category, Prompt, Refusal, Tag, Video, VideoModel
-from .videofiles import VideoInfo, VideoRejected, probe, transcode_for_browser
+from .videofiles import VideoInfo, VideoRejected, probe, temporary_beside, transcode_for_browser
 
 
 class GenerationError(ValueError):
@@ -190,9 +189,7 @@ def file_sha256(path: Path) -> str:
 
 def copy_atomically(src: Path, dst: Path) -> None:
     """Copy so that `dst` is either absent or complete, whatever happens mid-copy."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".partial-")
-    os.close(fd)
+    tmp = temporary_beside(dst)
     try:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)

@@ -93,9 +93,9 @@ def transcode_for_browser(
 
     temporaries: list[Path] = []
     try:
-        tmp_mp4 = _temporary_beside(dst_mp4, ".mp4")
+        tmp_mp4 = temporary_beside(dst_mp4, ".mp4")
         temporaries.append(tmp_mp4)
-        tmp_poster = _temporary_beside(dst_poster_jpg, ".jpg")
+        tmp_poster = temporary_beside(dst_poster_jpg, ".jpg")
         temporaries.append(tmp_poster)
         try:
             _encode(src, tmp_mp4, tmp_poster, rate, out_width, out_height, poster_index, crf, preset)
@@ -300,11 +300,15 @@ def _convert_frame(frame: av.VideoFrame, out_width: int, out_height: int) -> av.
     return frame.reformat(width=out_width, height=out_height, format="yuv420p", interpolation="AREA")
 
 
-def _temporary_beside(destination: Path, suffix: str) -> Path:
-    """An empty temporary file in the destination's folder, so os.replace is atomic. Its name carries
-    nothing from the source."""
+def temporary_beside(destination: Path, suffix: str = "") -> Path:
+    """An empty temporary file in the destination's folder, so os.replace onto it is atomic. Its name
+    is derived from the destination's (never from a source), so a retry after a crash first removes
+    the partial files an earlier attempt at the same destination left behind."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=destination.parent, prefix=".partial-", suffix=suffix)
+    prefix = f".{destination.name}.partial-"
+    for stale in destination.parent.glob(prefix + "*"):
+        stale.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(dir=destination.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     return Path(name)
 

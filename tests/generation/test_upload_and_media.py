@@ -158,3 +158,23 @@ def test_original_is_for_managers_only(
     django_user_model.objects.create_user("ann", password="pw-123456789")
     client.login(username="ann", password="pw-123456789")
     assert client.get(f"/media/o/{video_id}").status_code == 403
+
+
+def test_a_retried_transcode_clears_what_a_crashed_attempt_left(bench, model, make_video, tmp_path, settings):
+    from generation.services import add_video, media_path, playable_relpath, process_video
+
+    video, _ = add_video(
+        model=model,
+        prompt=bench.prompts.get(position=1),
+        source_path=make_video(tmp_path / "a.mp4"),
+        original_name="a.mp4",
+        source=Video.Source.UPLOAD,
+    )
+    destination = media_path(playable_relpath(video.public_id))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    crashed = destination.parent / f".{destination.name}.partial-abc123.mp4"
+    crashed.write_bytes(b"half an mp4")
+    neighbour = destination.parent / ".other-video.mp4.partial-zzz.mp4"
+    neighbour.write_bytes(b"another video's transcode in progress")
+    assert process_video(video).status == Video.Status.READY
+    assert not crashed.exists() and neighbour.exists()
