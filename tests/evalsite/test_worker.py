@@ -126,6 +126,66 @@ def test_a_job_runs_in_a_real_worker(worker_factory, folder_of_videos):
     assert job.result["plan"]["would_import"] == 30 and Video.objects.count() == 0
 
 
+def test_a_job_runs_in_a_worker_on_the_embedded_default_broker(tmp_path, folder_of_videos, settings):
+    """What `make serve` runs: no Redis, the filesystem broker under EVALSITE_DATA_DIR."""
+    data_dir = tmp_path / "data"
+    env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
+    env.update(
+        {
+            "EVALSITE_DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url(),
+            "EVALSITE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "EVALSITE_IMPORT_ROOTS": ",".join(map(str, settings.EVALSITE_IMPORT_ROOTS)),
+        }
+    )
+    log = open(tmp_path / "fs-worker.log", "w")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "evalsite",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "-c",
+            "1",
+            "-n",
+            "fs@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        job = Job.objects.create(
+            kind=import_videos.name,
+            queue="cpu",
+            title="dry run",
+            params={"root": str(folder_of_videos), "benchmark": "bench", "dry_run": True},
+        )
+        queue_dir = data_dir / "broker" / "queue"
+        wait_for(queue_dir.is_dir, 60, "the worker to create its broker folder")
+        options = {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "processed_folder": str(data_dir / "broker" / "processed"),
+        }
+        with app.connection_for_write("filesystem://", transport_options=options) as connection:
+            app.send_task(import_videos.name, args=[str(job.pk)], queue="cpu", connection=connection)
+        job = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).first(), 90, "the job")
+        assert job.status == Job.Status.SUCCEEDED, job.error
+        assert job.result["plan"]["would_import"] == 30
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
 def test_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
     worker_factory, folder_of_videos, settings
 ):
