@@ -161,7 +161,7 @@ def execute(job_id: str, handler: Handler) -> None:
     else:
         if result:
             job.result = {**job.result, **result}
-        _finish(job, Job.Status.SUCCEEDED)
+        _finish(job, Job.Status.SUCCEEDED, message="done")
 
 
 @contextmanager
