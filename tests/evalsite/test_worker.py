@@ -175,6 +175,7 @@ def test_a_job_runs_in_a_worker_on_the_embedded_default_broker(tmp_path, folder_
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
             "processed_folder": str(data_dir / "broker" / "processed"),
+            "control_folder": str(data_dir / "broker" / "control"),
         }
         with app.connection_for_write("filesystem://", transport_options=options) as connection:
             app.send_task(import_videos.name, args=[str(job.pk)], queue="cpu", connection=connection)
