@@ -1,6 +1,3 @@
-from pathlib import Path
-
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -12,7 +9,7 @@ from evalsite.api import JobSerializer
 from . import selectors
 from .models import Benchmark, Prompt, Refusal, Video, VideoModel
 from .services import GenerationError, create_video_model, mark_refused
-from .uploads import UploadError, start_archive_import, start_folder_import, upload_video
+from .uploads import UploadError, start_import, upload_video
 
 
 class BenchmarkSerializer(serializers.ModelSerializer):
@@ -268,11 +265,9 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
             "dry_run": data["dry_run"],
         }
         try:
-            with transaction.atomic():
-                if data.get("archive"):
-                    job = start_archive_import(data["archive"], options, user=request.user)
-                else:
-                    job = start_folder_import(Path(data["root"]), options, user=request.user)
+            job = start_import(
+                archive=data.get("archive"), root=data.get("root"), options=options, user=request.user
+            )
         except (UploadError, GenerationError) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -82,6 +82,16 @@ def upload_video(
     return video, job
 
 
+@transaction.atomic
+def start_import(*, archive: UploadedFile | None, root: str | None, options: dict, user=None) -> Job:
+    """Start an import job from an uploaded zip or a server folder (exactly one of them)."""
+    if bool(archive) == bool(root):
+        raise UploadError("give either an archive or a folder, not both")
+    if archive:
+        return start_archive_import(archive, options, user=user)
+    return start_folder_import(Path(root or ""), options, user=user)
+
+
 def start_archive_import(archive: UploadedFile, options: dict, *, user=None) -> Job:
     if not (archive.name or "").lower().endswith(".zip"):
         raise UploadError(f"{archive.name}: only .zip archives are accepted")

@@ -1,9 +1,6 @@
-from pathlib import Path
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -15,7 +12,7 @@ from . import selectors
 from .forms import ImportForm, RefusalForm, UploadForm, VideoModelForm
 from .models import Benchmark, Prompt, Video, VideoModel
 from .services import GenerationError, create_video_model, mark_refused, media_path
-from .uploads import UploadError, start_archive_import, start_folder_import, upload_video
+from .uploads import UploadError, start_import, upload_video
 
 
 @manager_required
@@ -159,15 +156,12 @@ def import_videos(request):
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            with transaction.atomic():
-                if form.cleaned_data.get("archive"):
-                    job = start_archive_import(
-                        form.cleaned_data["archive"], form.options(), user=request.user
-                    )
-                else:
-                    job = start_folder_import(
-                        Path(form.cleaned_data["root"]), form.options(), user=request.user
-                    )
+            job = start_import(
+                archive=form.cleaned_data.get("archive"),
+                root=form.cleaned_data.get("root"),
+                options=form.options(),
+                user=request.user,
+            )
         except (UploadError, GenerationError) as exc:
             form.add_error(None, str(exc))
         else:
