@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "evalsite",
     "generation",
+    "metrics",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,23 @@ EVALSITE_IMPORT_ROOTS = [
 EVALSITE_BENCHMARKS_DIR = Path(
     os.environ.get("EVALSITE_BENCHMARKS_DIR", BASE_DIR.parent / "shared" / "benchmarks")
 ).resolve()
+
+# Automatic video metrics (metrics app). "auto" runs them on CUDA when the worker has it, else on the CPU.
+EVALSITE_METRICS_DEVICE = os.environ.get("EVALSITE_METRICS_DEVICE", "auto")
+# The Kinetics-400 I3D of FVD (i3d_torchscript.pt, or a state dict of metrics.video.i3d.I3D); rFVD is
+# reported as unavailable while no file is there.
+EVALSITE_I3D_PATH = os.environ.get("EVALSITE_I3D_PATH", str(DATA_DIR / "weights" / "i3d_torchscript.pt"))
+# CLIP score: an open_clip model name (or local-dir:/folder) and pretrained tag, with local weights and, for
+# the multilingual XLM-RoBERTa text tower, a local tokenizer/config folder. Nothing is fetched from a hub:
+# without a weights file the CLIP score is reported as unavailable.
+EVALSITE_CLIP_MODEL = os.environ.get("EVALSITE_CLIP_MODEL", "xlm-roberta-base-ViT-B-32")
+EVALSITE_CLIP_PRETRAINED = os.environ.get("EVALSITE_CLIP_PRETRAINED", "laion5b_s13b_b90k")
+EVALSITE_CLIP_CHECKPOINT = os.environ.get(
+    "EVALSITE_CLIP_CHECKPOINT", str(DATA_DIR / "weights" / "clip" / "open_clip_pytorch_model.bin")
+)
+EVALSITE_CLIP_TEXT_DIR = os.environ.get(
+    "EVALSITE_CLIP_TEXT_DIR", str(DATA_DIR / "weights" / "xlm-roberta-base")
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -9,6 +9,7 @@ from . import views
 api_patterns = [
     path("", include("evalsite.api_urls")),
     path("", include("generation.api_urls")),
+    path("", include("metrics.api_urls")),
 ]
 
 urlpatterns = [
@@ -29,5 +30,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path("api/", include(api_patterns)),
+    path("metrics/", include("metrics.urls")),
     path("", include("generation.urls")),
 ]
