@@ -44,19 +44,18 @@ def broker():
 
 
 @pytest.fixture
-def worker_factory(broker, tmp_path, settings):
+def launch_worker(tmp_path, settings):
+    """Start a real Celery worker process on the test database; `env` adds to (None removes from) its
+    environment. Every worker started is killed at the end of the test."""
     procs = []
 
-    def start(name: str) -> subprocess.Popen:
-        env = {
+    def start(name: str, env: dict[str, str | None]) -> subprocess.Popen:
+        environment = {
             **os.environ,
             "DATABASE_URL": database_url(),
-            "CELERY_BROKER_URL": broker,
             "EVALSITE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "EVALSITE_IMPORT_ROOTS": ",".join(map(str, settings.EVALSITE_IMPORT_ROOTS)),
-            "EVALSITE_TASK_VISIBILITY_TIMEOUT": "2",
-            "EVALSITE_TASK_RESTORE_INTERVAL": "1",
-            "EVALSITE_JOB_STALL_SECONDS": "3",
+            **env,
         }
         log = open(tmp_path / f"{name}.log", "w")
         proc = subprocess.Popen(
@@ -79,7 +78,7 @@ def worker_factory(broker, tmp_path, settings):
                 "INFO",
             ],
             cwd=ROOT,
-            env=env,
+            env={key: value for key, value in environment.items() if value is not None},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -92,6 +91,20 @@ def worker_factory(broker, tmp_path, settings):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture
+def worker_factory(broker, launch_worker):
+    """Workers on Redis that lose a dead worker's message for 2 s only and call a job stalled after 3 s."""
+    return lambda name: launch_worker(
+        name,
+        {
+            "CELERY_BROKER_URL": broker,
+            "EVALSITE_TASK_VISIBILITY_TIMEOUT": "2",
+            "EVALSITE_TASK_RESTORE_INTERVAL": "1",
+            "EVALSITE_JOB_STALL_SECONDS": "3",
+        },
+    )
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -126,65 +139,29 @@ def test_a_job_runs_in_a_real_worker(worker_factory, folder_of_videos):
     assert job.result["plan"]["would_import"] == 30 and Video.objects.count() == 0
 
 
-def test_a_job_runs_in_a_worker_on_the_embedded_default_broker(tmp_path, folder_of_videos, settings):
+def test_a_job_runs_in_a_worker_on_the_embedded_default_broker(tmp_path, folder_of_videos, launch_worker):
     """What `make serve` runs: no Redis, the filesystem broker under EVALSITE_DATA_DIR."""
     data_dir = tmp_path / "data"
-    env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
-    env.update(
-        {
-            "EVALSITE_DATA_DIR": str(data_dir),
-            "DATABASE_URL": database_url(),
-            "EVALSITE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "EVALSITE_IMPORT_ROOTS": ",".join(map(str, settings.EVALSITE_IMPORT_ROOTS)),
-        }
+    launch_worker("fs", {"CELERY_BROKER_URL": None, "EVALSITE_DATA_DIR": str(data_dir)})
+    job = Job.objects.create(
+        kind=import_videos.name,
+        queue="cpu",
+        title="dry run",
+        params={"root": str(folder_of_videos), "benchmark": "bench", "dry_run": True},
     )
-    log = open(tmp_path / "fs-worker.log", "w")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "evalsite",
-            "worker",
-            "-Q",
-            "cpu,gpu",
-            "-c",
-            "1",
-            "-n",
-            "fs@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        job = Job.objects.create(
-            kind=import_videos.name,
-            queue="cpu",
-            title="dry run",
-            params={"root": str(folder_of_videos), "benchmark": "bench", "dry_run": True},
-        )
-        queue_dir = data_dir / "broker" / "queue"
-        wait_for(queue_dir.is_dir, 60, "the worker to create its broker folder")
-        options = {
-            "data_folder_in": str(queue_dir),
-            "data_folder_out": str(queue_dir),
-            "processed_folder": str(data_dir / "broker" / "processed"),
-            "control_folder": str(data_dir / "broker" / "control"),
-        }
-        with app.connection_for_write("filesystem://", transport_options=options) as connection:
-            app.send_task(import_videos.name, args=[str(job.pk)], queue="cpu", connection=connection)
-        job = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).first(), 90, "the job")
-        assert job.status == Job.Status.SUCCEEDED, job.error
-        assert job.result["plan"]["would_import"] == 30
-    finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+    queue_dir = data_dir / "broker" / "queue"
+    wait_for(queue_dir.is_dir, 60, "the worker to create its broker folder")
+    options = {
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        "processed_folder": str(data_dir / "broker" / "processed"),
+        "control_folder": str(data_dir / "broker" / "control"),
+    }
+    with app.connection_for_write("filesystem://", transport_options=options) as connection:
+        app.send_task(import_videos.name, args=[str(job.pk)], queue="cpu", connection=connection)
+    job = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).first(), 90, "the job")
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.result["plan"]["would_import"] == 30
 
 
 def test_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
