@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "evalsite",
     "generation",
+    "annotation",
+    "preference",
     "metrics",
 ]
 

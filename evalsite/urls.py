@@ -9,6 +9,8 @@ from . import views
 api_patterns = [
     path("", include("evalsite.api_urls")),
     path("", include("generation.api_urls")),
+    path("", include("annotation.api_urls")),
+    path("", include("preference.api_urls")),
     path("", include("metrics.api_urls")),
 ]
 
@@ -31,5 +33,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path("api/", include(api_patterns)),
     path("metrics/", include("metrics.urls")),
+    path("campaigns/", include("annotation.urls")),
+    path("preference/", include("preference.urls")),
     path("", include("generation.urls")),
 ]

@@ -1,0 +1,3 @@
+from .api import annotate, manage
+
+urlpatterns = [*annotate.urlpatterns, *manage.urlpatterns]

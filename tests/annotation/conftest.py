@@ -1,0 +1,110 @@
+"""Campaigns with real videos, built through the real services. Transcoding is the slow part, so a few
+distinct clips are processed once per test and their files shared by the other Video rows (the unique
+constraints are per model and prompt, so rows may share a file)."""
+
+import pytest
+
+
+@pytest.fixture
+def library(make_video, tmp_path, make_benchmark):
+    """`library(prompts, models, seeds=1, noise=False, missing=(), refused=())` → (benchmark, models).
+    Every (model, prompt) pair gets `seeds` ready videos (seeds 0..n-1), except the (model index, prompt
+    position) pairs in `missing`, and `refused` ones, which are marked refused. With `noise=True`, seed k
+    of every model shares the noise id `noise-<prompt>-<k>`."""
+    from generation.models import Video
+    from generation.services import add_video, create_video_model, mark_refused, process_video
+
+    templates: dict[int, Video] = {}
+    built = []
+
+    def template(seed: int, model, prompt) -> Video:
+        path = make_video(tmp_path / "clips" / f"clip{seed}.mp4", seed=100 + seed)
+        video, _ = add_video(
+            model=model, prompt=prompt, source_path=path, original_name=path.name, source="upload", seed=seed
+        )
+        return process_video(video)
+
+    def build(prompts, model_names=("Alpha", "Beta"), *, seeds=1, noise=False, missing=(), refused=()):
+        built.append(prompts)
+        benchmark = make_benchmark(list(prompts), slug=f"bench{len(built)}")
+        models = [create_video_model(name=name, version=f"v{len(built)}") for name in model_names]
+        for prompt in benchmark.prompts.order_by("position"):
+            for index, model in enumerate(models):
+                if (index, prompt.position) in missing:
+                    continue
+                if (index, prompt.position) in refused:
+                    mark_refused(model=model, prompt=prompt, reason="policy")
+                    continue
+                for seed in range(seeds):
+                    noise_id = f"noise-{prompt.position}-{seed}" if noise else ""
+                    if seed not in templates:
+                        video = template(seed, model, prompt)
+                        templates[seed] = video
+                        if noise_id:
+                            Video.objects.filter(pk=video.pk).update(noise_id=noise_id)
+                        continue
+                    source = templates[seed]
+                    Video.objects.create(
+                        model=model,
+                        prompt=prompt,
+                        seed=seed,
+                        noise_id=noise_id,
+                        source=Video.Source.UPLOAD,
+                        content_sha256=source.content_sha256,
+                        original_file=source.original_file,
+                        playable_file=source.playable_file,
+                        poster_file=source.poster_file,
+                        status=Video.Status.READY,
+                        width=source.width,
+                        height=source.height,
+                        fps=source.fps,
+                        frame_count=source.frame_count,
+                        duration_s=source.duration_s,
+                        size_bytes=source.size_bytes,
+                    )
+        return benchmark, models
+
+    return build
+
+
+@pytest.fixture
+def annotators(django_user_model):
+    def make(count: int, prefix: str = "annotator"):
+        return [
+            django_user_model.objects.create_user(username=f"{prefix}{i}", password="pw-annotate-1")
+            for i in range(count)
+        ]
+
+    return make
+
+
+@pytest.fixture
+def campaign_factory(library, annotators):
+    """`campaign_factory(kind="pairwise", n_prompts=4, n_annotators=3, **spec)` → a campaign with real
+    videos, made by `create_campaign`. Library options (seeds, noise, missing, refused, model_names) pass
+    through; other keyword arguments go to CampaignSpec."""
+    from annotation.campaigns import CampaignSpec, create_campaign
+
+    def make(kind="pairwise", n_prompts=4, n_annotators=3, *, model_names=None, name=None, **options):
+        library_options = {
+            k: options.pop(k) for k in ("seeds", "noise", "missing", "refused") if k in options
+        }
+        if kind == "seed_preference":
+            library_options.setdefault("seeds", 3)
+            model_names = model_names or ("Alpha",)
+        if kind == "ab_shared_noise":
+            library_options.setdefault("noise", True)
+        prompts = [f"prompt number {i} 一只猫" for i in range(1, n_prompts + 1)]
+        benchmark, models = library(prompts, model_names or ("Alpha", "Beta"), **library_options)
+        people = options.pop("annotators", None) or annotators(n_annotators, prefix=f"{kind[:4]}-ann")
+        spec = CampaignSpec(
+            name=name or f"{kind} campaign",
+            kind=kind,
+            benchmark=benchmark,
+            models=models,
+            annotators=people,
+            **options,
+        )
+        return create_campaign(spec)
+
+    return make
