@@ -70,3 +70,15 @@ class Job(models.Model):
             return False
         age = (timezone.now() - self.heartbeat_at).total_seconds()
         return age > settings.EVALSITE_JOB_STALL_SECONDS
+
+
+class UserSettings(models.Model):
+    """Per-user choices that follow the person from browser to browser (the UI language)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="site_settings"
+    )
+    language = models.CharField(max_length=10, blank=True, help_text="UI language code; empty = browser's")
+
+    def __str__(self) -> str:
+        return f"settings of {self.user}"
