@@ -49,3 +49,21 @@ class Command(BaseCommand):
             )
         if demo:
             call_command("load_demo", stdout=self.stdout)
+            self._demo_campaigns()
+
+    def _demo_campaigns(self) -> None:
+        from annotation.demo import load_demo_campaigns
+        from generation.models import Benchmark
+
+        benchmark = Benchmark.objects.filter(slug="step-video-t2v-eval").first()
+        if benchmark is None:
+            return
+        result = load_demo_campaigns(benchmark)
+        for name in result["campaigns"]:
+            self.stdout.write(f"Demo campaign created: {name}")
+        for username, password in result["passwords"].items():
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo annotator account created. Username: {username}  Password: {password}"
+                )
+            )
