@@ -1,0 +1,116 @@
+"""Pairwise (A vs B) judgments of one model against another: counts, significance, intervals, majorities.
+
+Assumptions:
+- An outcome is "win", "tie" or "loss" from the point of view of the model being reported.
+- `win_rate` ignores ties: wins / (wins + losses). `score` counts a tie as half a win:
+  (wins + ties / 2) / total. Both are None when undefined (no decisive outcome / no outcome).
+- `sign_test` drops ties and tests wins against losses with an exact two-sided binomial test (p = 1/2).
+- `bootstrap_over_prompts` treats the prompt as the unit that is sampled: prompts are drawn with replacement
+  (as many as there are), all judgments of a drawn prompt come along, and the interval is the percentile
+  interval of the statistic over the rounds. Rounds in which the statistic is undefined (no decisive
+  judgment for `win_rate`) are left out of the percentiles.
+- `majority` gives the most frequent label, and "tie" when two or more labels share the top count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import binomtest
+
+from metrics.stats.bootstrap import check_rounds_and_level, percentile_interval, resample_counts
+
+OUTCOMES = ("win", "tie", "loss")
+
+
+@dataclass(frozen=True)
+class WinTieLoss:
+    wins: int
+    ties: int
+    losses: int
+
+    @property
+    def total(self) -> int:
+        return self.wins + self.ties + self.losses
+
+    @property
+    def win_rate(self) -> float | None:
+        decisive = self.wins + self.losses
+        return self.wins / decisive if decisive else None
+
+    @property
+    def score(self) -> float | None:
+        return (self.wins + 0.5 * self.ties) / self.total if self.total else None
+
+    def __str__(self) -> str:
+        return f"{self.wins}-{self.ties}-{self.losses}"
+
+
+def count_outcomes(outcomes: Iterable[str]) -> WinTieLoss:
+    """Count "win" / "tie" / "loss" labels; any other label is a ValueError."""
+    counts = Counter(outcomes)
+    unknown = set(counts) - set(OUTCOMES)
+    if unknown:
+        raise ValueError(f"outcomes must be 'win', 'tie' or 'loss', got {sorted(map(repr, unknown))}")
+    return WinTieLoss(wins=counts["win"], ties=counts["tie"], losses=counts["loss"])
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test of wins against losses (ties already dropped); 1.0 with no decisive outcome."""
+    if wins < 0 or losses < 0:
+        raise ValueError(f"counts must be non-negative, got wins={wins}, losses={losses}")
+    if wins + losses == 0:
+        return 1.0
+    return float(binomtest(wins, wins + losses, 0.5, alternative="two-sided").pvalue)
+
+
+def bootstrap_over_prompts(
+    per_prompt: Sequence[tuple[int, int, int]],
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    statistic: Literal["score", "win_rate"] = "score",
+) -> tuple[float, float]:
+    """Percentile interval of `statistic` with prompts resampled with replacement.
+
+    `per_prompt` holds one (wins, ties, losses) triple per prompt. Returns (nan, nan) when the statistic is
+    undefined in every round (e.g. `win_rate` with no decisive judgment at all).
+    """
+    counts = np.asarray(per_prompt, dtype=np.float64)
+    if counts.size == 0:
+        raise ValueError("bootstrap_over_prompts needs at least one prompt")
+    if counts.ndim != 2 or counts.shape[1] != 3:
+        raise ValueError(f"per_prompt must hold (wins, ties, losses) triples, got shape {counts.shape}")
+    if (counts < 0).any():
+        raise ValueError("per-prompt counts must be non-negative")
+    if statistic not in ("score", "win_rate"):
+        raise ValueError(f"statistic must be 'score' or 'win_rate', got {statistic!r}")
+    check_rounds_and_level(rounds, level)
+    n_prompts = counts.shape[0]
+    rng = np.random.default_rng(seed)
+    wins, ties, losses = (resample_counts(n_prompts, rounds, rng) @ counts).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if statistic == "score":
+            values = (wins + 0.5 * ties) / (wins + ties + losses)
+        else:
+            values = wins / (wins + losses)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (float("nan"), float("nan"))
+    return percentile_interval(values, level)
+
+
+def majority(votes: Sequence[str]) -> str:
+    """Most frequent of "win" / "tie" / "loss"; "tie" when the top count is shared. Empty is a ValueError."""
+    counts = count_outcomes(votes)
+    if counts.total == 0:
+        raise ValueError("majority of no votes")
+    tally = {"win": counts.wins, "tie": counts.ties, "loss": counts.losses}
+    top = max(tally.values())
+    leaders = [label for label, count in tally.items() if count == top]
+    return leaders[0] if len(leaders) == 1 else "tie"
