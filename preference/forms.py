@@ -1,0 +1,54 @@
+from django import forms
+
+from .export import FORMATS, OPTION_HELP, ExportOptions
+from .models import EXPORT_NAME_HELP, EXPORT_NAME_PATTERN
+from .pairs import GRANULARITIES, TIE_HANDLING
+from .selectors import exportable_campaigns
+
+DEFAULTS = ExportOptions()
+
+
+class ExportForm(forms.Form):
+    name = forms.RegexField(regex=EXPORT_NAME_PATTERN, max_length=100, help_text=EXPORT_NAME_HELP)
+    campaigns = forms.ModelMultipleChoiceField(
+        queryset=exportable_campaigns(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="pairwise, seed-preference and A/B campaigns give pairs; rubric campaigns give scores",
+    )
+    min_agreement = forms.FloatField(
+        min_value=0, max_value=1, initial=DEFAULTS.min_agreement, help_text=OPTION_HELP["min_agreement"]
+    )
+    ties = forms.ChoiceField(
+        choices=[(t, t) for t in TIE_HANDLING], initial=DEFAULTS.ties, help_text=OPTION_HELP["ties"]
+    )
+    granularity = forms.ChoiceField(
+        choices=[(g, g) for g in GRANULARITIES],
+        initial=DEFAULTS.granularity,
+        help_text=OPTION_HELP["granularity"],
+    )
+    validation_fraction = forms.FloatField(
+        min_value=0,
+        max_value=0.99,
+        initial=DEFAULTS.validation_fraction,
+        help_text=OPTION_HELP["validation_fraction"],
+    )
+    split_seed = forms.CharField(
+        max_length=100, initial=DEFAULTS.split_seed, help_text=OPTION_HELP["split_seed"]
+    )
+    formats = forms.MultipleChoiceField(
+        choices=[(f, f) for f in FORMATS],
+        initial=list(DEFAULTS.formats),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=OPTION_HELP["formats"],
+    )
+
+    def options(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "min_agreement": data["min_agreement"],
+            "ties": data["ties"],
+            "granularity": data["granularity"],
+            "validation_fraction": data["validation_fraction"],
+            "split_seed": data["split_seed"],
+            "formats": data["formats"],
+        }

@@ -1,0 +1,42 @@
+"""The export job (cpu queue): a thin shell around `services.build_export`.
+
+Re-running it is safe: a finished export is left as it is, and an unfinished one is built again from
+scratch into a fresh hidden folder (files appear only when complete)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evalsite.jobs import JobCancelled, JobError, JobRun, job_task
+
+from .models import PreferenceExport
+from .services import build_export, mark_export
+
+
+def _result(export: PreferenceExport) -> dict[str, Any]:
+    return {
+        "export_id": export.pk,
+        "name": export.name,
+        "version": export.version,
+        "manifest": export.manifest,
+    }
+
+
+@job_task(queue="cpu")
+def build_preference_export(run: JobRun) -> dict[str, Any]:
+    """Params: export_id."""
+    export = PreferenceExport.objects.filter(pk=run.params.get("export_id")).first()
+    if export is None:
+        raise JobError("this export no longer exists")
+    if export.is_ready:
+        return _result(export)
+    mark_export(export, PreferenceExport.Status.BUILDING)
+    try:
+        build_export(export, progress=lambda done, total, message: run.progress(done, total, message))
+    except JobCancelled:
+        mark_export(export, PreferenceExport.Status.CANCELLED)
+        raise
+    except Exception:
+        mark_export(export, PreferenceExport.Status.FAILED)
+        raise
+    return _result(export)
