@@ -321,3 +321,154 @@ def _reason(exc: BaseException) -> str:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size} bytes"
+
+
+# ---------------------------------------------------------------- one fixed format for every video shown
+
+
+def transcode_to_format(
+    src: str | os.PathLike[str],
+    dst_mp4: str | os.PathLike[str],
+    dst_poster_jpg: str | os.PathLike[str],
+    *,
+    width: int,
+    height: int,
+    fps: float | Fraction,
+    duration_s: float,
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
+) -> VideoInfo:
+    """Re-encode `src` to exactly `width`x`height` at `fps` for `duration_s`, so that clips of different
+    sizes, rates and lengths come out indistinguishable in format: an H.264/yuv420p MP4 (fast start, no
+    audio, no metadata) and a JPEG poster (the frame at 10% of the output).
+
+    - Size: the picture is scaled to fit inside the frame, aspect kept, and centred on black (letterboxed
+      or pillarboxed); width and height must be even.
+    - Rate: output frame i shows the source frame on screen at time i / fps (source frames are timed
+      0..N-1 at the source's average rate, as in `transcode_for_browser`), so a faster source drops
+      frames and a slower one repeats them.
+    - Length: `round(duration_s * fps)` frames; the rest of the source is cut. A source shorter than that
+      is rejected rather than padded.
+    A float `fps` is read as the nearest fraction with a denominator up to 1001 (29.97 is 30000/1001).
+    Both outputs appear atomically or not at all. Returns the output's VideoInfo. Raises ValueError for an
+    impossible format and VideoRejected for a source that cannot fill it."""
+    src, dst_mp4, dst_poster_jpg = Path(src), Path(dst_mp4), Path(dst_poster_jpg)
+    rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+    _check_target_format(width, height, rate)
+    frame_count = round(duration_s * rate)
+    if frame_count < MIN_FRAMES:
+        raise ValueError(f"{duration_s:g} s at {float(rate):g} fps is fewer than {MIN_FRAMES} frames")
+    source_info, source_rate = _probe(src, max_bytes=sys.maxsize)
+    if _source_index(frame_count - 1, source_rate, rate) >= source_info.frame_count:
+        raise VideoRejected(
+            f"{src.name}: the video lasts {source_info.duration_s:.3g} s, shorter than the "
+            f"{float(frame_count / rate):.3g} s it must fill"
+        )
+
+    temporaries: list[Path] = []
+    try:
+        tmp_mp4 = temporary_beside(dst_mp4, ".mp4")
+        temporaries.append(tmp_mp4)
+        tmp_poster = temporary_beside(dst_poster_jpg, ".jpg")
+        temporaries.append(tmp_poster)
+        try:
+            _encode_to_format(
+                src, tmp_mp4, tmp_poster, source_rate, width, height, rate, frame_count, crf, preset
+            )
+        except _AV_ERRORS as exc:
+            raise VideoRejected(f"{src.name}: could not be converted to the common format ({exc})") from exc
+        output_info, output_rate = _probe(tmp_mp4, max_bytes=sys.maxsize, name=dst_mp4.name)
+        got = (output_info.width, output_info.height, output_rate, output_info.frame_count)
+        if got != (width, height, rate, frame_count):
+            raise VideoRejected(
+                f"{src.name}: the converted video is {got[0]}x{got[1]} at {float(got[2]):g} fps with "
+                f"{got[3]} frames, not {width}x{height} at {float(rate):g} fps with {frame_count}"
+            )
+        try:
+            os.replace(tmp_mp4, dst_mp4)
+            os.replace(tmp_poster, dst_poster_jpg)
+        except OSError as exc:
+            raise VideoRejected(f"{src.name}: could not store the converted video ({exc.strerror})") from exc
+    except BaseException:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+        raise
+    return output_info
+
+
+def _check_target_format(width: int, height: int, rate: Fraction) -> None:
+    for side in (width, height):
+        if side % 2 or not MIN_SIDE <= side <= MAX_SIDE:
+            raise ValueError(f"each side must be an even number of pixels from {MIN_SIDE} to {MAX_SIDE}")
+    if not 0 < rate <= MAX_FPS:
+        raise ValueError(f"the frame rate must be in (0, {MAX_FPS}]")
+
+
+def _source_index(output_index: int, source_rate: Fraction, rate: Fraction) -> int:
+    """The source frame on screen when output frame `output_index` starts."""
+    return int(output_index * source_rate / rate)
+
+
+def _encode_to_format(
+    src: Path,
+    dst: Path,
+    poster: Path,
+    source_rate: Fraction,
+    width: int,
+    height: int,
+    rate: Fraction,
+    frame_count: int,
+    crf: int,
+    preset: str,
+) -> None:
+    time_base = 1 / rate
+    poster_index = int(frame_count * POSTER_POSITION)
+    container_options = {"movflags": "+faststart", "fflags": "+bitexact"}
+    with (
+        av.open(str(src), mode="r") as source,
+        av.open(str(dst), mode="w", format="mp4", options=container_options) as out,
+    ):
+        in_stream = _video_stream(source, src.name)
+        out_stream = out.add_stream("libx264", rate=rate)
+        out_stream.width, out_stream.height = width, height
+        out_stream.pix_fmt = "yuv420p"
+        out_stream.codec_context.time_base = time_base
+        out_stream.options = {"crf": str(crf), "preset": preset}
+        written = 0
+        for source_index, frame in enumerate(source.decode(in_stream)):
+            if written == frame_count:
+                break
+            boxed: av.VideoFrame | None = None
+            while written < frame_count and _source_index(written, source_rate, rate) == source_index:
+                if boxed is None:
+                    boxed = av.VideoFrame.from_ndarray(_letterbox(frame, width, height), format="rgb24")
+                # reformat makes a new frame, so a repeated source frame gets a pts of its own.
+                converted = boxed.reformat(format="yuv420p")
+                converted.pts, converted.time_base = written, time_base
+                if written == poster_index:
+                    boxed.to_image().save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY)
+                for packet in out_stream.encode(converted):
+                    out.mux(packet)
+                written += 1
+        for packet in out_stream.encode():
+            out.mux(packet)
+    if written != frame_count:
+        raise ValueError(f"only {written} of {frame_count} frames could be made")
+
+
+def _letterbox(frame: av.VideoFrame, width: int, height: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """The frame scaled to fit inside width x height (aspect kept) and centred on black, as RGB."""
+    scale = min(width / frame.width, height / frame.height)
+    inner_width = min(width, max(2, round(frame.width * scale)))
+    inner_height = min(height, max(2, round(frame.height * scale)))
+    if (inner_width, inner_height) == (frame.width, frame.height):
+        inner = frame.to_ndarray(format="rgb24")
+    else:
+        interpolation = "AREA" if scale < 1 else "BICUBIC"
+        inner = frame.reformat(
+            width=inner_width, height=inner_height, format="rgb24", interpolation=interpolation
+        ).to_ndarray()
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    top, left = (height - inner_height) // 2, (width - inner_width) // 2
+    canvas[top : top + inner_height, left : left + inner_width] = inner
+    return canvas

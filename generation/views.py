@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -188,22 +189,40 @@ def import_for_real(request, job_id):
     return redirect("job-detail", job_id=job.pk)
 
 
-def _media(request, public_id, field, content_type):
+def _media(request, public_id, field, content_type, *, shown_to_annotators=False):
     video = Video.objects.filter(public_id=public_id).only(field, "status").first()
     relative = getattr(video, field, "") if video else ""
+    if not relative and shown_to_annotators:
+        relative = _rendition_file(public_id, field)
     if not relative:
         raise Http404("no such media")
-    return ranged_file_response(request, media_path(relative), content_type=content_type)
+    response = ranged_file_response(request, media_path(relative), content_type=content_type)
+    if shown_to_annotators:
+        # A file's date tells when it was made, and videos of one model tend to be made together; the
+        # stored file's name need not be the URL's (videos with the same content share one file).
+        del response["Last-Modified"]
+        del response["Content-Disposition"]
+    return response
+
+
+def _rendition_file(public_id: str, field: str) -> str:
+    """A normalising campaign's re-encoded copy (annotation.Rendition) is served under the same URLs as
+    a video's playable file and poster, so its address does not tell an annotator it is a copy. Looked up
+    through the app registry: the video library does not depend on the annotation app."""
+    if not apps.is_installed("annotation"):
+        return ""
+    rendition_model = apps.get_model("annotation", "Rendition")
+    return rendition_model.objects.filter(public_id=public_id).values_list(field, flat=True).first() or ""
 
 
 @login_required
 def media_video(request, public_id):
-    return _media(request, public_id, "playable_file", "video/mp4")
+    return _media(request, public_id, "playable_file", "video/mp4", shown_to_annotators=True)
 
 
 @login_required
 def media_poster(request, public_id):
-    return _media(request, public_id, "poster_file", "image/jpeg")
+    return _media(request, public_id, "poster_file", "image/jpeg", shown_to_annotators=True)
 
 
 @manager_required

@@ -2,15 +2,18 @@
 distinct clips are processed once per test and their files shared by the other Video rows (the unique
 constraints are per model and prompt, so rows may share a file)."""
 
+import functools
+
 import pytest
 
 
 @pytest.fixture
 def library(make_video, tmp_path, make_benchmark):
-    """`library(prompts, models, seeds=1, noise=False, missing=(), refused=())` → (benchmark, models).
-    Every (model, prompt) pair gets `seeds` ready videos (seeds 0..n-1), except the (model index, prompt
-    position) pairs in `missing`, and `refused` ones, which are marked refused. With `noise=True`, seed k
-    of every model shares the noise id `noise-<prompt>-<k>`."""
+    """`library(prompts, model_names, seeds=1, noise=False, missing=(), refused=(), models=None)` →
+    (benchmark, models). `models` (VideoModel rows made beforehand, say with chosen primary keys) replaces
+    the new models named `model_names`. Every (model, prompt) pair gets `seeds` ready videos (seeds
+    0..n-1), except the (model index, prompt position) pairs in `missing`, and `refused` ones, which are
+    marked refused. With `noise=True`, seed k of every model shares the noise id `noise-<prompt>-<k>`."""
     from generation.models import Video
     from generation.services import add_video, create_video_model, mark_refused, process_video
 
@@ -24,10 +27,14 @@ def library(make_video, tmp_path, make_benchmark):
         )
         return process_video(video)
 
-    def build(prompts, model_names=("Alpha", "Beta"), *, seeds=1, noise=False, missing=(), refused=()):
+    def build(
+        prompts, model_names=("Alpha", "Beta"), *, seeds=1, noise=False, missing=(), refused=(), models=None
+    ):
         built.append(prompts)
         benchmark = make_benchmark(list(prompts), slug=f"bench{len(built)}")
-        models = [create_video_model(name=name, version=f"v{len(built)}") for name in model_names]
+        if models is None:
+            models = [create_video_model(name=name, version=f"v{len(built)}") for name in model_names]
+        models = list(models)
         for prompt in benchmark.prompts.order_by("position"):
             for index, model in enumerate(models):
                 if (index, prompt.position) in missing:
@@ -67,11 +74,24 @@ def library(make_video, tmp_path, make_benchmark):
     return build
 
 
+ANNOTATOR_PASSWORD = "pw-annotate-1"
+
+
+@functools.cache
+def annotator_password_hash() -> str:
+    """Hashed once per run: hashing is deliberately slow, and every annotator shares the password."""
+    from django.contrib.auth.hashers import make_password
+
+    return make_password(ANNOTATOR_PASSWORD)
+
+
 @pytest.fixture
 def annotators(django_user_model):
+    """`annotators(count, prefix="annotator")` → new active users whose password is ANNOTATOR_PASSWORD."""
+
     def make(count: int, prefix: str = "annotator"):
         return [
-            django_user_model.objects.create_user(username=f"{prefix}{i}", password="pw-annotate-1")
+            django_user_model.objects.create(username=f"{prefix}{i}", password=annotator_password_hash())
             for i in range(count)
         ]
 
@@ -80,14 +100,21 @@ def annotators(django_user_model):
 
 @pytest.fixture
 def campaign_factory(library, annotators):
-    """`campaign_factory(kind="pairwise", n_prompts=4, n_annotators=3, **spec)` → a campaign with real
-    videos, made by `create_campaign`. Library options (seeds, noise, missing, refused, model_names) pass
-    through; other keyword arguments go to CampaignSpec."""
+    """`campaign_factory(kind="pairwise", n_prompts=4, n_annotators=3, *, annotators=None, **spec)` → a
+    campaign with real videos, made by `create_campaign`. `annotators` is a count or a list of users
+    (default: `n_annotators` new ones, in `campaign.annotators`). Library options (seeds, noise, missing,
+    refused, model_names, models) pass through; other keyword arguments go to CampaignSpec (overlap,
+    judgments_per_item, rubric_layout, require_full_playback, repeat_fraction, claim_timeout_s, ...).
+    Each call makes its own benchmark, models and users, so a test may build several campaigns."""
     from annotation.campaigns import CampaignSpec, create_campaign
 
+    make_annotators = annotators
+    calls = []
+
     def make(kind="pairwise", n_prompts=4, n_annotators=3, *, model_names=None, name=None, **options):
+        calls.append(kind)
         library_options = {
-            k: options.pop(k) for k in ("seeds", "noise", "missing", "refused") if k in options
+            k: options.pop(k) for k in ("seeds", "noise", "missing", "refused", "models") if k in options
         }
         if kind == "seed_preference":
             library_options.setdefault("seeds", 3)
@@ -96,9 +123,12 @@ def campaign_factory(library, annotators):
             library_options.setdefault("noise", True)
         prompts = [f"prompt number {i} 一只猫" for i in range(1, n_prompts + 1)]
         benchmark, models = library(prompts, model_names or ("Alpha", "Beta"), **library_options)
-        people = options.pop("annotators", None) or annotators(n_annotators, prefix=f"{kind[:4]}-ann")
+        people = options.pop("annotators", None)
+        if people is None or isinstance(people, int):
+            count = n_annotators if people is None else people
+            people = make_annotators(count, prefix=f"{kind[:4]}{len(calls)}-ann")
         spec = CampaignSpec(
-            name=name or f"{kind} campaign",
+            name=name or f"{kind} campaign {len(calls)}",
             kind=kind,
             benchmark=benchmark,
             models=models,
