@@ -1,0 +1,153 @@
+"""Forms of the managers' pages. They check the shape of the input; the services (`create_campaign`,
+`annotation.services`) check the meaning and report problems that the views add to the form."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from generation.models import Benchmark, Category, VideoModel
+
+from .campaigns import CampaignSpec
+from .models import Campaign, Item
+from .selectors import annotator_group_members
+
+
+def _active_users():
+    return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+class UserChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return obj.get_username()
+
+
+class CategoryChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.benchmark.name}: {obj.name}"
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=Campaign.Kind.choices)
+    benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.order_by("name"))
+    categories = CategoryChoices(
+        queryset=Category.objects.select_related("benchmark").order_by("benchmark__name", "position"),
+        required=False,
+        help_text="none means every category; the categories must belong to the benchmark",
+    )
+    model_a = forms.ModelChoiceField(
+        queryset=VideoModel.objects.order_by("name", "version"),
+        label="Model A",
+        help_text="pairwise: model A; A/B: the baseline; seed preference: the only model",
+    )
+    model_b = forms.ModelChoiceField(
+        queryset=VideoModel.objects.order_by("name", "version"),
+        required=False,
+        label="Model B",
+        help_text="pairwise: model B; A/B: the tuned model; leave empty for seed preference",
+    )
+    more_models = forms.ModelMultipleChoiceField(
+        queryset=VideoModel.objects.order_by("name", "version"),
+        required=False,
+        label="More models (rubric)",
+        help_text="a rubric campaign may score up to twenty models; they follow A and B",
+    )
+    annotators = UserChoices(queryset=_active_users(), required=False)
+    annotator_group = forms.BooleanField(
+        required=False, label="Everyone in the group 'annotators'", help_text="in addition to those chosen"
+    )
+    overlap = forms.ChoiceField(
+        choices=Campaign.Overlap.choices,
+        initial=Campaign.Overlap.K_PER_ITEM,
+        help_text="the report's evaluation used k = 3; its Table 11 had 6 annotators do every item",
+    )
+    judgments_per_item = forms.IntegerField(
+        min_value=1, max_value=100, initial=3, label="k", help_text="annotators per item, for 'k per item'"
+    )
+    rubric_layout = forms.ChoiceField(
+        choices=Campaign.RubricLayout.choices, initial=Campaign.RubricLayout.SINGLE
+    )
+    require_full_playback = forms.BooleanField(required=False)
+    repeat_fraction = forms.FloatField(
+        min_value=0, max_value=0.5, initial=0.0, help_text="share of items shown again, mirrored (0 to 0.5)"
+    )
+    claim_timeout_s = forms.IntegerField(min_value=30, initial=900, label="Claim timeout (seconds)")
+    description = forms.CharField(
+        required=False,
+        label="Instructions",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="shown to annotators; must not name a compared model",
+    )
+
+    def ordered_models(self) -> list[VideoModel]:
+        data = self.cleaned_data
+        models = [data["model_a"]]
+        if data.get("model_b"):
+            models.append(data["model_b"])
+        models += list(data.get("more_models") or [])
+        return models
+
+    def chosen_annotators(self) -> list:
+        people = list(self.cleaned_data.get("annotators") or [])
+        if self.cleaned_data.get("annotator_group"):
+            people += [u for u in annotator_group_members() if u not in people]
+        return people
+
+    def to_spec(self) -> CampaignSpec:
+        data = self.cleaned_data
+        return CampaignSpec(
+            name=data["name"],
+            kind=data["kind"],
+            benchmark=data["benchmark"],
+            models=self.ordered_models(),
+            categories=list(data.get("categories") or []),
+            annotators=self.chosen_annotators(),
+            overlap=data["overlap"],
+            judgments_per_item=data["judgments_per_item"],
+            rubric_layout=data["rubric_layout"],
+            require_full_playback=data["require_full_playback"],
+            repeat_fraction=data["repeat_fraction"],
+            claim_timeout_s=data["claim_timeout_s"],
+            description=data.get("description") or "",
+        )
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Campaign.Status.choices)
+
+
+class AddAnnotatorsForm(forms.Form):
+    annotators = UserChoices(queryset=_active_users(), required=False)
+    annotator_group = forms.BooleanField(required=False, label="Everyone in the group 'annotators'")
+
+    def chosen(self) -> list:
+        people = list(self.cleaned_data.get("annotators") or [])
+        if self.cleaned_data.get("annotator_group"):
+            people += [u for u in annotator_group_members() if u not in people]
+        return people
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("annotators") and not data.get("annotator_group"):
+            raise forms.ValidationError("Choose annotators, or the group.")
+        return data
+
+
+class GoldForm(forms.Form):
+    gold_answer = forms.ChoiceField(choices=[("", "not gold"), *Item.GoldAnswer.choices], required=False)
+
+
+class ExclusionForm(forms.Form):
+    annotator = forms.ModelChoiceField(queryset=get_user_model().objects.none())
+    reason = forms.CharField(max_length=500, required=False)
+
+    def __init__(self, *args, people=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if people is not None:
+            self.fields["annotator"].queryset = people
+
+
+class ImportJudgmentsForm(forms.Form):
+    file = forms.FileField(help_text="a CSV with a header row (see the formats below)")
+    dry_run = forms.BooleanField(required=False, initial=True, help_text="only check and report")
