@@ -414,6 +414,23 @@ class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return self._set_status(pk, Campaign.Status.CLOSED)
 
     @extend_schema(
+        request=None,
+        responses={202: inline_serializer("NormaliseMediaJob", {"job": serializers.UUIDField()})},
+    )
+    @action(detail=True, methods=["post"], url_path="normalise-media")
+    def normalise_media(self, request, pk=None):
+        """Re-encode every video to one resolution, frame rate and length, as a job (GET /api/jobs/<job>/
+        for progress). The campaign is paused until the job has finished."""
+        from ..renditions import start_normalise_media
+
+        campaign = self._campaign(pk)
+        try:
+            job = start_normalise_media(campaign, created_by=request.user)
+        except CampaignError as exc:
+            return _refusal(exc)
+        return Response({"job": str(job.pk)}, status=202)
+
+    @extend_schema(
         request=AddAnnotatorsSerializer,
         responses={
             200: inline_serializer(

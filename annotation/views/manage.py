@@ -88,6 +88,21 @@ def campaign_status(request, pk):
 
 @manager_required
 @require_POST
+def campaign_normalise_media(request, pk):
+    from ..renditions import start_normalise_media
+
+    campaign = get_object_or_404(Campaign, pk=pk)
+    try:
+        job = start_normalise_media(campaign, created_by=request.user)
+    except CampaignError as exc:
+        messages.error(request, str(exc))
+        return redirect("campaign-detail", pk=campaign.pk)
+    messages.success(request, "Normalising the campaign's media; it is paused until the job has finished.")
+    return redirect("job-detail", job_id=job.pk)
+
+
+@manager_required
+@require_POST
 def campaign_add_annotators(request, pk):
     campaign = get_object_or_404(Campaign, pk=pk)
     form = AddAnnotatorsForm(request.POST)
@@ -221,6 +236,7 @@ urlpatterns = [
     path("<int:pk>/", campaign_detail, name="campaign-detail"),
     path("<int:pk>/status/", campaign_status, name="campaign-status"),
     path("<int:pk>/annotators/", campaign_add_annotators, name="campaign-add-annotators"),
+    path("<int:pk>/normalise-media/", campaign_normalise_media, name="campaign-normalise-media"),
     path("<int:pk>/items/", campaign_items, name="campaign-items"),
     path("<int:pk>/items/<int:item_id>/gold/", item_gold, name="campaign-item-gold"),
     path("<int:pk>/quality/", campaign_quality, name="campaign-quality"),

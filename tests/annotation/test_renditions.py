@@ -428,3 +428,25 @@ def test_rendition_and_its_poster_are_served_to_logged_in_users_under_their_own_
     # The original's own URL keeps working; an unknown id does not.
     assert client.get(f"/media/v/{rendition.video.public_id}.mp4").status_code == 200
     assert client.get(f"/media/v/{'0' * 32}.mp4").status_code == 404
+
+
+def test_managers_start_normalising_from_the_campaign_page_and_the_api(
+    varied_campaign, admin_client, celery_eager, django_capture_on_commit_callbacks
+):
+    page = admin_client.get(f"/campaigns/{varied_campaign.pk}/")
+    assert b"Normalise media" in page.content and b"not normalised" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/campaigns/{varied_campaign.pk}/normalise-media/")
+    assert response.status_code == 302 and "/jobs/" in response["Location"]
+    varied_campaign.refresh_from_db()
+    assert varied_campaign.normalise_media and varied_campaign.status == Campaign.Status.ACTIVE
+    page = admin_client.get(f"/campaigns/{varied_campaign.pk}/")
+    assert b"normalised to 48" in page.content and b"Normalise media" not in page.content
+    again = admin_client.post(f"/api/campaigns/{varied_campaign.pk}/normalise-media/")
+    assert again.status_code == 400 and "already normalised" in again.json()["detail"]
+
+
+def test_annotators_cannot_start_normalising(varied_campaign, client, annotators):
+    client.force_login(annotators(1, prefix="someone")[0])
+    assert client.post(f"/api/campaigns/{varied_campaign.pk}/normalise-media/").status_code == 403
+    assert not Campaign.objects.get(pk=varied_campaign.pk).normalise_media
