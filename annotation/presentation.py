@@ -1,0 +1,133 @@
+"""What an annotator's browser receives. Everything here is in display terms (positions left to right):
+no model, no canonical slot, no item id or position, no campaign name, seed, noise id or per-model
+timestamp ever leaves this module. Video URLs carry only the random public id of the file shown."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.urls import reverse
+
+from generation.models import Video
+from generation.selectors import playable_url, poster_url
+
+from .assignment import annotator_progress, claim_work
+from .models import RUBRIC_DIMENSIONS, Assignment, Campaign, ItemVideo, Judgment, Rendition
+
+
+def _renditions(campaign: Campaign, videos: list[Video]) -> dict[int, Rendition]:
+    if not campaign.normalise_media:
+        return {}
+    rows = Rendition.objects.filter(campaign=campaign, video__in=videos)
+    return {rendition.video_id: rendition for rendition in rows}
+
+
+def _media(video: Video, rendition: Rendition | None) -> dict[str, Any]:
+    if rendition is not None:
+        poster = (
+            reverse("media-poster", kwargs={"public_id": rendition.public_id})
+            if rendition.poster_file
+            else poster_url(video)
+        )
+        return {
+            "url": reverse("media-video", kwargs={"public_id": rendition.public_id}),
+            "poster": poster,
+            "width": rendition.width,
+            "height": rendition.height,
+            "duration_s": rendition.duration_s,
+        }
+    return {
+        "url": playable_url(video),
+        "poster": poster_url(video),
+        "width": video.width,
+        "height": video.height,
+        "duration_s": video.duration_s,
+    }
+
+
+def displayed_videos(assignment: Assignment) -> list[Video]:
+    """The assignment's videos in display order (left to right)."""
+    by_slot = {
+        row.slot: row.video
+        for row in ItemVideo.objects.filter(item_id=assignment.item_id).select_related("video")
+    }
+    return [by_slot[slot] for slot in assignment.presentation]
+
+
+def shown_durations(assignment: Assignment) -> list[float | None]:
+    """Length in seconds of each video as shown (the campaign's rendition when it normalises media)."""
+    videos = displayed_videos(assignment)
+    renditions = _renditions(assignment.campaign, videos)
+    return [_media(video, renditions.get(video.pk))["duration_s"] for video in videos]
+
+
+def answer_view(judgment: Judgment) -> dict[str, Any]:
+    """A stored answer as the annotator gave it: the choice as seen, or the scores by display position."""
+    if judgment.choice:
+        return {"choice": judgment.choice, "revision": judgment.revision}
+    scores = [
+        {"position": score.shown_position, **{dim: getattr(score, dim) for dim in RUBRIC_DIMENSIONS}}
+        for score in sorted(judgment.scores.all(), key=lambda s: s.shown_position)
+    ]
+    return {"scores": scores, "revision": judgment.revision}
+
+
+def progress_view(campaign: Campaign, annotator: AbstractBaseUser) -> dict[str, int]:
+    done, total = annotator_progress(campaign, annotator)
+    return {"done": done, "total": total}
+
+
+def assignment_view(assignment: Assignment, *, progress: dict[str, int] | None = None) -> dict[str, Any]:
+    """Exactly what the annotator's page gets for one item. `progress` may be passed in when the caller
+    already computed it for this annotator."""
+    campaign = assignment.campaign
+    prompt = assignment.item.prompt
+    videos = displayed_videos(assignment)
+    renditions = _renditions(campaign, videos)
+    judgment = (
+        Judgment.objects.filter(assignment=assignment).first()
+        if assignment.status == Assignment.Status.DONE
+        else None
+    )
+    answered = judgment is not None
+    return {
+        "token": assignment.token,
+        "kind": campaign.kind,
+        "prompt": {"text": prompt.text, "language": prompt.language},
+        "videos": [
+            {"position": position, **_media(video, renditions.get(video.pk))}
+            for position, video in enumerate(videos)
+        ],
+        "require_full_playback": campaign.require_full_playback,
+        "progress": progress if progress is not None else progress_view(campaign, assignment.annotator),
+        "is_answered": answered,
+        "answer": answer_view(judgment) if answered else None,
+    }
+
+
+def upcoming_view(assignment: Assignment | None) -> dict[str, Any] | None:
+    """Only what preloading needs: the video URLs of the next item, in display order."""
+    if assignment is None:
+        return None
+    videos = displayed_videos(assignment)
+    renditions = _renditions(assignment.campaign, videos)
+    return {"videos": [_media(video, renditions.get(video.pk))["url"] for video in videos]}
+
+
+def next_view(
+    campaign: Campaign, annotator: AbstractBaseUser, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The annotator's item on screen, the URLs to preload for the one after, and their progress.
+    `done` is true when nothing is left for them (not when others merely hold the last items for now).
+    Raises AssignmentError when the annotator may not work in this campaign."""
+    work = claim_work(campaign, annotator, now=now)
+    progress = progress_view(campaign, annotator)
+    current = work.current
+    return {
+        "done": current is None and progress["done"] >= progress["total"],
+        "assignment": assignment_view(current, progress=progress) if current else None,
+        "upcoming": upcoming_view(work.upcoming),
+        "progress": progress,
+    }

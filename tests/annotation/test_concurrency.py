@@ -1,0 +1,136 @@
+"""Many annotators at once, each in two browser tabs: threads with their own database connections claim
+and answer concurrently. Meant for PostgreSQL (row locks); on SQLite, IMMEDIATE transactions serialise
+the writers and the same test runs too, more slowly."""
+
+import hashlib
+import threading
+import time
+from collections import Counter
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import Count
+
+from annotation.assignment import annotator_progress, claim_work
+from annotation.judging import AnswerError, report_problem, submit_answer
+from annotation.models import Assignment, Judgment
+
+ANNOTATORS = 12
+THREADS_PER_ANNOTATOR = 2
+REQUIRED = 3
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _fraction(token: str, salt: str) -> float:
+    return int(hashlib.sha256(f"{salt}:{token}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def annotate_until_done(campaign, annotator, failures: list, start: threading.Barrier) -> None:
+    """One tab: ask for work and answer it until nothing is left. Both tabs of an annotator see the same
+    item; each answer is a function of the token, so the second tab's copy is an exact double submit."""
+    try:
+        start.wait()
+        for _ in range(2000):
+            current = claim_work(campaign, annotator).current
+            if current is None:
+                done, total = annotator_progress(campaign, annotator)
+                if done >= total:
+                    return
+                time.sleep(0.02)  # others hold the last items; one may report a problem and free it
+                continue
+            try:
+                if _fraction(current.token, "problem") < 0.05:
+                    report_problem(token=current.token, annotator=annotator, kind="video_broken")
+                else:
+                    choice = ("left", "tie", "right")[int(_fraction(current.token, "choice") * 2.999)]
+                    submit_answer(token=current.token, annotator=annotator, payload={"choice": choice})
+            except AnswerError as refused:
+                # The other tab finished this item first and the claim ahead came on screen, or it
+                # reported a problem: both are answers a real page gets and moves on from.
+                if refused.status != 409:
+                    raise
+        failures.append(f"{annotator} never ran out of work")
+    except Exception as exc:  # reported to the main thread, which fails the test
+        failures.append(f"{annotator}: {exc!r}")
+    finally:
+        connection.close()
+
+
+def test_concurrent_annotators_never_overfill_an_item_and_finish_every_item(campaign_factory):
+    campaign = campaign_factory(
+        n_prompts=20, n_annotators=ANNOTATORS, judgments_per_item=REQUIRED, repeat_fraction=0.2
+    )
+    people = list(campaign.annotators.all())
+    failures: list[str] = []
+    start = threading.Barrier(ANNOTATORS * THREADS_PER_ANNOTATOR)
+    threads = [
+        threading.Thread(target=annotate_until_done, args=(campaign, person, failures, start))
+        for person in people
+        for _ in range(THREADS_PER_ANNOTATOR)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    assert failures == []
+
+    first_showings = Judgment.objects.filter(campaign=campaign, is_repeat=False)
+    per_item = dict(first_showings.values_list("item").annotate(n=Count("pk")).values_list("item", "n"))
+    assert set(per_item) == set(campaign.items.values_list("pk", flat=True))
+    assert set(per_item.values()) == {REQUIRED}  # never more, and every item got all it needed
+    for is_repeat in (False, True):
+        per_annotator_item = Counter(
+            Judgment.objects.filter(campaign=campaign, is_repeat=is_repeat).values_list("annotator", "item")
+        )
+        assert max(per_annotator_item.values(), default=1) == 1
+    assert not Assignment.objects.filter(campaign=campaign, status="claimed").exists()
+    answered = Assignment.objects.filter(campaign=campaign, status="done").count()
+    assert answered == Judgment.objects.filter(campaign=campaign).count()
+    assert Judgment.objects.filter(campaign=campaign, is_repeat=True).exists()
+
+
+def test_an_annotator_in_the_middle_of_a_write_does_not_hold_up_another(campaign_factory):
+    """Locks are per annotator and per item: one annotator's open transaction (a slow request) must not
+    lock the campaign's row and with it everybody else's work."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers by design; row locks are a PostgreSQL matter")
+    campaign = campaign_factory(n_prompts=4, n_annotators=2)
+    slow, quick = campaign.annotators.order_by("pk")
+    slow_claim = claim_work(campaign, slow, lookahead=False).current
+    holding, release = threading.Event(), threading.Event()
+    outcome: list = []
+
+    def hold_a_write_open():
+        try:
+            with transaction.atomic():
+                # Holds slow's membership row and assignment, and has written a judgment, but holds no
+                # item lock (a claim of an item does, and others wanting that very item wait for it).
+                submit_answer(token=slow_claim.token, annotator=slow, payload={"choice": "left"})
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def work_meanwhile():
+        try:
+            started = time.monotonic()
+            claim = claim_work(campaign, quick).current
+            submit_answer(token=claim.token, annotator=quick, payload={"choice": "right"})
+            outcome.append(time.monotonic() - started)
+        finally:
+            connection.close()
+
+    blocker = threading.Thread(target=hold_a_write_open)
+    blocker.start()
+    assert holding.wait(timeout=30)
+    worker = threading.Thread(target=work_meanwhile)
+    worker.start()
+    worker.join(timeout=10)
+    finished_while_held = not worker.is_alive()
+    release.set()
+    blocker.join(timeout=30)
+    worker.join(timeout=30)
+    assert finished_while_held, "the second annotator waited for the first one's transaction"
+    assert Judgment.objects.filter(campaign=campaign).count() == 2
