@@ -13,7 +13,9 @@ from .selectors import jobs_queryset
 @login_required
 def home(request):
     if not is_manager(request.user):
-        return render(request, "evalsite/annotator_home.html")
+        from annotation.views.annotate import annotator_tasks
+
+        return render(request, "evalsite/annotator_home.html", {"tasks": annotator_tasks(request.user)})
     from generation.models import Benchmark, Video, VideoModel
 
     context = {
