@@ -1,0 +1,433 @@
+"""Blinding, end to end, for every campaign kind: an annotator logs in and works through a whole campaign
+(home page, annotation page, next, playback events, a problem report, every answer, a revision, recent
+answers), and everything their browser receives — HTML, JSON, headers, the page's static files, every
+video and poster the responses point to, with their container metadata — is scanned for whatever could
+tell which model made a video: model names, versions, checkpoints and primary keys, the campaign's name
+(managers write model names in it), the videos' original file names, seeds and noise ids, canonical
+slots and item positions. The left/right order must put model A on the left in half of the items, and a
+normalising campaign must show every video in one width, height, frame rate and length."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from django.contrib.staticfiles import finders
+from django.test import Client
+from PIL import Image
+
+from annotation.models import Assignment, Campaign, ItemVideo, Rendition
+from annotation.renditions import start_normalise_media
+from generation.models import Video, VideoModel
+from generation.services import (
+    copy_atomically,
+    file_sha256,
+    media_path,
+    original_relpath,
+    playable_relpath,
+    poster_relpath,
+)
+from generation.videofiles import transcode_for_browser
+
+from .conftest import ANNOTATOR_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+# Large explicit keys, so that a key sent to the browser as a number or inside a string stands out.
+SECRET_MODELS = [
+    {
+        "pk": 987654,
+        "name": "Zanzibar-Secret-Model",
+        "version": "v9.87-hidden",
+        "checkpoint": "s3://vault/zanzibar/ckpt-step-771100.safetensors",
+    },
+    {
+        "pk": 876543,
+        "name": "Quokka-Hidden-Engine",
+        "version": "v5.43-private",
+        "checkpoint": "hf://quokka-labs/quokka-t2v-ckpt-55",
+    },
+    {
+        "pk": 765432,
+        "name": "Marmot-Tuned-Variant",
+        "version": "v7.71-dpo",
+        "checkpoint": "/checkpoints/marmot/dpo-step-4242.pt",
+    },
+]
+CAMPAIGN_NAME_TOKEN = "CampaignLabel-Ocelot-5501"
+SEED_BASE = 7_310_551  # library seed k becomes SEED_BASE + 17 k
+
+# Keys that would name a model, a video's origin, the canonical order or when something was made.
+FORBIDDEN_KEYS = {
+    "model",
+    "model_id",
+    "models",
+    "model_name",
+    "left_model",
+    "right_model",
+    "left_video",
+    "right_video",
+    "checkpoint",
+    "version",
+    "name",
+    "campaign",
+    "campaign_name",
+    "slot",
+    "slots",
+    "canonical_slot",
+    "presentation",
+    "item",
+    "item_id",
+    "item_position",
+    "seed",
+    "noise_id",
+    "original_name",
+    "original_file",
+    "gold_answer",
+    "created_at",
+    "updated_at",
+    "claimed_at",
+    "expires_at",
+    "received_at",
+    "video_id",
+}
+# The container and stream tags any MP4 the site makes may carry; anything else is metadata to look at.
+NEUTRAL_MP4_TAGS = {"major_brand", "minor_version", "compatible_brands", "language", "handler_name"}
+
+# Source formats (width, height, fps, frames) given to the models of a normalising campaign, so that
+# without normalisation each model's videos would be recognisable by their shape.
+MODEL_FORMATS = [(64, 48, 12, 18), (48, 64, 24, 30), (80, 60, 15, 24)]
+
+KINDS = [
+    pytest.param("pairwise", {"n_prompts": 4}, False, id="pairwise"),
+    pytest.param("pairwise", {"n_prompts": 4}, True, id="pairwise-normalised"),
+    pytest.param("rubric", {"n_prompts": 2, "rubric_layout": "single"}, False, id="rubric-single"),
+    pytest.param(
+        "rubric", {"n_prompts": 2, "rubric_layout": "together"}, True, id="rubric-together-normalised"
+    ),
+    pytest.param("seed_preference", {"n_prompts": 2, "seeds": 3}, False, id="seed-preference"),
+    pytest.param("ab_shared_noise", {"n_prompts": 2, "seeds": 2}, True, id="ab-shared-noise-normalised"),
+]
+MODEL_COUNT = {"pairwise": 2, "rubric": 3, "seed_preference": 1, "ab_shared_noise": 2}
+
+
+def secret_models(count: int) -> list[VideoModel]:
+    return [VideoModel.objects.create(**fields) for fields in SECRET_MODELS[:count]]
+
+
+def disguise_origins(campaign: Campaign) -> None:
+    """Give the campaign's videos distinctive seeds, noise ids and original file names to look for."""
+    videos = Video.objects.filter(model__campaign_entries__campaign=campaign)
+    for video in videos:
+        video.original_name = f"upload-Kumquat-{video.pk}-take.mp4"
+        video.seed = SEED_BASE + 17 * video.seed
+        # Videos made from one noise keep sharing an id.
+        video.noise_id = f"noise-Wombat-{video.noise_id}" if video.noise_id else ""
+        video.save(update_fields=["original_name", "seed", "noise_id"])
+
+
+def give_each_model_its_own_format(campaign: Campaign, make_video, folder: Path) -> None:
+    """Re-point each model's videos to files of a format of its own, with the model's name written into
+    the original's metadata (the site must never pass it on)."""
+    for entry in campaign.campaign_models.select_related("model"):
+        width, height, fps, frames = MODEL_FORMATS[entry.position]
+        for video in Video.objects.filter(model=entry.model):
+            clip = make_video(
+                folder / f"{entry.model.name}-{video.pk}.mp4",
+                width=width, height=height, fps=fps, frames=frames, seed=video.pk,
+                title=f"{entry.model.name} {entry.model.version}",
+            )  # fmt: skip
+            original = original_relpath(video.public_id, ".mp4")
+            playable, poster = playable_relpath(video.public_id), poster_relpath(video.public_id)
+            copy_atomically(clip, media_path(original))
+            transcode_for_browser(clip, media_path(playable), media_path(poster))
+            Video.objects.filter(pk=video.pk).update(
+                original_file=original,
+                playable_file=playable,
+                poster_file=poster,
+                content_sha256=file_sha256(clip),
+                width=width,
+                height=height,
+                fps=float(fps),
+                frame_count=frames,
+                duration_s=frames / fps,
+            )
+
+
+def keys_and_values(value: Any) -> tuple[set[str], list[Any]]:
+    """Every key and every scalar value in a JSON document."""
+    if isinstance(value, dict):
+        keys, scalars = set(value), []
+        for key, item in value.items():
+            inner_keys, inner_scalars = keys_and_values(item)
+            keys |= inner_keys
+            scalars += [key, *inner_scalars]
+        return keys, scalars
+    if isinstance(value, list):
+        keys, scalars = set(), []
+        for item in value:
+            inner_keys, inner_scalars = keys_and_values(item)
+            keys |= inner_keys
+            scalars += inner_scalars
+        return keys, scalars
+    return set(), [value]
+
+
+@dataclass
+class Received:
+    """Everything one annotator's browser was sent."""
+
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (what, text): bodies and headers
+    documents: list[tuple[str, Any]] = field(default_factory=list)  # parsed JSON: API bodies, page config
+    media: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)  # url → (body, headers)
+    shown: list[dict[str, Any]] = field(default_factory=list)  # every assignment view, as received
+
+
+class AnnotatorBrowser:
+    """A test client that keeps whatever the server sends."""
+
+    def __init__(self, username: str):
+        self.client = Client()
+        self.received = Received()
+        self.request("GET", "/accounts/login/")
+        login = self.client.post("/accounts/login/", {"username": username, "password": ANNOTATOR_PASSWORD})
+        assert login.status_code == 302, "the annotator could not log in"
+        self._keep("POST /accounts/login/", login)
+
+    def request(self, method: str, url: str, body: dict | None = None, expect: int = 200) -> Any:
+        if method == "GET":
+            response = self.client.get(url)
+        else:
+            response = self.client.post(url, json.dumps(body), content_type="application/json")
+        assert response.status_code == expect, (url, response.status_code, response.content[:500])
+        return self._keep(f"{method} {url}", response)
+
+    def _keep(self, what: str, response) -> Any:
+        self.received.texts.append((f"{what} headers", json.dumps(dict(response.headers))))
+        text = response.content.decode()
+        self.received.texts.append((what, text))
+        if response.get("Content-Type", "").startswith("application/json"):
+            document = json.loads(text)
+            self.received.documents.append((what, document))
+            return document
+        for script_id in re.findall(r'<script id="([\w-]+)" type="application/json">', text):
+            block = re.search(rf'<script id="{script_id}" type="application/json">(.*?)</script>', text, re.S)
+            self.received.documents.append((f"{what} #{script_id}", json.loads(block[1])))
+        return text
+
+    def fetch_static_and_media(self) -> None:
+        """What the pages and JSON point the browser at: static files, videos and posters."""
+        for url in sorted(
+            {u for _, text in self.received.texts for u in re.findall(r"/static/[\w./-]+", text)}
+        ):
+            found = finders.find(url.removeprefix("/static/"))
+            assert found, f"the page links to {url}, which does not exist"
+            self.received.texts.append((url, Path(found).read_text(encoding="utf-8")))
+        urls = set()
+        for _, document in self.received.documents:
+            urls |= {
+                v for v in keys_and_values(document)[1] if isinstance(v, str) and v.startswith("/media/")
+            }
+        for _, text in self.received.texts:
+            urls |= set(re.findall(r"/media/[\w./-]+", text))
+        for url in sorted(urls):
+            response = self.client.get(url)
+            assert response.status_code == 200, url
+            self.received.media[url] = (b"".join(response.streaming_content), dict(response.headers))
+            self.received.texts.append((f"GET {url} headers", json.dumps(dict(response.headers))))
+
+
+def answer_for(view: dict[str, Any], turn: int) -> dict[str, Any]:
+    if view["kind"] == "rubric":
+        scores = [
+            {
+                "position": video["position"],
+                "instruction_following": 1 + (turn + video["position"]) % 5,
+                "motion_smoothness": 3,
+                "physical_plausibility": 4,
+                "aesthetic_appeal": 2,
+            }
+            for video in view["videos"]
+        ]
+        return {"scores": scores}
+    return {"choice": ("left", "right", "tie")[turn % 3]}
+
+
+def revised(answer: dict[str, Any]) -> dict[str, Any]:
+    if "choice" in answer:
+        return {"choice": "right" if answer["choice"] != "right" else "left"}
+    return {"scores": [{**score, "motion_smoothness": 5} for score in answer["scores"]]}
+
+
+def work_through(browser: AnnotatorBrowser, campaign: Campaign) -> None:
+    """The whole flow, as the page's script drives it."""
+    browser.request("GET", "/")
+    browser.request("GET", f"/campaigns/{campaign.pk}/annotate/")
+    api = "/api/annotate"
+    state = browser.request("GET", f"{api}/{campaign.pk}/next/")
+    turn, answers = 0, {}
+    while state["assignment"] is not None:
+        view = state["assignment"]
+        browser.received.shown.append(view)
+        token = view["token"]
+        for video in view["videos"]:
+            for event, media_time in (("play", 0.0), ("ended", video["duration_s"])):
+                body = {"position": video["position"], "event": event, "media_time": media_time}
+                browser.request("POST", f"{api}/assignments/{token}/playback/", body, expect=201)
+        if turn == 0:
+            body = {"kind": "video_broken", "note": "the left one stutters"}
+            state = browser.request("POST", f"{api}/assignments/{token}/problem/", body)
+        else:
+            answers[token] = answer_for(view, turn)
+            state = browser.request("POST", f"{api}/assignments/{token}/answer/", answers[token])["next"]
+        turn += 1
+    assert state["done"] is True
+    recent = browser.request("GET", f"{api}/{campaign.pk}/recent/")
+    assert recent["answers"], "the recent answers are listed"
+    token = recent["answers"][0]["token"]
+    browser.request("POST", f"{api}/assignments/{token}/answer/", revised(answers[token]))
+    browser.request("GET", f"{api}/{campaign.pk}/recent/")
+    browser.request("GET", "/")
+    browser.fetch_static_and_media()
+
+
+def secrets_of(campaign: Campaign) -> tuple[list[str], set[int]]:
+    """Texts that must not reach the annotator, and model keys that must not appear as JSON numbers."""
+    models = [entry.model for entry in campaign.campaign_models.select_related("model")]
+    texts = [CAMPAIGN_NAME_TOKEN, campaign.name, "slot0", "slot1"]
+    for model in models:
+        texts += [model.name, model.name.split("-")[0], model.version, str(model), model.checkpoint]
+        texts.append(str(model.pk))
+    videos = Video.objects.filter(pk__in=ItemVideo.objects.filter(item__campaign=campaign).values("video"))
+    for video in videos:
+        texts += [video.original_name, str(video.seed)] + ([video.noise_id] if video.noise_id else [])
+        if campaign.normalise_media:  # the originals' ids stay behind the renditions'
+            texts.append(video.public_id)
+    return [t for t in texts if t], {model.pk for model in models}
+
+
+def check_nothing_names_a_model(received: Received, campaign: Campaign) -> None:
+    texts, model_keys = secrets_of(campaign)
+    for what, text in received.texts:
+        lowered = text.lower()
+        leaked = [secret for secret in texts if secret.lower() in lowered]
+        assert not leaked, f"{what} gives away {leaked}"
+    for what, document in received.documents:
+        keys, scalars = keys_and_values(document)
+        assert not keys & FORBIDDEN_KEYS, f"{what} has the keys {keys & FORBIDDEN_KEYS}"
+        assert not {str(k) for k in model_keys} & keys, f"{what} has a model's key as a JSON key"
+        numbers = {s for s in scalars if isinstance(s, int) and not isinstance(s, bool)}
+        assert not numbers & model_keys, f"{what} has a model's key as a JSON value"
+    for url, (body, headers) in received.media.items():
+        leaked = [secret for secret in texts if secret.encode() in body or secret.lower().encode() in body]
+        assert not leaked, f"{url} contains {leaked}"
+        assert "Last-Modified" not in headers, f"{url} tells when its file was made"
+        disposition = headers.get("Content-Disposition", "")
+        assert not disposition or url.rsplit("/", 1)[1] in disposition, disposition
+        if url.endswith(".jpg"):
+            assert not {"exif", "comment", "xmp"} & set(Image.open(io.BytesIO(body)).info), url
+
+
+def mp4_shapes(received: Received) -> dict[str, tuple]:
+    """(width, height, frame rate, frames, duration) of every video sent, checking its tags on the way."""
+    shapes = {}
+    for url, (body, _) in received.media.items():
+        if not url.endswith(".mp4"):
+            continue
+        with av.open(io.BytesIO(body)) as container:
+            stream = container.streams.video[0]
+            tags = {**container.metadata, **stream.metadata}
+            assert set(tags) <= NEUTRAL_MP4_TAGS, f"{url} carries the tags {set(tags) - NEUTRAL_MP4_TAGS}"
+            assert not container.streams.audio
+            frames = sum(1 for _ in container.decode(stream))
+            duration = float(stream.duration * stream.time_base)
+            shapes[url] = (stream.codec_context.width, stream.codec_context.height, stream.average_rate)
+            shapes[url] += (frames, round(duration, 6))
+    return shapes
+
+
+def video_behind(url: str) -> Video:
+    public_id = url.rsplit("/", 1)[1].removesuffix(".mp4")
+    video = Video.objects.filter(public_id=public_id).first()
+    return video or Rendition.objects.select_related("video").get(public_id=public_id).video
+
+
+def check_model_a_is_left_in_half_the_items(received: Received) -> None:
+    """Canonical slot 0 (model A of a pairwise or A/B campaign, the first seed of a seed pair) is on the
+    left in half of the items the annotator was shown, within one."""
+    left_is_slot_0 = []
+    for view in received.shown:
+        assert [v["position"] for v in view["videos"]] == list(range(len(view["videos"])))
+        item = Assignment.objects.get(token=view["token"]).item
+        slot_0 = ItemVideo.objects.get(item=item, slot=0).video
+        left_is_slot_0.append(video_behind(view["videos"][0]["url"]) == slot_0)
+    shown = len(left_is_slot_0)
+    assert shown >= 4
+    assert abs(sum(left_is_slot_0) - shown / 2) <= 1, left_is_slot_0
+
+
+@pytest.mark.parametrize(("kind", "options", "normalise"), KINDS)
+def test_nothing_the_annotator_receives_tells_which_model_made_a_video(
+    kind,
+    options,
+    normalise,
+    campaign_factory,
+    make_video,
+    tmp_path,
+    admin_user,
+    celery_eager,
+    django_capture_on_commit_callbacks,
+):
+    models = secret_models(MODEL_COUNT[kind])
+    campaign = campaign_factory(
+        kind,
+        n_annotators=1,
+        models=models,
+        name=f"{' vs '.join(str(m) for m in models)} {CAMPAIGN_NAME_TOKEN}",
+        description="Watch both videos to the end, then answer.",
+        **options,
+    )
+    disguise_origins(campaign)
+    if normalise:
+        give_each_model_its_own_format(campaign, make_video, tmp_path / "formats")
+        with django_capture_on_commit_callbacks(execute=True):
+            job = start_normalise_media(campaign, created_by=admin_user)
+        job.refresh_from_db()
+        assert job.status == "succeeded", job.error
+        campaign.refresh_from_db()
+        assert campaign.normalise_media and campaign.status == Campaign.Status.ACTIVE
+
+    browser = AnnotatorBrowser(campaign.annotators.get().username)
+    work_through(browser, campaign)
+    received = browser.received
+
+    assert len(received.shown) == campaign.items.count()
+    shown_urls = {video["url"] for view in received.shown for video in view["videos"]}
+    assert shown_urls <= set(received.media), "every video shown was fetched and scanned"
+    check_nothing_names_a_model(received, campaign)
+    shapes = mp4_shapes(received)
+    if campaign.is_paired:
+        check_model_a_is_left_in_half_the_items(received)
+    if normalise:
+        fmt = campaign.normalised_format
+        assert len({video_behind(url).model_id for url in shown_urls}) == len(models)
+        assert len({(v.width, v.height, v.fps) for v in map(video_behind, shown_urls)}) > 1
+        assert set(shapes.values()) == {
+            (
+                fmt["width"],
+                fmt["height"],
+                fmt["fps"],
+                round(fmt["duration_s"] * fmt["fps"]),
+                fmt["duration_s"],
+            )
+        }
+        described = {
+            (v["width"], v["height"], v["duration_s"]) for view in received.shown for v in view["videos"]
+        }
+        assert described == {(fmt["width"], fmt["height"], fmt["duration_s"])}
