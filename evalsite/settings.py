@@ -2,6 +2,7 @@
 configuration table documents each one. The defaults need no external service: a SQLite file, a
 filesystem message broker and media under ./var."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -114,6 +115,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("EVALSITE_STATIC_ROOT", DATA_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
+# plotly.js for the result plots, served from the plotly package's own copy (no CDN): templates load
+# {% static 'vendor/plotly/plotly.min.js' %}.
+_plotly_spec = importlib.util.find_spec("plotly")
+STATICFILES_DIRS = (
+    [("vendor/plotly", str(Path(next(iter(_plotly_spec.submodule_search_locations))) / "package_data"))]
+    if _plotly_spec and _plotly_spec.submodule_search_locations
+    else []
+)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

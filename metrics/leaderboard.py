@@ -1,0 +1,314 @@
+"""The leaderboard across all models and campaigns: Bradley-Terry ratings from every pairwise judgment
+(pairwise and A/B campaigns), 95% bootstrap intervals, an interval-respecting rank, battle counts, mean
+Metric-2 scores from the rubric campaigns, and the automatic metrics where they exist.
+
+The method (Chatbot Arena's):
+- each analysed paired judgment is one battle between its left and right model; a tie counts as half a win
+  for each side;
+- ratings are the maximum-likelihood Bradley-Terry fit, base 10, scale 400, mean 1000
+  (`metrics.stats.ratings`);
+- the 95% interval is the percentile interval over `rounds` (>= 1000 on the page) bootstrap rounds that
+  resample the battles with replacement;
+- rank = 1 + the number of models whose lower bound is above this model's upper bound, so models whose
+  intervals overlap share a rank.
+
+The judgments are counted in the database (one GROUP BY over (left model, right model, choice)); only those
+counts reach Python. The fit is cached under a digest of the counts themselves, so any change to the
+judgments gives a new key and a cached fit is never stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.db.models import Avg, Count
+
+from annotation.models import RUBRIC_DIMENSIONS, Campaign
+from generation.models import Benchmark, Category, Video, VideoModel
+from metrics.human import (
+    BattleCount,
+    JudgmentFilters,
+    JudgmentScope,
+    battle_counts,
+    judgment_scope,
+    judgments_fingerprint,
+    rubric_means,
+)
+from metrics.models import AutoScore, ScoreSettings
+from metrics.results import DIMENSION_LABELS, Column, Table, plot
+from metrics.stats.ratings import A_WINS, B_WINS, TIE, BattleRows, bootstrap_ratings, rank_with_intervals
+
+DEFAULT_ROUNDS = 1000
+PAIRED_KINDS_RATED = (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE)
+ALL_POOL = "all"
+OUTCOME_CODES = {"left": A_WINS, "tie": TIE, "right": B_WINS}
+AUTO_METRICS = (AutoScore.Metric.CLIP_SCORE, AutoScore.Metric.MOTION_MEAN)
+TIES_NOTE = (
+    "Ties count as half a win for each side (as Chatbot Arena counts them). Ratings: maximum-likelihood "
+    "Bradley-Terry, base 10, scale 400, mean 1000; 95% intervals from {rounds} bootstrap rounds over battles; "
+    "a rank counts the models whose interval lies wholly above this model's, so overlapping models share a rank."
+)
+
+
+class LeaderboardError(ValueError):
+    """A filter that names nothing; the message is for the person who sent it."""
+
+
+def parse_filters(params: Mapping[str, str]) -> JudgmentFilters:
+    """Filters from a query string: benchmark (slug), category (id), pool (a group name, or "all") and
+    campaign (id or name). Raises LeaderboardError naming the bad value."""
+    benchmark_id = category_id = campaign_id = None
+    pool: str | None = None
+    slug = (params.get("benchmark") or "").strip()
+    if slug:
+        benchmark_id = Benchmark.objects.filter(slug=slug).values_list("pk", flat=True).first()
+        if benchmark_id is None:
+            raise LeaderboardError(f"no benchmark with the slug {slug!r}")
+    category = (params.get("category") or "").strip()
+    if category:
+        if not category.isdigit():
+            raise LeaderboardError(f"category must be a category id, got {category!r}")
+        found = Category.objects.filter(pk=int(category)).values_list("pk", "benchmark_id").first()
+        if found is None:
+            raise LeaderboardError(f"no category with the id {category}")
+        if benchmark_id is not None and found[1] != benchmark_id:
+            raise LeaderboardError(f"category {category} is not in the benchmark {slug!r}")
+        category_id = found[0]
+    pool_name = (params.get("pool") or "").strip()
+    if pool_name and pool_name != ALL_POOL:
+        if not Group.objects.filter(name=pool_name).exists():
+            raise LeaderboardError(f"no annotator pool (group) named {pool_name!r}")
+        pool = pool_name
+    campaign = (params.get("campaign") or "").strip()
+    if campaign:
+        query = (
+            Campaign.objects.filter(pk=int(campaign))
+            if campaign.isdigit()
+            else Campaign.objects.filter(name=campaign)
+        )
+        campaign_id = query.values_list("pk", flat=True).first()
+        if campaign_id is None:
+            raise LeaderboardError(f"no campaign with the id or name {campaign!r}")
+    return JudgmentFilters(
+        benchmark_id=benchmark_id, category_id=category_id, pool=pool, campaign_id=campaign_id
+    )
+
+
+def leaderboard_filter_options() -> dict[str, list[dict[str, Any]]]:
+    """What the leaderboard's filters can choose from (four queries)."""
+    return {
+        "benchmarks": list(Benchmark.objects.order_by("name").values("slug", "name")),
+        "categories": list(
+            Category.objects.select_related("benchmark")
+            .order_by("benchmark__name", "position")
+            .values("pk", "name", "benchmark__name")
+        ),
+        "pools": list(Group.objects.order_by("name").values_list("name", flat=True)),
+        "campaigns": list(
+            Campaign.objects.filter(kind__in=[*PAIRED_KINDS_RATED, Campaign.Kind.RUBRIC])
+            .order_by("-created_at", "-id")
+            .values("pk", "name")
+        ),
+    }
+
+
+def battle_rows(counts: list[BattleCount], index: dict[int, int]) -> BattleRows:
+    """The database's counts as the unique (model A, model B, outcome) rows the rating code fits."""
+    triples: dict[tuple[int, int, int], int] = defaultdict(int)
+    for row in counts:
+        triples[(index[row.left_model_id], index[row.right_model_id], OUTCOME_CODES[row.choice])] += row.n
+    keys = sorted(triples)
+    array = np.array(keys, dtype=np.int64).reshape(-1, 3)
+    return BattleRows(
+        model_a=array[:, 0],
+        model_b=array[:, 1],
+        outcome=array[:, 2],
+        count=np.array([triples[k] for k in keys], dtype=np.int64),
+    )
+
+
+def cached_battle_counts(scope: JudgmentScope) -> list[BattleCount]:
+    """`battle_counts`, cached under what defines them: the filters, the exclusions and the judgments'
+    fingerprint (count, newest id, revisions), so a new, changed or deleted judgment is never missed."""
+    key_source = repr(
+        (scope.filters, scope.paired_campaign_ids, str(scope.left_out), judgments_fingerprint())
+    )
+    key = f"metrics:battles:{hashlib.sha256(key_source.encode()).hexdigest()}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = battle_counts(scope)
+        cache.set(key, counts, timeout=24 * 3600)
+    return counts
+
+
+def fitted_ratings(rows: BattleRows, n_models: int, *, rounds: int, seed: int) -> dict[str, list[float]]:
+    """Ratings with their intervals, cached under a digest of the battle counts (which are the data)."""
+    digest = hashlib.sha256()
+    for array in (rows.model_a, rows.model_b, rows.outcome, rows.count):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    key = f"metrics:bt:{digest.hexdigest()}:{n_models}:{rounds}:{seed}"
+    fit = cache.get(key)
+    if fit is None:
+        result = bootstrap_ratings(rows, n_models, rounds=rounds, seed=seed)
+        fit = {
+            "ratings": result.ratings.tolist(),
+            "lower": result.lower.tolist(),
+            "upper": result.upper.tolist(),
+        }
+        cache.set(key, fit, timeout=24 * 3600)
+    return fit
+
+
+def auto_metric_means(model_ids: list[int], filters: JudgmentFilters) -> tuple[list[dict[str, Any]], dict]:
+    """Per automatic metric, the settings with the most scores among these models, and each model's mean
+    with those settings: ([{metric, label, settings}], {(model id, metric): (mean, count)}). Two queries."""
+    scores = AutoScore.objects.filter(
+        video__model_id__in=model_ids, video__status=Video.Status.READY, metric__in=AUTO_METRICS
+    )
+    if filters.benchmark_id is not None:
+        scores = scores.filter(video__prompt__benchmark_id=filters.benchmark_id)
+    if filters.category_id is not None:
+        scores = scores.filter(video__prompt__category_id=filters.category_id)
+    groups = list(
+        scores.order_by()
+        .values_list("video__model_id", "metric", "settings_id")
+        .annotate(mean=Avg("value"), n=Count("id"))
+    )
+    totals: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for _, metric, settings_id, _, n in groups:
+        totals[metric][settings_id] += n
+    chosen = {
+        metric: max(per_settings, key=lambda s: (per_settings[s], s))
+        for metric, per_settings in totals.items()
+    }
+    settings = ScoreSettings.objects.in_bulk(set(chosen.values())) if chosen else {}
+    labels = dict(AutoScore.Metric.choices)
+    columns = [
+        {"metric": metric, "label": labels[metric], "settings": settings[chosen[metric]].label}
+        for metric in AUTO_METRICS
+        if metric in chosen
+    ]
+    means = {
+        (model_id, metric): (mean, n)
+        for model_id, metric, settings_id, mean, n in groups
+        if chosen.get(metric) == settings_id
+    }
+    return columns, means
+
+
+def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> dict[str, Any]:
+    """The leaderboard as a JSON-ready dict: {filters, battles, rounds, note, tables: [leaderboard],
+    plots: [ratings]}. About ten queries, whatever the number of judgments."""
+    scope = judgment_scope(filters)
+    counts = cached_battle_counts(scope)
+    means = rubric_means(scope)
+    rated_ids = sorted({c.left_model_id for c in counts} | {c.right_model_id for c in counts})
+    model_ids = sorted(set(rated_ids) | set(means))
+    models = VideoModel.objects.in_bulk(model_ids)
+    auto_columns, auto_means = auto_metric_means(model_ids, filters) if model_ids else ([], {})
+
+    record: dict[int, list[int]] = {model_id: [0, 0, 0] for model_id in model_ids}  # wins, ties, losses
+    for row in counts:
+        left, right = record[row.left_model_id], record[row.right_model_id]
+        if row.choice == "tie":
+            left[1] += row.n
+            right[1] += row.n
+        else:
+            winner, loser = (left, right) if row.choice == "left" else (right, left)
+            winner[0] += row.n
+            loser[2] += row.n
+
+    fit: dict[str, list[float]] = {}
+    ranks: list[int] = []
+    if len(rated_ids) >= 2:
+        index = {model_id: i for i, model_id in enumerate(rated_ids)}
+        fit = fitted_ratings(battle_rows(counts, index), len(rated_ids), rounds=rounds, seed=seed)
+        ranks = rank_with_intervals(fit["lower"], fit["upper"])
+    position = {model_id: i for i, model_id in enumerate(rated_ids)} if fit else {}
+
+    rows = []
+    for model_id in model_ids:
+        wins, ties, losses = record[model_id]
+        row: dict[str, Any] = {
+            "rank": None,
+            "model_id": model_id,
+            "model": models[model_id].label,
+            "rating": None,
+            "ci_low": None,
+            "ci_high": None,
+            "battles": wins + ties + losses,
+            "wins": wins,
+            "ties": ties,
+            "losses": losses,
+        }
+        if model_id in position:
+            i = position[model_id]
+            row.update(
+                rank=ranks[i], rating=fit["ratings"][i], ci_low=fit["lower"][i], ci_high=fit["upper"][i]
+            )
+        rubric = means.get(model_id, {})
+        for dim in RUBRIC_DIMENSIONS:
+            row[dim] = rubric.get(dim)
+        row["rubric_scores"] = rubric.get("n")
+        for column in auto_columns:
+            mean = auto_means.get((model_id, column["metric"]))
+            row[column["metric"]] = mean[0] if mean else None
+        rows.append(row)
+    rows.sort(key=lambda r: (r["rating"] is None, -(r["rating"] or 0.0), r["model"]))
+
+    table = Table(
+        "leaderboard",
+        "Leaderboard",
+        [
+            Column("rank", "Rank", "int"),
+            Column("model", "Model"),
+            Column("rating", "Rating", "rating"),
+            Column("ci_low", "95% CI low", "rating"),
+            Column("ci_high", "95% CI high", "rating"),
+            Column("battles", "Battles", "int"),
+            Column("wins", "Wins", "int"),
+            Column("ties", "Ties", "int"),
+            Column("losses", "Losses", "int"),
+            *[Column(dim, f"{DIMENSION_LABELS[dim]} (mean)", "mean") for dim in RUBRIC_DIMENSIONS],
+            Column("rubric_scores", "Rubric scores", "int"),
+            *[Column(c["metric"], c["label"], "float") for c in auto_columns],
+        ],
+        rows,
+        note=TIES_NOTE.format(rounds=rounds),
+    )
+    rated = [r for r in rows if r["rating"] is not None]
+    figure = plot(
+        "ratings",
+        "Bradley-Terry ratings with 95% intervals",
+        [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": [r["model"] for r in rated],
+                "y": [r["rating"] for r in rated],
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r["ci_high"] - r["rating"] for r in rated],
+                    "arrayminus": [r["rating"] - r["ci_low"] for r in rated],
+                },
+            }
+        ],
+        yaxis={"title": {"text": "rating"}},
+    )
+    return {
+        "filters": filters.as_dict(),
+        "battles": sum(c.n for c in counts),
+        "rounds": rounds,
+        "seed": seed,
+        "note": TIES_NOTE.format(rounds=rounds),
+        "auto_metric_settings": auto_columns,
+        "tables": [table.as_dict()],
+        "plots": [figure] if rated else [],
+    }

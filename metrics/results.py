@@ -1,0 +1,896 @@
+"""The results of one campaign: the report's tables, significance, agreement and plots, assembled from the
+rows `metrics.human.load_campaign` gives by calling the pure statistics in `metrics.stats`.
+
+Everything comes out as one JSON-ready dict (`campaign_results`): the page, the API, the downloads and the
+`results` command all show the same numbers. A table is {key, title, note, columns: [{key, label, kind}],
+rows: [{column key: value}]}; a plot is a plotly figure {key, title, data, layout}.
+
+Conventions (also said on the page):
+- Metric-1 is counted from model A's side (A = position 0 of the campaign): wins-ties-losses of A against
+  B. Win rate = wins / (wins + losses); the sign test is two-sided on wins against losses (ties dropped);
+  the 95% interval of the win rate is bootstrapped over prompts (all judgments of a drawn prompt together).
+- Metric-2 sums are over every analysed annotator and prompt; the paired test per dimension is the Wilcoxon
+  signed-rank test over prompts of the per-prompt means across annotators, zero differences dropped.
+- A/B with shared noise: the preferred model gets 1 point, "no preference" 0.5 each; shares in percent.
+- Agreement on pairwise answers uses the canonical preference (A better / tie / B better), never the side
+  chosen: sides are randomised per annotator, so "left" means different models to different annotators.
+  Rubric agreement is ordinal per dimension with units = (prompt, video). Fleiss' kappa needs the same
+  number of raters on every unit, so it uses the units with the most common number of raters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+from django.core.cache import cache
+
+from annotation.models import RUBRIC_DIMENSIONS, Campaign
+from metrics.human import CampaignJudgments, PairedJudgment, RubricRow, load_campaign
+from metrics.stats.agreement import fleiss_kappa, krippendorff_alpha, pairwise_agreement, position_bias
+from metrics.stats.pairwise import WinTieLoss, bootstrap_over_prompts, majority, sign_test
+from metrics.stats.preference_share import preference_shares
+from metrics.stats.scores import paired_wilcoxon, score_summary
+
+DEFAULT_ROUNDS = 1000
+MIN_ROUNDS, MAX_ROUNDS = 100, 20000
+OVERALL = "Overall"
+POOLED = "Pooled"
+ALL_ANNOTATORS = "All annotators"
+DIMENSION_LABELS = {
+    "instruction_following": "Instruction following",
+    "motion_smoothness": "Motion smoothness",
+    "physical_plausibility": "Physical plausibility",
+    "aesthetic_appeal": "Aesthetic appeal",
+}
+CANONICAL_LABELS = {"a": "A better", "tie": "tie", "b": "B better"}
+RESULTS_FORMAT_VERSION = 1  # part of the cache key: bump when the shape or the method changes
+
+
+class ResultsError(ValueError):
+    """Bad input to a results read; the message is for the person who asked."""
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = "text"  # text | int | float | mean | pct | p | rating
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "note": self.note,
+            "columns": [{"key": c.key, "label": c.label, "kind": c.kind} for c in self.columns],
+            "rows": self.rows,
+        }
+
+
+def plot(key: str, title: str, data: list[dict[str, Any]], **layout: Any) -> dict[str, Any]:
+    return {"key": key, "title": title, "data": data, "layout": {"title": {"text": title}, **layout}}
+
+
+def check_rounds(rounds: int | str | None) -> int:
+    """Bootstrap rounds from user input, or a ResultsError saying what is allowed."""
+    if rounds is None or rounds == "":
+        return DEFAULT_ROUNDS
+    try:
+        value = int(rounds)
+    except (TypeError, ValueError):
+        raise ResultsError(f"rounds must be a whole number, got {rounds!r}") from None
+    if not MIN_ROUNDS <= value <= MAX_ROUNDS:
+        raise ResultsError(f"rounds must be between {MIN_ROUNDS} and {MAX_ROUNDS}, got {value}")
+    return value
+
+
+def campaign_results(campaign: Campaign, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> dict[str, Any]:
+    """Every table and plot of the campaign's results. Cached under a digest of the loaded judgments, so an
+    answer changed, added or excluded anywhere gives a new key: the cache never shows stale numbers."""
+    data = load_campaign(campaign)
+    key = f"metrics:campaign-results:{RESULTS_FORMAT_VERSION}:{data.fingerprint}:{rounds}:{seed}"
+    results = cache.get(key)
+    if results is None:
+        results = build_results(data, rounds=rounds, seed=seed)
+        cache.set(key, results, timeout=24 * 3600)
+    return results
+
+
+def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> dict[str, Any]:
+    campaign = data.campaign
+    models = [
+        {"position": i, "role": _role(campaign, i), "id": m.pk, "label": m.label}
+        for i, m in enumerate(data.models)
+    ]
+    tables: list[Table] = []
+    plots: list[dict[str, Any]] = []
+    notes: list[str] = []
+    if campaign.kind in (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE) and data.paired:
+        metric1_tables, metric1_plot = _metric1(data, rounds, seed)
+        tables += metric1_tables
+        plots.append(metric1_plot)
+        notes.append(
+            f"Metric-1 is counted from model A's side ({data.models[0].label}): wins-ties-losses of A against "
+            f"B ({data.models[1].label}). Win rate = wins / (wins + losses); the sign test is two-sided on "
+            "wins against losses, ties dropped; the 95% interval of the win rate is bootstrapped over prompts "
+            f"({rounds} rounds)."
+        )
+    if campaign.kind == Campaign.Kind.AB_SHARED_NOISE and data.paired:
+        share_table, share_plot = _ab_shares(data, rounds, seed)
+        tables.append(share_table)
+        plots.append(share_plot)
+        notes.append(
+            "A/B shares: the preferred model gets 1 point, 'no preference' gives each model 0.5; the 95% "
+            "interval of each share is bootstrapped over prompts."
+        )
+    if campaign.kind == Campaign.Kind.SEED_PREFERENCE and data.paired:
+        tables.append(_seed_preference_summary(data))
+    if campaign.kind == Campaign.Kind.RUBRIC and data.rubric:
+        metric2_tables, metric2_plot = _metric2(data)
+        tables += metric2_tables
+        plots.append(metric2_plot)
+        notes.append(
+            "Metric-2 sums are over every analysed annotator and prompt; the paired test per dimension is the "
+            "Wilcoxon signed-rank test over prompts of the per-prompt means across annotators (two-sided, "
+            "zero differences dropped)."
+        )
+    if data.paired:
+        agreement_tables, heatmap = _paired_agreement(data)
+        tables += agreement_tables
+        if heatmap:
+            plots.append(heatmap)
+        notes.append(
+            "Agreement on pairwise answers is measured on the canonical preference (A better / tie / B "
+            "better), not on the side chosen: sides are randomised per annotator, so 'left' shows different "
+            "models to different annotators. Krippendorff's alpha is nominal; Fleiss' kappa uses the units "
+            "with the most common number of raters. Position bias is the share of 'left' answers."
+        )
+    if data.rubric:
+        agreement_tables, heatmap = _rubric_agreement(data)
+        tables += agreement_tables
+        if heatmap:
+            plots.append(heatmap)
+        notes.append(
+            "Rubric agreement: Krippendorff's alpha is ordinal for each dimension, with units = (prompt, "
+            "video); Fleiss' kappa (scores 1-5 as categories) uses the units with the most common number of "
+            "raters; the matrix gives the share of (video, dimension) scores two annotators gave alike."
+        )
+    if not data.paired and not data.rubric:
+        notes.append("No analysable judgment yet.")
+    return {
+        "campaign": {
+            "id": campaign.pk,
+            "name": campaign.name,
+            "kind": campaign.kind,
+            "kind_label": campaign.get_kind_display(),
+            "benchmark": campaign.benchmark.slug,
+        },
+        "models": models,
+        "annotators": data.annotators,
+        "judgments_analysed": len(
+            {j.judgment_id for j in data.paired} | {r.judgment_id for r in data.rubric}
+        ),
+        "rounds": rounds,
+        "seed": seed,
+        "skipped": data.skipped.as_dict(),
+        "notes": notes,
+        "tables": [t.as_dict() for t in tables],
+        "plots": plots,
+    }
+
+
+def _role(campaign: Campaign, position: int) -> str:
+    if campaign.kind in (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE):
+        return "A" if position == 0 else "B"
+    return ""
+
+
+def _categories(prompts: Iterable[Any]) -> list[str]:
+    """Category names in benchmark order."""
+    seen = {(p.category_position, p.category) for p in prompts}
+    return [name for _, name in sorted(seen)]
+
+
+def _annotator_key(username: str) -> str:
+    return f"annotator:{username}"
+
+
+def _number(value: float | None) -> float | None:
+    """A JSON-safe float: NaN (undefined) becomes None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+# ------------------------------------------------------------------------------------------ Metric-1
+
+OUTCOME_INDEX = {"win": 0, "tie": 1, "loss": 2}
+
+
+def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Table], dict[str, Any]]:
+    a_label, b_label = data.models[0].label, data.models[1].label
+    categories = _categories(j.prompt for j in data.paired)
+    scopes = [OVERALL, *categories]
+    people = [*data.annotators, POOLED]
+    # (scope, annotator) -> prompt id -> [wins, ties, losses]
+    per_prompt: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(dict)
+    for judgment in data.paired:
+        outcome = OUTCOME_INDEX[judgment.outcome_for_a]
+        for scope in (OVERALL, judgment.prompt.category):
+            for person in (judgment.annotator, POOLED):
+                counts = per_prompt[(scope, person)].setdefault(judgment.prompt.prompt_id, [0, 0, 0])
+                counts[outcome] += 1
+
+    long_rows: list[dict[str, Any]] = []
+    wide_rows: list[dict[str, Any]] = []
+    for scope in scopes:
+        wide = {"category": scope}
+        for person in people:
+            prompts = per_prompt.get((scope, person))
+            if not prompts:
+                wide[_annotator_key(person)] = None
+                continue
+            wins, ties, losses = (sum(c[i] for c in prompts.values()) for i in range(3))
+            counts = WinTieLoss(wins, ties, losses)
+            low, high = bootstrap_over_prompts(
+                [tuple(c) for c in prompts.values()], rounds=rounds, seed=seed, statistic="win_rate"
+            )
+            wide[_annotator_key(person)] = str(counts)
+            long_rows.append(
+                {
+                    "category": scope,
+                    "annotator": person,
+                    "wins": wins,
+                    "ties": ties,
+                    "losses": losses,
+                    "wtl": str(counts),
+                    "judgments": counts.total,
+                    "prompts": len(prompts),
+                    "win_rate": _number(counts.win_rate),
+                    "ci_low": _number(low),
+                    "ci_high": _number(high),
+                    "sign_p": sign_test(wins, losses),
+                }
+            )
+        wide_rows.append(wide)
+
+    title_pair = f"{a_label} (A) vs {b_label} (B)"
+    wide_table = Table(
+        "metric1_wtl",
+        f"Metric-1: wins-ties-losses of A, per category and annotator — {title_pair}",
+        [
+            Column("category", "Category"),
+            *[Column(_annotator_key(p), p) for p in data.annotators],
+            Column(_annotator_key(POOLED), POOLED),
+        ],
+        wide_rows,
+        note="The shape of the report's Tables 7, 9 and 10.",
+    )
+    long_table = Table(
+        "metric1_rows",
+        f"Metric-1 with win rates, intervals and sign tests — {title_pair}",
+        [
+            Column("category", "Category"),
+            Column("annotator", "Annotator"),
+            Column("wins", "Wins", "int"),
+            Column("ties", "Ties", "int"),
+            Column("losses", "Losses", "int"),
+            Column("wtl", "W-T-L"),
+            Column("judgments", "Judgments", "int"),
+            Column("prompts", "Prompts", "int"),
+            Column("win_rate", "Win rate of A", "float"),
+            Column("ci_low", "95% CI low", "float"),
+            Column("ci_high", "95% CI high", "float"),
+            Column("sign_p", "Sign test p", "p"),
+        ],
+        long_rows,
+        note=f"Win rate = wins / (wins + losses); interval bootstrapped over prompts ({rounds} rounds); "
+        "two-sided sign test of wins against losses.",
+    )
+
+    votes: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    prompt_info = {}
+    for judgment in data.paired:
+        votes[judgment.prompt.prompt_id][judgment.annotator].append(judgment.outcome_for_a)
+        prompt_info[judgment.prompt.prompt_id] = judgment.prompt
+    prompt_rows = []
+    for prompt_id, prompt in sorted(prompt_info.items(), key=lambda item: item[1].position):
+        row: dict[str, Any] = {"prompt": prompt.position, "category": prompt.category, "text": prompt.text}
+        all_votes: list[str] = []
+        for person in data.annotators:
+            mine = votes[prompt_id].get(person, [])
+            row[_annotator_key(person)] = " ".join(mine) if mine else None
+            all_votes += mine
+        counts = Counter(all_votes)
+        row["wtl"] = f"{counts['win']}-{counts['tie']}-{counts['loss']}"
+        row["majority"] = majority(all_votes)
+        prompt_rows.append(row)
+    prompt_table = Table(
+        "metric1_prompts",
+        "Metric-1 per prompt: each annotator's vote (from A's side) and the majority",
+        [
+            Column("prompt", "Prompt", "int"),
+            Column("category", "Category"),
+            Column("text", "Text"),
+            *[Column(_annotator_key(p), p) for p in data.annotators],
+            Column("wtl", "W-T-L"),
+            Column("majority", "Majority"),
+        ],
+        prompt_rows,
+        note="The majority is 'tie' when two outcomes share the top count.",
+    )
+
+    pooled = [r for r in long_rows if r["annotator"] == POOLED]
+    figure = plot(
+        "wtl_by_category",
+        f"Wins, ties and losses of A per category (pooled) — {title_pair}",
+        [
+            {
+                "type": "bar",
+                "name": name,
+                "x": [r["category"] for r in pooled],
+                "y": [r[key] for r in pooled],
+                "marker": {"color": color},
+            }
+            for name, key, color in (
+                (f"A wins ({a_label})", "wins", "#2b8a3e"),
+                ("Tie", "ties", "#adb5bd"),
+                (f"B wins ({b_label})", "losses", "#c92a2a"),
+            )
+        ],
+        barmode="stack",
+        yaxis={"title": {"text": "judgments"}},
+    )
+    return [wide_table, long_table, prompt_table], figure
+
+
+def _ab_shares(data: CampaignJudgments, rounds: int, seed: int) -> tuple[Table, dict[str, Any]]:
+    points = {"a": "a", "tie": "none", "b": "b"}
+    by_scope: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for judgment in data.paired:
+        entry = (judgment.prompt.prompt_id, points[judgment.canonical])
+        by_scope[OVERALL].append(entry)
+        by_scope[judgment.prompt.category].append(entry)
+    a_label, b_label = data.models[0].label, data.models[1].label
+    rows = []
+    for scope in [OVERALL, *_categories(j.prompt for j in data.paired)]:
+        shares = preference_shares(by_scope[scope], rounds=rounds, seed=seed)
+        for role, label, points_, share, (low, high) in (
+            ("A", a_label, shares.points_a, shares.share_a, shares.ci_a),
+            ("B", b_label, shares.points_b, shares.share_b, shares.ci_b),
+        ):
+            rows.append(
+                {
+                    "category": scope,
+                    "model": f"{label} ({role})",
+                    "points": points_,
+                    "share": share,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "judgments": shares.n_judgments,
+                    "prompts": shares.n_prompts,
+                }
+            )
+    table = Table(
+        "ab_shares",
+        "A/B with shared noise: preference shares",
+        [
+            Column("category", "Category"),
+            Column("model", "Model"),
+            Column("points", "Points", "mean"),
+            Column("share", "Share", "pct"),
+            Column("ci_low", "95% CI low", "pct"),
+            Column("ci_high", "95% CI high", "pct"),
+            Column("judgments", "Judgments", "int"),
+            Column("prompts", "Prompts", "int"),
+        ],
+        rows,
+        note="Preferred model 1 point, no preference 0.5 each (the report's 55% vs 45%).",
+    )
+    overall = [r for r in rows if r["category"] == OVERALL]
+    figure = plot(
+        "ab_shares",
+        "Preference shares with 95% intervals",
+        [
+            {
+                "type": "bar",
+                "x": [r["model"] for r in overall],
+                "y": [r["share"] for r in overall],
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r["ci_high"] - r["share"] for r in overall],
+                    "arrayminus": [r["share"] - r["ci_low"] for r in overall],
+                },
+            }
+        ],
+        yaxis={"title": {"text": "share (%)"}, "range": [0, 100]},
+    )
+    return table, figure
+
+
+def _seed_preference_summary(data: CampaignJudgments) -> Table:
+    rows = []
+    for person in [*data.annotators, ALL_ANNOTATORS]:
+        mine = [j for j in data.paired if person in (j.annotator, ALL_ANNOTATORS)]
+        ties = sum(j.canonical == "tie" for j in mine)
+        rows.append(
+            {
+                "annotator": person,
+                "judgments": len(mine),
+                "decisive": len(mine) - ties,
+                "ties": ties,
+                "tie_share": 100.0 * ties / len(mine) if mine else None,
+                "pairs": len({j.unit for j in mine}),
+            }
+        )
+    return Table(
+        "seed_preference_summary",
+        "Seed preference: answers per annotator",
+        [
+            Column("annotator", "Annotator"),
+            Column("judgments", "Judgments", "int"),
+            Column("decisive", "Decisive", "int"),
+            Column("ties", "No preference", "int"),
+            Column("tie_share", "No-preference share", "pct"),
+            Column("pairs", "Video pairs", "int"),
+        ],
+        rows,
+        note="Both videos come from one model: the preference data set for DPO is exported from these answers.",
+    )
+
+
+# ------------------------------------------------------------------------------------------ Metric-2
+
+
+def _joined_sums(totals: Sequence[float | None]) -> str | None:
+    if all(t is None for t in totals):
+        return None
+    return "-".join("—" if t is None else f"{round(t):,}" for t in totals)
+
+
+def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
+    model_ids = [m.pk for m in data.models]
+    labels = {m.pk: m.label for m in data.models}
+    categories = _categories(r.prompt for r in data.rubric)
+    # (scope, model, dimension index) -> scores, scope being a category or OVERALL, or an annotator
+    by_category: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+    by_annotator: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+    for row in data.rubric:
+        for d, value in enumerate(row.scores):
+            by_category[(OVERALL, row.model_id, d)].append(value)
+            by_category[(row.prompt.category, row.model_id, d)].append(value)
+            by_annotator[(row.annotator, row.model_id, d)].append(value)
+
+    def summaries(store, scope):
+        return {
+            (model_id, d): score_summary(store[(scope, model_id, d)])
+            if store.get((scope, model_id, d))
+            else None
+            for model_id in model_ids
+            for d in range(len(RUBRIC_DIMENSIONS))
+        }
+
+    joined_label = "-".join(labels[m] for m in model_ids)
+    dimension_columns = [Column(dim, DIMENSION_LABELS[dim]) for dim in RUBRIC_DIMENSIONS]
+    wide_category, long_category = [], []
+    for scope in [OVERALL, *categories]:
+        summary = summaries(by_category, scope)
+        wide = {"category": scope}
+        for d, dim in enumerate(RUBRIC_DIMENSIONS):
+            cells = [summary[(m, d)] for m in model_ids]
+            wide[dim] = _joined_sums([c.total if c else None for c in cells])
+            for model_id, cell in zip(model_ids, cells, strict=True):
+                if cell:
+                    long_category.append(
+                        {
+                            "category": scope,
+                            "dimension": DIMENSION_LABELS[dim],
+                            "model": labels[model_id],
+                            "sum": round(cell.total),
+                            "mean": cell.mean,
+                            "n": cell.n,
+                        }
+                    )
+        wide_category.append(wide)
+    wide_annotator, long_annotator = [], []
+    for person in data.annotators:
+        summary = summaries(by_annotator, person)
+        wide = {"annotator": person}
+        for d, dim in enumerate(RUBRIC_DIMENSIONS):
+            cells = [summary[(m, d)] for m in model_ids]
+            wide[dim] = _joined_sums([c.total if c else None for c in cells])
+            for model_id, cell in zip(model_ids, cells, strict=True):
+                if cell:
+                    long_annotator.append(
+                        {
+                            "annotator": person,
+                            "model": labels[model_id],
+                            "dimension": DIMENSION_LABELS[dim],
+                            "sum": round(cell.total),
+                            "mean": cell.mean,
+                            "n": cell.n,
+                        }
+                    )
+        wide_annotator.append(wide)
+    long_columns = [
+        Column("sum", "Sum", "int"),
+        Column("mean", "Mean", "mean"),
+        Column("n", "Scores", "int"),
+    ]
+    tables = [
+        Table(
+            "metric2_sums",
+            f"Metric-2: summed scores per category and dimension ({joined_label})",
+            [Column("category", "Category"), *dimension_columns],
+            wide_category,
+            note="The shape of the report's Table 8: each cell gives the models' sums in the order of the title.",
+        ),
+        Table(
+            "metric2_by_category",
+            "Metric-2 per category, dimension and model: sums and means",
+            [
+                Column("category", "Category"),
+                Column("dimension", "Dimension"),
+                Column("model", "Model"),
+                *long_columns,
+            ],
+            long_category,
+        ),
+        Table(
+            "metric2_annotator_sums",
+            f"Metric-2: summed scores per annotator and dimension ({joined_label})",
+            [Column("annotator", "Annotator"), *dimension_columns],
+            wide_annotator,
+            note="The shape of the report's Table 11.",
+        ),
+        Table(
+            "metric2_by_annotator",
+            "Metric-2 per annotator, model and dimension: sums and means",
+            [
+                Column("annotator", "Annotator"),
+                Column("model", "Model"),
+                Column("dimension", "Dimension"),
+                *long_columns,
+            ],
+            long_annotator,
+        ),
+        _metric2_tests(data.rubric, model_ids, labels),
+    ]
+    overall = summaries(by_category, OVERALL)
+    figure = plot(
+        "dimensions_by_model",
+        "Mean score per dimension and model",
+        [
+            {
+                "type": "bar",
+                "name": labels[model_id],
+                "x": [DIMENSION_LABELS[dim] for dim in RUBRIC_DIMENSIONS],
+                "y": [
+                    overall[(model_id, d)].mean if overall[(model_id, d)] else None
+                    for d in range(len(RUBRIC_DIMENSIONS))
+                ],
+            }
+            for model_id in model_ids
+        ],
+        barmode="group",
+        yaxis={"title": {"text": "mean score (1-5)"}, "range": [0, 5]},
+    )
+    return tables, figure
+
+
+def _metric2_tests(rows: list[RubricRow], model_ids: list[int], labels: dict[int, str]) -> Table:
+    # (prompt, model) -> dimension index -> scores over annotators
+    per_prompt: dict[tuple[int, int], list[list[int]]] = {}
+    for row in rows:
+        cells = per_prompt.setdefault((row.prompt.prompt_id, row.model_id), [[] for _ in RUBRIC_DIMENSIONS])
+        for d, value in enumerate(row.scores):
+            cells[d].append(value)
+    prompt_ids = sorted({prompt_id for prompt_id, _ in per_prompt})
+    results = []
+    for first, second in combinations(model_ids, 2):
+        shared = [p for p in prompt_ids if (p, first) in per_prompt and (p, second) in per_prompt]
+        for d, dim in enumerate(RUBRIC_DIMENSIONS):
+            a = [sum(v) / len(v) for v in (per_prompt[(p, first)][d] for p in shared)]
+            b = [sum(v) / len(v) for v in (per_prompt[(p, second)][d] for p in shared)]
+            if not shared:
+                continue
+            test = paired_wilcoxon(a, b)
+            results.append(
+                {
+                    "dimension": DIMENSION_LABELS[dim],
+                    "model_1": labels[first],
+                    "model_2": labels[second],
+                    "prompts": test.n_pairs,
+                    "mean_1": sum(a) / len(a),
+                    "mean_2": sum(b) / len(b),
+                    "nonzero": test.n_nonzero,
+                    "statistic": test.statistic,
+                    "p": test.p_value,
+                }
+            )
+    return Table(
+        "metric2_tests",
+        "Metric-2 paired tests: Wilcoxon signed-rank over prompts, per dimension and pair of models",
+        [
+            Column("dimension", "Dimension"),
+            Column("model_1", "Model 1"),
+            Column("model_2", "Model 2"),
+            Column("prompts", "Prompts", "int"),
+            Column("mean_1", "Mean 1", "mean"),
+            Column("mean_2", "Mean 2", "mean"),
+            Column("nonzero", "Non-zero differences", "int"),
+            Column("statistic", "W", "mean"),
+            Column("p", "p", "p"),
+        ],
+        results,
+        note="On each prompt's mean score across annotators; two-sided, zero differences dropped.",
+    )
+
+
+# ------------------------------------------------------------------------------------------ agreement
+
+
+def _fleiss(units: dict[Any, list[Any]], categories: Sequence[Any]) -> tuple[float | None, int, int]:
+    """Fleiss' kappa on the units with the most common number (>= 2) of raters: (kappa, units, raters)."""
+    sizes = Counter(len(labels) for labels in units.values() if len(labels) >= 2)
+    if not sizes:
+        return None, 0, 0
+    raters = max(sizes, key=lambda size: (sizes[size], size))
+    table = [
+        [labels.count(category) for category in categories]
+        for labels in units.values()
+        if len(labels) == raters
+    ]
+    return fleiss_kappa(table), len(table), raters
+
+
+def _alpha(
+    labels_by_annotator: dict[str, dict[Any, Any]], level: str, categories: Sequence[Any] | None = None
+) -> tuple[float | None, int]:
+    units = sorted({unit for labels in labels_by_annotator.values() for unit in labels})
+    if len(labels_by_annotator) < 2 or not units:
+        return None, len(units)
+    matrix = [[labels.get(unit) for unit in units] for labels in labels_by_annotator.values()]
+    return krippendorff_alpha(matrix, level, categories=categories), len(units)  # type: ignore[arg-type]
+
+
+AGREEMENT_COLUMNS = [
+    Column("units", "Units", "int"),
+    Column("alpha", "Krippendorff's alpha", "float"),
+    Column("kappa", "Fleiss' kappa", "float"),
+    Column("kappa_units", "Units in kappa", "int"),
+    Column("raters", "Raters per unit (kappa)", "int"),
+]
+
+
+def _matrix_tables(
+    key: str, labels_by_annotator: dict[str, dict[Any, Any]], what: str
+) -> tuple[list[Table], dict[str, Any] | None]:
+    people = sorted(labels_by_annotator)
+    if len(people) < 2:
+        return [], None
+    pairs = pairwise_agreement({p: labels_by_annotator[p] for p in people})
+    share: dict[tuple[str, str], float | None] = {}
+    for (first, second), result in pairs.items():
+        share[(first, second)] = share[(second, first)] = result.share
+    matrix_rows = []
+    for first in people:
+        row: dict[str, Any] = {"annotator": first}
+        for second in people:
+            row[_annotator_key(second)] = 1.0 if first == second else share[(first, second)]
+        matrix_rows.append(row)
+    long_rows = [
+        {"annotator_1": first, "annotator_2": second, "agreement": result.share, "common": result.n_common}
+        for (first, second), result in pairs.items()
+    ]
+    tables = [
+        Table(
+            f"{key}_matrix",
+            f"Agreement between annotators: share of common {what} answered alike",
+            [Column("annotator", "Annotator"), *[Column(_annotator_key(p), p, "float") for p in people]],
+            matrix_rows,
+            note="Raw agreement, not chance-corrected.",
+        ),
+        Table(
+            f"{key}_pairs",
+            "Agreement between each pair of annotators",
+            [
+                Column("annotator_1", "Annotator 1"),
+                Column("annotator_2", "Annotator 2"),
+                Column("agreement", "Agreement", "float"),
+                Column("common", f"Common {what}", "int"),
+            ],
+            long_rows,
+        ),
+    ]
+    figure = plot(
+        f"{key}_heatmap",
+        "Agreement between annotators",
+        [
+            {
+                "type": "heatmap",
+                "x": people,
+                "y": people,
+                "z": [[row[_annotator_key(p)] for p in people] for row in matrix_rows],
+                "zmin": 0,
+                "zmax": 1,
+                "colorscale": "Blues",
+            }
+        ],
+        yaxis={"autorange": "reversed"},
+    )
+    return tables, figure
+
+
+def _paired_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any] | None]:
+    scopes = [OVERALL, *_categories(j.prompt for j in data.paired)]
+    by_scope: dict[str, dict[str, dict[Any, str]]] = defaultdict(lambda: defaultdict(dict))
+    for judgment in data.paired:
+        for scope in (OVERALL, judgment.prompt.category):
+            by_scope[scope][judgment.annotator][judgment.unit] = judgment.canonical
+    rows = []
+    for scope in scopes:
+        labels = by_scope[scope]
+        alpha, n_units = _alpha(labels, "nominal", categories=("a", "tie", "b"))
+        units: dict[Any, list[str]] = defaultdict(list)
+        for per_annotator in labels.values():
+            for unit, label in per_annotator.items():
+                units[unit].append(label)
+        kappa, kappa_units, raters = _fleiss(units, ("a", "tie", "b"))
+        rows.append(
+            {
+                "category": scope,
+                "units": n_units,
+                "alpha": alpha,
+                "kappa": kappa,
+                "kappa_units": kappa_units,
+                "raters": raters,
+            }
+        )
+    tables = [
+        Table(
+            "agreement",
+            "Agreement on the canonical preference (A better / tie / B better), per campaign and category",
+            [Column("category", "Category"), *AGREEMENT_COLUMNS],
+            rows,
+            note="Nominal alpha; a unit is a pair of videos for one prompt.",
+        )
+    ]
+    matrix_tables, heatmap = _matrix_tables("agreement", by_scope[OVERALL], "pairs")
+    tables += matrix_tables
+    tables.append(_position_bias(data.paired, data.annotators))
+    return tables, heatmap
+
+
+def _position_bias(judgments: list[PairedJudgment], people: list[str]) -> Table:
+    rows = []
+    for person in [*people, ALL_ANNOTATORS]:
+        bias = position_bias(j.shown_choice for j in judgments if person in (j.annotator, ALL_ANNOTATORS))
+        rows.append(
+            {
+                "annotator": person,
+                "answers": bias.n,
+                "left": bias.left_share,
+                "tie": bias.tie_share,
+                "right": bias.right_share,
+                "p": bias.p_value,
+            }
+        )
+    return Table(
+        "position_bias",
+        "Position bias: share of answers choosing the left video, per annotator",
+        [
+            Column("annotator", "Annotator"),
+            Column("answers", "Answers", "int"),
+            Column("left", "Left", "float"),
+            Column("tie", "Tie", "float"),
+            Column("right", "Right", "float"),
+            Column("p", "Binomial p (left vs right)", "p"),
+        ],
+        rows,
+        note="With sides randomised, a small p means the annotator favours a side.",
+    )
+
+
+def _rubric_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any] | None]:
+    scopes = [OVERALL, *_categories(r.prompt for r in data.rubric)]
+    # scope -> dimension index -> annotator -> unit -> score
+    by_scope: dict[str, list[dict[str, dict[Any, int]]]] = defaultdict(
+        lambda: [defaultdict(dict) for _ in RUBRIC_DIMENSIONS]
+    )
+    exact: dict[str, dict[Any, int]] = defaultdict(dict)
+    for row in data.rubric:
+        for d, value in enumerate(row.scores):
+            for scope in (OVERALL, row.prompt.category):
+                by_scope[scope][d][row.annotator][row.unit] = value
+            exact[row.annotator][(row.unit, d)] = value
+    rows = []
+    for scope in scopes:
+        for d, dim in enumerate(RUBRIC_DIMENSIONS):
+            labels = by_scope[scope][d]
+            alpha, n_units = _alpha(labels, "ordinal", categories=(1, 2, 3, 4, 5))
+            units: dict[Any, list[int]] = defaultdict(list)
+            for per_annotator in labels.values():
+                for unit, value in per_annotator.items():
+                    units[unit].append(value)
+            kappa, kappa_units, raters = _fleiss(units, (1, 2, 3, 4, 5))
+            rows.append(
+                {
+                    "category": scope,
+                    "dimension": DIMENSION_LABELS[dim],
+                    "units": n_units,
+                    "alpha": alpha,
+                    "kappa": kappa,
+                    "kappa_units": kappa_units,
+                    "raters": raters,
+                }
+            )
+    tables = [
+        Table(
+            "rubric_agreement",
+            "Agreement on rubric scores, per dimension, campaign and category",
+            [Column("category", "Category"), Column("dimension", "Dimension"), *AGREEMENT_COLUMNS],
+            rows,
+            note="Ordinal alpha with units = (prompt, video); kappa treats the scores 1-5 as categories.",
+        )
+    ]
+    matrix_tables, heatmap = _matrix_tables("rubric_agreement", exact, "(video, dimension) scores")
+    return tables + matrix_tables, heatmap
+
+
+# ------------------------------------------------------------------------------------------ display
+
+
+def format_value(value: Any, kind: str) -> str:
+    """How a table cell reads on the page (downloads keep the raw values)."""
+    if value is None:
+        return "—"
+    if kind == "int":
+        return f"{value:,}"
+    if kind == "float":
+        return f"{value:.3f}"
+    if kind == "mean":
+        return f"{value:.2f}"
+    if kind == "pct":
+        return f"{value:.1f}%"
+    if kind == "rating":
+        return f"{value:.1f}"
+    if kind == "p":
+        return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def display_rows(table: dict[str, Any]) -> list[list[str]]:
+    """The table's rows as the page shows them: one formatted string per column."""
+    columns = table["columns"]
+    return [[format_value(row.get(c["key"]), c["kind"]) for c in columns] for row in table["rows"]]
+
+
+def find_table(results: dict[str, Any], key: str) -> dict[str, Any]:
+    for table in results["tables"]:
+        if table["key"] == key:
+            return table
+    raise ResultsError(f"no table {key!r}; tables here: {', '.join(t['key'] for t in results['tables'])}")
+
+
+def find_plot(results: dict[str, Any], key: str) -> dict[str, Any]:
+    for figure in results["plots"]:
+        if figure["key"] == key:
+            return figure
+    raise ResultsError(f"no plot {key!r}; plots here: {', '.join(p['key'] for p in results['plots'])}")
