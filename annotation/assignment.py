@@ -47,7 +47,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
-from .models import Assignment, Campaign, Item, ItemVideo
+from .models import AnnotatorExclusion, Assignment, Campaign, Item, ItemVideo
 
 REPEAT_MIN_GAP = 5  # other items shown between an answer and its repeat
 CANDIDATES_PER_CLAIM = 20  # open items tried, in the annotator's order, before giving up for now
@@ -107,6 +107,9 @@ def check_can_work(campaign: Campaign, annotator: AbstractBaseUser, *, lock: boo
         raise AssignmentError("you are not an annotator of this campaign", status=403)
     if row[1] != Campaign.Status.ACTIVE:
         raise AssignmentError(f"this campaign is {row[1]}; no work is handed out", status=409)
+    if AnnotatorExclusion.objects.filter(campaign_id=campaign.pk, annotator_id=annotator.pk).exists():
+        # Their judgments are left out of results, so new ones would only take other annotators' places.
+        raise AssignmentError("a manager has paused your work in this task", status=403)
 
 
 def _release(assignments: QuerySet[Assignment], now: datetime) -> int:

@@ -34,6 +34,9 @@ from .presentation import shown_durations
 
 REVISABLE_ANSWERS = 5  # an annotator may change their last few answers, no older ones
 FULL_PLAYBACK_SHARE = 0.9  # of a video's length that must pass on the server before its `ended` counts
+FASTEST_PLAYBACK_RATE = (
+    2.0  # the page's fastest speed: a video watched at 2x legitimately ends in half its length
+)
 MAX_PLAYBACK_EVENTS = 200  # per assignment: a runaway player cannot fill the table
 MAX_NOTE_CHARS = 2000
 CHOICES = tuple(Judgment.Choice.values)
@@ -205,7 +208,8 @@ def _check_full_playback(assignment: Assignment, now: datetime) -> None:
         )
     )
     for position, (slot, duration) in enumerate(zip(assignment.presentation, durations, strict=True)):
-        earliest = assignment.claimed_at + timedelta(seconds=FULL_PLAYBACK_SHARE * (duration or 0))
+        shortest_watch = FULL_PLAYBACK_SHARE * (duration or 0) / FASTEST_PLAYBACK_RATE
+        earliest = assignment.claimed_at + timedelta(seconds=shortest_watch)
         if not any(s == slot and earliest <= received <= now for s, received in events):
             name = _position_name(position, len(assignment.presentation))
             raise AnswerError(f"{name} has not played to the end yet", status=409)

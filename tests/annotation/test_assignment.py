@@ -270,3 +270,31 @@ def test_open_items_far_along_an_annotators_walk_are_found(campaign_factory, mon
     assert len(left) == 2
     assert {a.item_id for a in work_through(campaign, second)} == left
     assert next_assignment(campaign, first) is None
+
+
+def test_an_excluded_annotator_gets_no_new_work_and_others_take_the_items(campaign_factory, admin_user):
+    from annotation.services import exclude_annotator, include_annotator
+
+    campaign = campaign_factory(n_prompts=2, n_annotators=2, judgments_per_item=1)
+    excluded, other = campaign.annotators.order_by("username")
+    exclude_annotator(campaign, excluded, reason="fails gold items", by=admin_user)
+    with pytest.raises(AssignmentError, match="paused your work") as refused:
+        next_assignment(campaign, excluded)
+    assert refused.value.status == 403
+    assert not Assignment.objects.filter(annotator=excluded).exists()
+    assert next_assignment(campaign, other) is not None
+    include_annotator(campaign, excluded)
+    assert next_assignment(campaign, excluded) is not None
+
+
+def test_release_expired_claims_command_reports_what_it_released(campaign_factory):
+    import io
+
+    from django.core.management import call_command
+
+    campaign = campaign_factory(n_prompts=2, n_annotators=1, claim_timeout_s=60)
+    upcoming_assignment(campaign, campaign.annotators.get(), now=timezone.now() - timedelta(seconds=120))
+    out = io.StringIO()
+    call_command("release_expired_claims", stdout=out)
+    assert out.getvalue().strip() == "Released 2 expired claims."
+    assert not Assignment.objects.filter(status="claimed").exists()

@@ -366,3 +366,36 @@ def test_a_problem_report_is_stored_once_and_cannot_follow_an_answer(campaign_fa
         report_problem(token=answered.token, annotator=person, kind="boring")
     assert bad_kind.value.status == 400
     assert snapshot() == before
+
+
+def test_full_playback_accepts_a_video_watched_at_double_speed_but_not_faster(campaign_factory):
+    campaign = campaign_factory(n_prompts=1, n_annotators=1, require_full_playback=True)
+    person = campaign.annotators.get()
+    start = timezone.now()
+    assignment = next_assignment(campaign, person, now=start)
+    duration = video_of(assignment, 0).duration_s
+
+    def ended(position, after_share):
+        record_playback(
+            token=assignment.token,
+            annotator=person,
+            position=position,
+            event="ended",
+            media_time=duration,
+            now=start + timedelta(seconds=after_share * duration),
+        )
+
+    ended(0, 0.46)  # the page's fastest speed is 2x: half the length, less a little
+    ended(1, 0.3)  # faster than any speed the page offers
+    with pytest.raises(AnswerError, match="the right video has not played to the end yet"):
+        submit_answer(
+            token=assignment.token,
+            annotator=person,
+            payload={"choice": "tie"},
+            now=start + timedelta(seconds=5),
+        )
+    ended(1, 0.5)
+    result = submit_answer(
+        token=assignment.token, annotator=person, payload={"choice": "tie"}, now=start + timedelta(seconds=5)
+    )
+    assert result.created and result.judgment.choice == "tie"
