@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+# Campaigns with real videos, for the annotation, results and preference tests.
+pytest_plugins = ["tests.campaign_fixtures"]
+
 SHARED_BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 
 

@@ -17,8 +17,7 @@ from annotation.models import (
     RubricScore,
 )
 from generation.models import VideoModel
-
-from .conftest import ANNOTATOR_PASSWORD
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import pytest
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign, Judgment
 from annotation.rubric import DIMENSION_KEYS, LEVELS, RUBRIC, rubric_for_display
-from tests.annotation.conftest import ANNOTATOR_PASSWORD
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD
 
 pytestmark = pytest.mark.django_db
 

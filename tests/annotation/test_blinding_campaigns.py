@@ -34,8 +34,7 @@ from generation.services import (
     poster_relpath,
 )
 from generation.videofiles import transcode_for_browser
-
-from .conftest import ANNOTATOR_PASSWORD
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
-"""Campaigns with judgments whose export is known by hand. The campaign fixtures are the annotation
-tests' own (real videos, made by `create_campaign`); judgments are written with the ORM, as seen by the
+"""Campaigns with judgments whose export is known by hand. The campaign fixtures are the shared ones
+in tests/campaign_fixtures.py (real videos, made by `create_campaign`); judgments are written with the ORM, as seen by the
 annotator (left video, right video, choice)."""
 
 from dataclasses import dataclass, field
@@ -17,7 +17,6 @@ from annotation.models import (
     ProblemReport,
     RubricScore,
 )
-from tests.annotation.conftest import annotators, campaign_factory, library  # noqa: F401
 
 SEEN_CHOICE = {
     ("slot0", False): "left",
@@ -100,7 +99,7 @@ def _videos(item: Item) -> list:
 
 
 @pytest.fixture
-def scenario(campaign_factory) -> Scenario:  # noqa: F811
+def scenario(campaign_factory) -> Scenario:
     """A pairwise, a seed-preference and a rubric campaign with hand-known outcomes:
 
     pairwise (slot 0 = Alpha), annotators p0..p3, p3 excluded by a manager:
