@@ -303,7 +303,11 @@ class Judgment(models.Model):
     )
     revision = models.PositiveSmallIntegerField(default=0, help_text="times the annotator changed it")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(
+        default=timezone.now,
+        db_index=True,
+        help_text="indexed: its maximum says when any judgment last changed",
+    )
 
     class Meta:
         ordering = ["campaign", "created_at", "id"]

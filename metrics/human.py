@@ -27,7 +27,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Avg, Case, Count, F, IntegerField, Max, Q, QuerySet, Sum, Value, When
+from django.db.models import Avg, Case, Count, F, IntegerField, Max, Q, QuerySet, Value, When
 
 from annotation.models import (
     RUBRIC_DIMENSIONS,
@@ -564,15 +564,18 @@ def _counts_by_packed_key(judgments: QuerySet[Judgment]) -> list[tuple[int, int,
     return rows
 
 
-def judgments_fingerprint() -> tuple[int, int | None, int | None]:
-    """(number of judgments, newest id, total revisions) of the whole table: every write through the
-    annotation services moves one of them (a new answer adds a row, a changed answer adds a revision, a
-    deleted one removes a row). One narrow scan with no sort, a fraction of the cost of `battle_counts`, so
-    it can key a cache of the counts; exclusions, refusals and problem reports are in `JudgmentScope`."""
-    summary = Judgment.objects.order_by().aggregate(
-        n=Count("id"), newest=Max("id"), revisions=Sum("revision")
+def judgments_fingerprint() -> tuple[int, int | None, Any]:
+    """(number of judgments, newest id, latest change) of the whole table: every write through the
+    annotation services moves one of them (a new answer adds a row, a changed answer moves `updated_at`, a
+    deleted one removes a row). Three index lookups, not a scan (SQLite answers COUNT(*) from the smallest
+    index, and MAX of an indexed column from its end, but only one MAX per query), so it can key a cache of
+    the counts; exclusions, refusals and problem reports are in `JudgmentScope`."""
+    table = Judgment.objects.order_by()
+    return (
+        table.count(),
+        table.aggregate(newest=Max("id"))["newest"],
+        table.aggregate(changed=Max("updated_at"))["changed"],
     )
-    return (summary["n"], summary["newest"], summary["revisions"])
 
 
 def rubric_means(scope: JudgmentScope) -> dict[int, dict[str, Any]]:

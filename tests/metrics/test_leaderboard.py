@@ -165,17 +165,44 @@ def test_the_page_runs_a_bounded_number_of_queries(
     admin_client, two_campaigns, django_assert_max_num_queries
 ):
     build_rubric(two_campaigns["one"])
-    # Session and user (3), filters (1), scope (5 with a pool), fingerprint, counts, rubric means, models,
-    # automatic metrics (2), the filter form's choices (4): none grows with the number of judgments.
-    with django_assert_max_num_queries(20):
+    # Session and user (3), filters (1), scope (5 with a pool), fingerprint (3 index lookups), counts,
+    # rubric means, models, automatic metrics (2), the filter form's choices (4): none grows with the
+    # number of judgments.
+    with django_assert_max_num_queries(22):
         response = admin_client.get("/metrics/leaderboard/", {"pool": "experts", "rounds": ROUNDS})
     assert response.status_code == 200
     for _ in range(3):
         paired_judgment(two_campaigns["one"], two_campaigns["first"], "ann1", 3, True, "win")
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(17):
         response = admin_client.get(
             "/api/leaderboard/", {"rounds": ROUNDS, "category": two_campaigns["one"]["categories"][0].pk}
         )
     assert response.status_code == 200
     alpha = next(r for r in response.json()["tables"][0]["rows"] if r["model"].startswith("Alpha"))
     assert alpha["wins"] == 5  # the three new answers count at once
+
+
+def test_the_fingerprint_keying_cached_counts_moves_with_every_write(campaign_factory):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.assignment import next_assignment
+    from annotation.judging import submit_answer
+    from annotation.models import Judgment
+    from metrics.human import judgments_fingerprint
+
+    campaign = campaign_factory(n_prompts=2, n_annotators=1)
+    person = campaign.annotators.get()
+    start = timezone.now()
+    empty = judgments_fingerprint()
+    first = next_assignment(campaign, person, now=start)
+    submit_answer(token=first.token, annotator=person, payload={"choice": "left"}, now=start)
+    answered = judgments_fingerprint()
+    submit_answer(
+        token=first.token, annotator=person, payload={"choice": "right"}, now=start + timedelta(seconds=5)
+    )
+    revised = judgments_fingerprint()
+    Judgment.objects.all().delete()
+    deleted = judgments_fingerprint()
+    assert len({empty, answered, revised}) == 3 and deleted != revised
