@@ -44,7 +44,7 @@ from math import ceil, floor
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .models import AnnotatorExclusion, Assignment, Campaign, Item, ItemVideo
@@ -112,27 +112,33 @@ def check_can_work(campaign: Campaign, annotator: AbstractBaseUser, *, lock: boo
         raise AssignmentError("a manager has paused your work in this task", status=403)
 
 
-def _release(assignments: QuerySet[Assignment], now: datetime) -> int:
-    # skip_locked: a claim that another transaction is answering right now is not ours to release.
-    ids = list(assignments.select_for_update(skip_locked=True).values_list("pk", flat=True))
-    if not ids:
-        return 0
-    return Assignment.objects.filter(pk__in=ids, status=LIVE).update(
-        status=Assignment.Status.RELEASED, finished_at=now
-    )
+RELEASE_BATCH = 500  # ids per UPDATE, so that a backlog after a long outage stays within SQL limits
 
 
 def _release_expired(claims: QuerySet[Assignment], now: datetime) -> int:
     """Release expired claims, and with each the same annotator's claim ahead in that campaign (which
-    was never shown, and whose `claimed_at` would otherwise not say when it came on screen)."""
-    expired = claims.filter(status=LIVE, expires_at__lte=now)
-    pairs = sorted(set(expired.values_list("campaign_id", "annotator_id")))
+    was never shown, and whose `claimed_at` would otherwise not say when it came on screen).
+
+    A claim ahead was made while the claim on screen was live, so before that one expired; a claim made
+    after it expired was made after it was released. Hence "claimed before an expired live claim of the
+    same annotator expires", checked in the same statement as the expiry, releases exactly the claims
+    ahead: an annotator's fresh claims, made by a request that released the expired ones just before
+    this statement, stay theirs."""
+    expired_on_screen = Assignment.objects.filter(
+        campaign_id=OuterRef("campaign_id"),
+        annotator_id=OuterRef("annotator_id"),
+        status=LIVE,
+        expires_at__lte=now,
+        expires_at__gt=OuterRef("claimed_at"),
+    )
+    due = claims.filter(Q(expires_at__lte=now) | Exists(expired_on_screen), status=LIVE)
+    # skip_locked: a claim that another transaction is answering right now is not ours to release.
+    ids = list(due.select_for_update(skip_locked=True, of=("self",)).order_by().values_list("pk", flat=True))
     released = 0
-    for start in range(0, len(pairs), 200):  # keeps each statement short after a long outage
-        owners = Q()
-        for campaign_id, annotator_id in pairs[start : start + 200]:
-            owners |= Q(campaign_id=campaign_id, annotator_id=annotator_id)
-        released += _release(Assignment.objects.filter(owners, status=LIVE), now)
+    for start in range(0, len(ids), RELEASE_BATCH):
+        released += Assignment.objects.filter(pk__in=ids[start : start + RELEASE_BATCH], status=LIVE).update(
+            status=Assignment.Status.RELEASED, finished_at=now
+        )
     return released
 
 

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from generation.models import Benchmark, Category, Prompt, Refusal, Video, VideoModel
 
-from .models import Campaign, CampaignModel, ExcludedPrompt, Item, ItemVideo
+from .models import Campaign, CampaignMedia, CampaignModel, ExcludedPrompt, Item, ItemVideo
 
 
 class CampaignError(ValueError):
@@ -201,6 +201,9 @@ def create_campaign(spec: CampaignSpec, *, created_by=None) -> Campaign:
             for item, (_, videos) in zip(created, items, strict=True)
             for slot, video in enumerate(videos)
         )
+        # Each video gets an id of this campaign's own for annotators' URLs (see CampaignMedia).
+        shown = dict.fromkeys(video.pk for _, videos in items for video in videos)
+        CampaignMedia.objects.bulk_create(CampaignMedia(campaign=campaign, video_id=pk) for pk in shown)
         ExcludedPrompt.objects.bulk_create(
             ExcludedPrompt(campaign=campaign, prompt=prompt, model=model, reason=reason)
             for prompt, model, reason in excluded

@@ -13,7 +13,8 @@ campaign's kind decides the format:
   with whole-number scores from 1 to 5.
 
 `prompt` is the prompt's position in the campaign's benchmark (1-based, as in the benchmark file) or its
-exact text. A model is one of the campaign's models, written `name version` (as the site shows it),
+exact text, and must be in one of the categories the campaign was made from (when it was limited to
+some). A model is one of the campaign's models, written `name version` (as the site shows it),
 `name:version`, or just `name` when only one of the campaign's models has that name; matching is exact
 apart from surrounding spaces. `annotator` is a username; unknown usernames become inactive accounts
 (they cannot log in) and the report lists them.
@@ -93,7 +94,7 @@ def find_campaign(reference: str) -> Campaign:
     """A campaign by its exact name, or else by its id."""
     reference = reference.strip()
     campaign = Campaign.objects.filter(name=reference).first()
-    if campaign is None and reference.isdigit():
+    if campaign is None and reference.isdecimal():
         campaign = Campaign.objects.filter(pk=int(reference)).first()
     if campaign is None:
         raise JudgmentImportError(f"no campaign has the name or id {reference!r}")
@@ -134,6 +135,8 @@ class _Lookups:
     def __init__(self, campaign: Campaign):
         prompts = list(Prompt.objects.filter(benchmark_id=campaign.benchmark_id))
         self.benchmark = campaign.benchmark
+        # the categories the campaign was made from; none chosen means every category
+        self.category_ids = set(campaign.categories.values_list("pk", flat=True))
         self.prompt_at = {p.position: p for p in prompts}
         self.prompts_with_text: dict[str, list[Prompt]] = defaultdict(list)
         for prompt in prompts:
@@ -162,17 +165,32 @@ class _Lookups:
         value = value.strip()
         if not value:
             return "the prompt is empty"
-        if value.isdigit():
+        if value.isdecimal():  # not isdigit(): int() refuses digits such as "²"
             prompt = self.prompt_at.get(int(value))
-            return prompt or f"benchmark {self.benchmark.slug!r} has no prompt at position {value}"
+            if prompt is None:
+                return f"benchmark {self.benchmark.slug!r} has no prompt at position {value}"
+            return prompt if self._in_campaign(prompt) else self._outside([prompt])
         matches = self.prompts_with_text.get(value, [])
-        if len(matches) > 1:
-            positions = ", ".join(str(p.position) for p in matches)
+        inside = [p for p in matches if self._in_campaign(p)]
+        if len(inside) > 1:
+            positions = ", ".join(str(p.position) for p in inside)
             return f"several prompts have this text (positions {positions}); give the position"
+        if matches and not inside:
+            return self._outside(matches)
         if not matches:
             short = value if len(value) <= 60 else value[:57] + "..."
             return f"no prompt of benchmark {self.benchmark.slug!r} has the text {short!r}"
-        return matches[0]
+        return inside[0]
+
+    def _in_campaign(self, prompt: Prompt) -> bool:
+        return not self.category_ids or prompt.category_id in self.category_ids
+
+    @staticmethod
+    def _outside(prompts: list[Prompt]) -> str:
+        if len(prompts) == 1:
+            return f"prompt {prompts[0].position} is not in this campaign's categories"
+        positions = ", ".join(str(p.position) for p in prompts)
+        return f"prompts {positions} (with this text) are not in this campaign's categories"
 
     def model(self, value: str, column: str) -> VideoModel | str:
         value = value.strip()
@@ -241,7 +259,7 @@ def _parse_rows(
             parsed = []
             for dimension in RUBRIC_DIMENSIONS:
                 text = values[dimension]
-                if not (text.isdigit() and 1 <= int(text) <= 5):
+                if not (text.isdecimal() and 1 <= int(text) <= 5):
                     problems.append(f"{dimension}: {text!r} is not a whole number from 1 to 5")
                 else:
                     parsed.append(int(text))

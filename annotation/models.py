@@ -408,3 +408,23 @@ class Rendition(models.Model):
 
     def __str__(self) -> str:
         return f"rendition {self.public_id[:8]}"
+
+
+class CampaignMedia(models.Model):
+    """The random id under which a campaign shows one of its videos (`/media/v/<public_id>.mp4` and
+    `/media/p/<public_id>.jpg`). A video shown in several campaigns (a model's first video in a pairwise
+    campaign and its seed-preference pairs, say) gets an unrelated id in each, so an annotator cannot
+    recognise it from one campaign to the next by its address or by how fast their browser's cache
+    serves it. The video's own public id is for managers only. A normalising campaign shows its
+    renditions instead, which have ids of their own."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="media")
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        verbose_name_plural = "campaign media"
+        constraints = [models.UniqueConstraint(fields=["campaign", "video"], name="campaignmedia_once")]
+
+    def __str__(self) -> str:
+        return f"campaign media {self.public_id[:8]}"

@@ -1,9 +1,12 @@
 """What an annotator's browser receives. Everything here is in display terms (positions left to right):
 no model, no canonical slot, no item id or position, no campaign name, seed, noise id or per-model
-timestamp ever leaves this module. Video URLs carry only the random public id of the file shown."""
+timestamp ever leaves this module. Video URLs carry only a random id of the campaign's own for each video
+(CampaignMedia), or of its normalised rendition: never the video's public id, which other campaigns
+would show too."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,40 +14,66 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.urls import reverse
 
 from generation.models import Video
-from generation.selectors import playable_url, poster_url
 
 from .assignment import annotator_progress, claim_work
-from .models import RUBRIC_DIMENSIONS, Assignment, Campaign, ItemVideo, Judgment, Rendition
+from .models import RUBRIC_DIMENSIONS, Assignment, Campaign, CampaignMedia, ItemVideo, Judgment, Rendition
 
 
-def _renditions(campaign: Campaign, videos: list[Video]) -> dict[int, Rendition]:
-    if not campaign.normalise_media:
-        return {}
-    rows = Rendition.objects.filter(campaign=campaign, video__in=videos)
-    return {rendition.video_id: rendition for rendition in rows}
+class MissingCampaignMedia(LookupError):
+    """A video of the campaign has no CampaignMedia id (they are made with the campaign)."""
 
 
-def _media(video: Video, rendition: Rendition | None) -> dict[str, Any]:
-    if rendition is not None:
-        poster = (
-            reverse("media-poster", kwargs={"public_id": rendition.public_id})
-            if rendition.poster_file
-            else poster_url(video)
-        )
+@dataclass(frozen=True)
+class _Shown:
+    """Under which ids a campaign shows its videos: its own id per video, or a normalised rendition."""
+
+    ids: dict[int, str]  # video id -> CampaignMedia.public_id
+    renditions: dict[int, Rendition]
+
+    def _own_id(self, video: Video) -> str:
+        try:
+            return self.ids[video.pk]
+        except KeyError:
+            raise MissingCampaignMedia(f"{video} has no id of its campaign to be shown under") from None
+
+    def _poster(self, video: Video) -> str | None:
+        if not video.poster_file:
+            return None
+        return reverse("media-poster", kwargs={"public_id": self._own_id(video)})
+
+    def media(self, video: Video) -> dict[str, Any]:
+        rendition = self.renditions.get(video.pk)
+        if rendition is not None:
+            return {
+                "url": reverse("media-video", kwargs={"public_id": rendition.public_id}),
+                "poster": (
+                    reverse("media-poster", kwargs={"public_id": rendition.public_id})
+                    if rendition.poster_file
+                    else self._poster(video)
+                ),
+                "width": rendition.width,
+                "height": rendition.height,
+                "duration_s": rendition.duration_s,
+            }
+        playable = video.status == Video.Status.READY
         return {
-            "url": reverse("media-video", kwargs={"public_id": rendition.public_id}),
-            "poster": poster,
-            "width": rendition.width,
-            "height": rendition.height,
-            "duration_s": rendition.duration_s,
+            "url": reverse("media-video", kwargs={"public_id": self._own_id(video)}) if playable else None,
+            "poster": self._poster(video),
+            "width": video.width,
+            "height": video.height,
+            "duration_s": video.duration_s,
         }
-    return {
-        "url": playable_url(video),
-        "poster": poster_url(video),
-        "width": video.width,
-        "height": video.height,
-        "duration_s": video.duration_s,
-    }
+
+
+def _shown(campaign: Campaign, videos: list[Video]) -> _Shown:
+    ids = dict(
+        CampaignMedia.objects.filter(campaign=campaign, video__in=videos).values_list("video_id", "public_id")
+    )
+    renditions = {}
+    if campaign.normalise_media:
+        rows = Rendition.objects.filter(campaign=campaign, video__in=videos)
+        renditions = {rendition.video_id: rendition for rendition in rows}
+    return _Shown(ids, renditions)
 
 
 def displayed_videos(assignment: Assignment) -> list[Video]:
@@ -59,8 +88,8 @@ def displayed_videos(assignment: Assignment) -> list[Video]:
 def shown_durations(assignment: Assignment) -> list[float | None]:
     """Length in seconds of each video as shown (the campaign's rendition when it normalises media)."""
     videos = displayed_videos(assignment)
-    renditions = _renditions(assignment.campaign, videos)
-    return [_media(video, renditions.get(video.pk))["duration_s"] for video in videos]
+    shown = _shown(assignment.campaign, videos)
+    return [shown.media(video)["duration_s"] for video in videos]
 
 
 def answer_view(judgment: Judgment) -> dict[str, Any]:
@@ -85,7 +114,7 @@ def assignment_view(assignment: Assignment, *, progress: dict[str, int] | None =
     campaign = assignment.campaign
     prompt = assignment.item.prompt
     videos = displayed_videos(assignment)
-    renditions = _renditions(campaign, videos)
+    shown = _shown(campaign, videos)
     judgment = (
         Judgment.objects.filter(assignment=assignment).first()
         if assignment.status == Assignment.Status.DONE
@@ -96,10 +125,7 @@ def assignment_view(assignment: Assignment, *, progress: dict[str, int] | None =
         "token": assignment.token,
         "kind": campaign.kind,
         "prompt": {"text": prompt.text, "language": prompt.language},
-        "videos": [
-            {"position": position, **_media(video, renditions.get(video.pk))}
-            for position, video in enumerate(videos)
-        ],
+        "videos": [{"position": position, **shown.media(video)} for position, video in enumerate(videos)],
         "require_full_playback": campaign.require_full_playback,
         "progress": progress if progress is not None else progress_view(campaign, assignment.annotator),
         "is_answered": answered,
@@ -112,8 +138,8 @@ def upcoming_view(assignment: Assignment | None) -> dict[str, Any] | None:
     if assignment is None:
         return None
     videos = displayed_videos(assignment)
-    renditions = _renditions(assignment.campaign, videos)
-    return {"videos": [_media(video, renditions.get(video.pk))["url"] for video in videos]}
+    shown = _shown(assignment.campaign, videos)
+    return {"videos": [shown.media(video)["url"] for video in videos]}
 
 
 def next_view(

@@ -282,7 +282,9 @@ def judgments_queryset(
         .order_by("id")
     )
     if campaign is not None:
-        judgments = judgments.filter(campaign_id=campaign)
+        # campaign__pk, not campaign_id: an id beyond the database's integers then matches nothing
+        # rather than failing
+        judgments = judgments.filter(campaign__pk=campaign)
     if annotator:
         judgments = judgments.filter(annotator__username=annotator)
     if source:

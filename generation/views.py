@@ -193,7 +193,7 @@ def _media(request, public_id, field, content_type, *, shown_to_annotators=False
     video = Video.objects.filter(public_id=public_id).only(field, "status").first()
     relative = getattr(video, field, "") if video else ""
     if not relative and shown_to_annotators:
-        relative = _rendition_file(public_id, field)
+        relative = _campaign_file(public_id, field)
     if not relative:
         raise Http404("no such media")
     response = ranged_file_response(request, media_path(relative), content_type=content_type)
@@ -205,14 +205,21 @@ def _media(request, public_id, field, content_type, *, shown_to_annotators=False
     return response
 
 
-def _rendition_file(public_id: str, field: str) -> str:
-    """A normalising campaign's re-encoded copy (annotation.Rendition) is served under the same URLs as
-    a video's playable file and poster, so its address does not tell an annotator it is a copy. Looked up
-    through the app registry: the video library does not depend on the annotation app."""
+def _campaign_file(public_id: str, field: str) -> str:
+    """The file behind an id that a campaign shows annotators, served under the same URLs as a video's
+    playable file and poster: a normalising campaign's re-encoded copy (annotation.Rendition), so that
+    its address does not tell it is a copy, or the campaign's own id for one of its videos
+    (annotation.CampaignMedia), so that one video has unrelated addresses in different campaigns.
+    Looked up through the app registry: the video library does not depend on the annotation app."""
     if not apps.is_installed("annotation"):
         return ""
     rendition_model = apps.get_model("annotation", "Rendition")
-    return rendition_model.objects.filter(public_id=public_id).values_list(field, flat=True).first() or ""
+    relative = rendition_model.objects.filter(public_id=public_id).values_list(field, flat=True).first()
+    if relative:
+        return relative
+    campaign_media_model = apps.get_model("annotation", "CampaignMedia")
+    shown = campaign_media_model.objects.filter(public_id=public_id)
+    return shown.values_list(f"video__{field}", flat=True).first() or ""
 
 
 @login_required

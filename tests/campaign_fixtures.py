@@ -138,3 +138,24 @@ def campaign_factory(library, annotators):
         return create_campaign(spec)
 
     return make
+
+
+def shown_id(campaign, video) -> str:
+    """The id under which `campaign` shows `video` to annotators (its CampaignMedia, not the video's own)."""
+    from annotation.models import CampaignMedia
+
+    return CampaignMedia.objects.get(campaign=campaign, video=video).public_id
+
+
+def video_shown_at(url: str):
+    """The Video behind a media URL an annotator was given: a campaign's own id for it (CampaignMedia),
+    a normalised rendition of it, or (managers' pages) the video's own public id."""
+    from annotation.models import CampaignMedia, Rendition
+    from generation.models import Video
+
+    public_id = url.rsplit("/", 1)[1].removesuffix(".mp4").removesuffix(".jpg")
+    for model in (CampaignMedia, Rendition):
+        row = model.objects.select_related("video").filter(public_id=public_id).first()
+        if row is not None:
+            return row.video
+    return Video.objects.get(public_id=public_id)

@@ -6,11 +6,11 @@ nothing."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404  # a key of the wrong type is a 404, not a 500
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
@@ -476,7 +476,9 @@ class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], url_path=r"items/(?P<item_id>\d+)/gold")
     def gold(self, request, pk=None, item_id=None):
         """Mark an item as gold with its known answer, or clear the mark with an empty answer."""
-        item = get_object_or_404(Item.objects.select_related("campaign"), pk=item_id, campaign_id=pk)
+        item = get_object_or_404(
+            Item.objects.select_related("campaign"), pk=item_id, campaign=self._campaign(pk)
+        )
         form = GoldSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
@@ -645,7 +647,7 @@ class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         params = self.request.query_params
         campaign = params.get("campaign") or None
-        if campaign is not None and not campaign.isdigit():
+        if campaign is not None and not campaign.isdecimal():  # isdigit() passes "²", which int() refuses
             raise ValidationError({"campaign": ["give the campaign's id (a whole number)"]})
         source = params.get("source") or None
         if source is not None and source not in Judgment.Source.values:

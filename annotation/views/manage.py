@@ -140,7 +140,8 @@ def campaign_items(request, pk):
 @manager_required
 @require_POST
 def item_gold(request, pk, item_id):
-    item = get_object_or_404(Item.objects.select_related("campaign"), pk=item_id, campaign_id=pk)
+    # campaign__pk, not campaign_id: an id beyond the database's integers is then a 404, not an error
+    item = get_object_or_404(Item.objects.select_related("campaign"), pk=item_id, campaign__pk=pk)
     form = GoldForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -154,7 +155,7 @@ def item_gold(request, pk, item_id):
             messages.success(request, f"Item {item.position} is {state}.")
     target = reverse("campaign-items", kwargs={"pk": pk})
     page = request.POST.get("page", "")
-    return redirect(f"{target}?page={page}" if page and page.isdigit() else target)
+    return redirect(f"{target}?page={page}" if page.isdecimal() else target)
 
 
 @manager_required

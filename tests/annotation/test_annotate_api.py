@@ -17,7 +17,7 @@ from annotation.models import (
     RubricScore,
 )
 from generation.models import VideoModel
-from tests.campaign_fixtures import ANNOTATOR_PASSWORD
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD, shown_id
 
 pytestmark = pytest.mark.django_db
 
@@ -108,8 +108,9 @@ def test_next_gives_the_item_in_display_terms_and_nothing_that_names_a_model(pai
     for position, shown in enumerate(view["videos"]):
         video = ItemVideo.objects.get(item=assignment.item, slot=assignment.presentation[position]).video
         assert set(shown) == VIDEO_KEYS and shown["position"] == position
-        assert shown["url"] == f"/media/v/{video.public_id}.mp4"
-        assert shown["poster"] == f"/media/p/{video.public_id}.jpg"
+        assert video.public_id not in shown["url"] + shown["poster"]
+        assert shown["url"] == f"/media/v/{shown_id(pairwise, video)}.mp4"
+        assert shown["poster"] == f"/media/p/{shown_id(pairwise, video)}.jpg"
         assert (shown["width"], shown["height"], shown["duration_s"]) == (
             video.width,
             video.height,
@@ -118,7 +119,7 @@ def test_next_gives_the_item_in_display_terms_and_nothing_that_names_a_model(pai
     upcoming = Assignment.objects.get(annotator=person, status="claimed", pk__gt=assignment.pk)
     assert data["upcoming"] == {
         "videos": [
-            f"/media/v/{ItemVideo.objects.get(item=upcoming.item, slot=slot).video.public_id}.mp4"
+            f"/media/v/{shown_id(pairwise, ItemVideo.objects.get(item=upcoming.item, slot=slot).video)}.mp4"
             for slot in upcoming.presentation
         ]
     }

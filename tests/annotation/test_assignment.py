@@ -153,6 +153,56 @@ def test_release_expired_claims_releases_claims_in_every_campaign(campaign_facto
     assert release_expired_claims(now=start + timedelta(seconds=300)) == 0
 
 
+def test_releasing_an_expired_claim_spares_the_annotators_claims_made_after_it_expired(campaign_factory):
+    """A release that finds an annotator's expired claim takes the claim held behind it too, but not a
+    claim the annotator got after the expiry: a request of theirs may have released the expired pair
+    and claimed afresh while the release was under way (or the expired pair is locked by another
+    releaser), and their answer to the fresh claim must not be refused."""
+    campaign = campaign_factory(n_prompts=4, n_annotators=2, judgments_per_item=2, claim_timeout_s=60)
+    person, other = campaign.annotators.order_by("pk")
+    start = timezone.now()
+    on_screen = next_assignment(campaign, person, now=start)
+    ahead = upcoming_assignment(campaign, person, now=start + timedelta(seconds=10))
+    assert {on_screen.pk, ahead.pk} == set(
+        Assignment.objects.filter(status="claimed").values_list("pk", flat=True)
+    )
+    seen = {on_screen.item_id, ahead.item_id}
+    fresh_item = campaign.items.exclude(pk__in=seen).order_by("position").first()
+    claimed_at = start + timedelta(seconds=61)  # after the claim on screen expired
+    fresh = Assignment.objects.create(
+        campaign=campaign,
+        item=fresh_item,
+        annotator=person,
+        presentation=[0, 1],
+        claimed_at=claimed_at,
+        expires_at=claimed_at + timedelta(seconds=60),
+    )
+
+    assert release_expired_claims(now=start + timedelta(seconds=65)) == 2
+    statuses = dict(Assignment.objects.values_list("pk", "status"))
+    assert statuses == {on_screen.pk: "released", ahead.pk: "released", fresh.pk: "claimed"}
+    answer(fresh, now=start + timedelta(seconds=70))
+    assert Judgment.objects.get().assignment == fresh
+
+    # The same when another annotator's request releases the campaign's expired claims.
+    current = next_assignment(campaign, person, now=start + timedelta(seconds=70))
+    behind = upcoming_assignment(campaign, person, now=start + timedelta(seconds=70))
+    later = start + timedelta(seconds=131)
+    fresh_again = Assignment.objects.create(
+        campaign=campaign,
+        item=campaign.items.exclude(pk__in={fresh_item.pk, current.item_id, behind.item_id}).get(),
+        annotator=person,
+        presentation=[1, 0],
+        claimed_at=later,
+        expires_at=later + timedelta(seconds=60),
+    )
+    next_assignment(campaign, other, now=later)
+    current.refresh_from_db()
+    behind.refresh_from_db()
+    assert (current.status, behind.status) == ("released", "released")
+    assert set(Assignment.objects.filter(annotator=person, status="claimed")) == {fresh_again}
+
+
 def test_only_listed_annotators_of_an_active_campaign_get_work(campaign_factory, django_user_model):
     campaign = campaign_factory(n_prompts=1, n_annotators=1)
     stranger = django_user_model.objects.create(username="stranger")

@@ -9,6 +9,7 @@ normalising campaign must show every video in one width, height, frame rate and 
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import re
@@ -18,11 +19,13 @@ from typing import Any
 
 import av
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.staticfiles import finders
 from django.test import Client
 from PIL import Image
 
-from annotation.models import Assignment, Campaign, ItemVideo, Rendition
+from annotation.campaigns import CampaignSpec, create_campaign
+from annotation.models import Assignment, Campaign, CampaignMedia, ItemVideo
 from annotation.renditions import start_normalise_media
 from generation.models import Video, VideoModel
 from generation.services import (
@@ -34,7 +37,7 @@ from generation.services import (
     poster_relpath,
 )
 from generation.videofiles import transcode_for_browser
-from tests.campaign_fixtures import ANNOTATOR_PASSWORD
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD, video_shown_at
 
 pytestmark = pytest.mark.django_db
 
@@ -306,8 +309,8 @@ def secrets_of(campaign: Campaign) -> tuple[list[str], set[int]]:
     videos = Video.objects.filter(pk__in=ItemVideo.objects.filter(item__campaign=campaign).values("video"))
     for video in videos:
         texts += [video.original_name, str(video.seed)] + ([video.noise_id] if video.noise_id else [])
-        if campaign.normalise_media:  # the originals' ids stay behind the renditions'
-            texts.append(video.public_id)
+        # Annotators see the campaign's own id for each video (or its rendition's), never the video's.
+        texts.append(video.public_id)
     return [t for t in texts if t], {model.pk for model in models}
 
 
@@ -352,9 +355,9 @@ def mp4_shapes(received: Received) -> dict[str, tuple]:
 
 
 def video_behind(url: str) -> Video:
-    public_id = url.rsplit("/", 1)[1].removesuffix(".mp4")
-    video = Video.objects.filter(public_id=public_id).first()
-    return video or Rendition.objects.select_related("video").get(public_id=public_id).video
+    video = video_shown_at(url)
+    assert video.public_id not in url, f"{url} is the video's own address, which other campaigns show too"
+    return video
 
 
 def check_model_a_is_left_in_half_the_items(received: Received) -> None:
@@ -430,3 +433,100 @@ def test_nothing_the_annotator_receives_tells_which_model_made_a_video(
             (v["width"], v["height"], v["duration_s"]) for view in received.shown for v in view["videos"]
         }
         assert described == {(fmt["width"], fmt["height"], fmt["duration_s"])}
+
+
+def shown_media(views: list[dict[str, Any]]) -> set[str]:
+    return {
+        url for view in views for video in view["videos"] for url in (video["url"], video["poster"]) if url
+    }
+
+
+def test_one_annotator_never_gets_the_same_address_for_a_video_in_two_campaigns(campaign_factory, annotators):
+    """A model's first video is in its pairwise campaign and in its seed-preference pairs. Were it shown
+    under one address in both, an annotator of both would know model A's side in the pairwise items
+    by the URL (or by their browser's cache answering at once)."""
+    (annotator,) = annotators(1, prefix="both-campaigns")
+    pairwise = campaign_factory("pairwise", n_prompts=2, seeds=3, annotators=[annotator])
+    model_a = pairwise.campaign_models.get(position=0).model
+    seed_preference = create_campaign(
+        CampaignSpec(
+            name="seeds of model A",
+            kind="seed_preference",
+            benchmark=pairwise.benchmark,
+            models=[model_a],
+            annotators=[annotator],
+        )
+    )
+    browser = AnnotatorBrowser(annotator.username)
+    work_through(browser, seed_preference)
+    seed_views = list(browser.received.shown)
+    work_through(browser, pairwise)
+    pairwise_views = browser.received.shown[len(seed_views) :]
+
+    seed_urls, pairwise_urls = shown_media(seed_views), shown_media(pairwise_views)
+    assert seed_urls and pairwise_urls
+    videos_in_both = {video_shown_at(u) for u in seed_urls} & {video_shown_at(u) for u in pairwise_urls}
+    assert len(videos_in_both) == 2, "model A's first video of each prompt is in both campaigns"
+    assert not seed_urls & pairwise_urls, "a video has the same address in both campaigns"
+
+    every_video = Video.objects.filter(prompt__benchmark=pairwise.benchmark)
+    received = [text for _, text in browser.received.texts] + list(browser.received.media)
+    for video in every_video:
+        assert not any(video.public_id in text for text in received), (
+            f"{video}'s own id reached the annotator"
+        )
+    for url, (body, _) in browser.received.media.items():
+        video = video_shown_at(url)
+        stored = video.playable_file if url.endswith(".mp4") else video.poster_file
+        assert body == media_path(stored).read_bytes(), url
+
+
+def test_every_video_of_a_campaign_has_an_id_of_the_campaigns_own(campaign_factory):
+    campaign = campaign_factory("seed_preference", n_prompts=2, seeds=3, n_annotators=1)
+    shown = ItemVideo.objects.filter(item__campaign=campaign).values_list("video_id", flat=True)
+    media = CampaignMedia.objects.filter(campaign=campaign)
+    assert sorted(media.values_list("video_id", flat=True)) == sorted(set(shown))
+    assert not {m.public_id for m in media} & set(Video.objects.values_list("public_id", flat=True))
+
+
+def test_the_migration_gives_existing_campaigns_their_ids(campaign_factory):
+    migration = importlib.import_module("annotation.migrations.0003_campaign_media")
+    first = campaign_factory("pairwise", n_prompts=2, n_annotators=1)
+    second = campaign_factory("seed_preference", n_prompts=1, seeds=3, n_annotators=1)
+    CampaignMedia.objects.all().delete()  # as before the migration
+
+    migration.name_the_videos_of_existing_campaigns(django_apps, None)
+
+    for campaign in (first, second):
+        shown = set(ItemVideo.objects.filter(item__campaign=campaign).values_list("video_id", flat=True))
+        assert set(campaign.media.values_list("video_id", flat=True)) == shown
+    assert CampaignMedia.objects.count() == 2 * 2 + 3
+    browser = AnnotatorBrowser(first.annotators.get().username)
+    work_through(browser, first)
+    for url in shown_media(browser.received.shown):
+        video = video_behind(url)
+        assert url.rsplit("/", 1)[1].split(".")[0] == first.media.get(video=video).public_id
+
+
+def test_a_campaigns_id_for_a_video_serves_its_file_and_poster_without_date_or_name(
+    client, admin_client, campaign_factory
+):
+    campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
+    shown = campaign.media.select_related("video").first()
+    video_url, poster_url = f"/media/v/{shown.public_id}.mp4", f"/media/p/{shown.public_id}.jpg"
+    assert client.get(video_url).status_code == 302  # to the login page
+
+    client.force_login(campaign.annotators.get())
+    response = client.get(video_url)
+    assert response.status_code == 200 and response["Content-Type"] == "video/mp4"
+    assert b"".join(response.streaming_content) == media_path(shown.video.playable_file).read_bytes()
+    assert "Last-Modified" not in response and "Content-Disposition" not in response
+    partial = client.get(video_url, HTTP_RANGE="bytes=0-99")
+    assert partial.status_code == 206 and len(b"".join(partial.streaming_content)) == 100
+    poster = client.get(poster_url)
+    assert poster.status_code == 200 and poster["Content-Type"] == "image/jpeg"
+    assert "Last-Modified" not in poster and "Content-Disposition" not in poster
+    assert b"".join(poster.streaming_content) == media_path(shown.video.poster_file).read_bytes()
+    # The id stands for the shown files only, not the original upload, even for a manager.
+    assert admin_client.get(f"/media/o/{shown.public_id}").status_code == 404
+    assert admin_client.get(f"/media/o/{shown.video.public_id}").status_code == 200

@@ -5,8 +5,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from annotation.importing import import_judgments
+from annotation.campaigns import CampaignSpec, create_campaign
+from annotation.importing import JudgmentImportError, find_campaign, import_judgments
 from annotation.models import Judgment, RubricScore
+from generation.models import Category
 
 pytestmark = pytest.mark.django_db
 
@@ -214,3 +216,61 @@ def test_the_api_imports_and_reports_problems(pairwise, client, django_user_mode
     client.force_login(annotator)
     assert upload(csv_text(PAIRWISE_HEADER, f"1,rater,{alpha},{beta},left")).status_code == 403
     assert Judgment.objects.count() == 1
+
+
+def test_digits_that_are_not_whole_numbers_are_reported_by_line(pairwise, campaign_factory):
+    campaign, alpha, beta = pairwise
+    report = import_judgments(
+        campaign, csv_text(PAIRWISE_HEADER, f"²,rater,{alpha},{beta},left", f"1,rater,{alpha},{beta},left")
+    )
+    assert [str(e) for e in report.errors] == [
+        f"line 2: no prompt of benchmark {campaign.benchmark.slug!r} has the text '²'"
+    ]
+    rubric = campaign_factory("rubric", n_prompts=1, n_annotators=1, model_names=("Gamma",))
+    (gamma,) = [entry.model for entry in rubric.campaign_models.all()]
+    report = import_judgments(
+        rubric, csv_text(SCORES_HEADER, f"1,{gamma},rater,²,3,3,3", f"1,{gamma},r2,3,3,3,3")
+    )
+    assert [str(e) for e in report.errors] == [
+        "line 2: instruction_following: '²' is not a whole number from 1 to 5"
+    ]
+    assert not Judgment.objects.exists()
+    with pytest.raises(JudgmentImportError, match="no campaign has the name or id '²'"):
+        find_campaign("²")
+    assert find_campaign(f" {campaign.pk} ") == campaign
+
+
+def test_prompts_outside_the_campaigns_categories_are_reported_by_line(library, annotators):
+    benchmark, (alpha, beta) = library(["a cat sleeps", "a dog runs", "a ball is kicked"])
+    animals = Category.objects.create(benchmark=benchmark, name="animals", position=1)
+    sports = Category.objects.create(benchmark=benchmark, name="sports", position=2)
+    benchmark.prompts.filter(position__in=[1, 2]).update(category=animals)
+    benchmark.prompts.filter(position=3).update(category=sports)
+    spec = CampaignSpec(
+        name="animals only", kind="pairwise", benchmark=benchmark, models=[alpha, beta], categories=[animals]
+    )
+    campaign = create_campaign(spec)
+    assert campaign.items.count() == 2
+
+    report = import_judgments(
+        campaign,
+        csv_text(
+            PAIRWISE_HEADER,
+            f"1,rater,{alpha},{beta},left",
+            f"3,rater,{alpha},{beta},left",
+            f"a ball is kicked,rater,{alpha},{beta},tie",
+            f"a dog runs,rater,{alpha},{beta},right",
+        ),
+    )
+    assert [str(e) for e in report.errors] == [
+        "line 3: prompt 3 is not in this campaign's categories",
+        "line 4: prompt 3 is not in this campaign's categories",
+    ]
+    assert report.imported == 0 and not Judgment.objects.exists()
+
+    good = csv_text(PAIRWISE_HEADER, f"1,rater,{alpha},{beta},left", f"a dog runs,rater,{alpha},{beta},right")
+    assert import_judgments(campaign, good).imported == 2
+    every_category = create_campaign(
+        CampaignSpec(name="every category", kind="pairwise", benchmark=benchmark, models=[alpha, beta])
+    )
+    assert import_judgments(every_category, csv_text(PAIRWISE_HEADER, f"3,rater,{alpha},{beta},tie")).ok

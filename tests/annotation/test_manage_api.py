@@ -302,6 +302,42 @@ def test_judgments_api_lists_resolves_and_filters(api, campaign_factory):
     assert "expected one of site, import" in str(api.get("/api/judgments/", {"source": "web"}).json())
 
 
+def test_a_campaign_key_that_is_not_a_number_is_a_404_on_every_campaign_endpoint(api, campaign_factory):
+    campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
+    item = campaign.items.get()
+    for key in ("abc", "²", "1.5", "99999999999999999999"):
+        base = f"/api/campaigns/{key}"
+        for url in [f"{base}/", f"{base}/progress/", f"{base}/items/", f"{base}/quality/"]:
+            assert api.get(url).status_code == 404, url
+        for url in [
+            f"{base}/pause/",
+            f"{base}/resume/",
+            f"{base}/close/",
+            f"{base}/normalise-media/",
+            f"{base}/annotators/",
+            f"{base}/items/{item.pk}/gold/",
+            f"{base}/exclusions/",
+            f"{base}/import-judgments/",
+        ]:
+            assert post(api, url, {"gold_answer": "slot0"}).status_code == 404, url
+        assert api.delete(f"{base}/exclusions/somebody/").status_code == 404
+        assert api.get(f"/api/judgments/{key}/").status_code == 404
+    campaign.refresh_from_db()
+    assert campaign.status == "active" and campaign.items.get().gold_answer == ""
+
+
+@pytest.mark.parametrize("key", ["²", "abc", "-1", "1.0", " "])
+def test_the_judgments_list_refuses_a_campaign_filter_that_is_not_a_whole_number(api, key):
+    response = api.get("/api/judgments/", {"campaign": key})
+    assert response.status_code == 400
+    assert response.json() == {"campaign": ["give the campaign's id (a whole number)"]}
+
+
+def test_a_campaign_filter_beyond_the_databases_integers_matches_nothing(api):
+    response = api.get("/api/judgments/", {"campaign": "9" * 20})
+    assert response.status_code == 200 and response.json()["count"] == 0
+
+
 def test_openapi_schema_describes_the_manager_endpoints(client):
     text = client.get("/api/schema/").content.decode()
     for path in (

@@ -270,6 +270,13 @@ def test_gold_answers_by_page(admin_client, campaign_factory):
         admin_client.post(f"/campaigns/{rubric.pk}/items/{item.pk}/gold/", {"gold_answer": "tie"}).status_code
         == 404
     )
+    too_big = "9" * 20  # beyond the database's integers: a 404, not an error
+    assert (
+        admin_client.post(f"/campaigns/{too_big}/items/{item.pk}/gold/", {"gold_answer": "tie"}).status_code
+        == 404
+    )
+    response = admin_client.post(url, {"gold_answer": "slot0", "page": "²"})
+    assert response.status_code == 302 and response["Location"] == f"/campaigns/{campaign.pk}/items/"
 
 
 def test_rubric_campaign_pages_and_the_read_only_admin(admin_client, campaign_factory):

@@ -11,15 +11,12 @@ import pytest
 
 from annotation.models import Assignment, Campaign, Judgment, ProblemReport
 from evalsite.middleware import save_user_language
-from tests.annotation import conftest as annotation_fixtures
 from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD, video_shown_at
 from tests.conftest import write_test_video
 
-# The annotation tests' campaign factory, used here with longer clips (see `make_video` below).
-library = annotation_fixtures.library
-annotators = annotation_fixtures.annotators
-campaign_factory = annotation_fixtures.campaign_factory
-ANNOTATOR_PASSWORD = annotation_fixtures.ANNOTATOR_PASSWORD
+# The shared campaign factory (tests/campaign_fixtures.py) is used here with longer clips (see
+# `make_video` below).
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -86,7 +83,8 @@ def shown_urls(page) -> list[str]:
 
 
 def public_id(url: str) -> str:
-    return url.rsplit("/", 1)[1].removesuffix(".mp4")
+    """The library id of the video behind a URL the page was given (annotators get per-campaign ids)."""
+    return video_shown_at(url).public_id
 
 
 def seek_bar_click(page, fraction: float) -> None:
