@@ -1,12 +1,8 @@
 """Judgments of human evaluations, loaded for analysis as plain rows.
 
-What is left out, and why (every analysis page lists what was left out):
-- repeat judgments (`is_repeat=True`): they measure an annotator's self-consistency, they are not results;
-- judgments of annotators a manager excluded from the campaign (`AnnotatorExclusion`);
-- judgments of items that have a problem report (a broken video or an unreadable prompt taints every answer
-  on that item, not only the reporter's);
-- judgments on prompts that any model compared in the campaign refused (`Refusal`): a refused prompt has no
-  fair comparison, so it is dropped for every model of the campaign, not only for the one that refused.
+What is left out, and why, follows the rules of `metrics.left_out`, shared with the preference exports:
+repeats, judgments of excluded annotators, every judgment of a prompt with a problem report on any of its
+items, and every judgment of a prompt that a compared model refused. Every analysis page lists them.
 
 Paired judgments are resolved from what the annotator saw (left / tie / right) to the canonical preference
 "a" (model A, position 0 of the campaign, is better) / "tie" / "b": sides are randomised per annotator, so
@@ -31,24 +27,26 @@ from django.db.models import Avg, Case, Count, F, IntegerField, Max, Q, QuerySet
 
 from annotation.models import (
     RUBRIC_DIMENSIONS,
-    AnnotatorExclusion,
     Campaign,
     CampaignModel,
     ExcludedPrompt,
     Judgment,
-    ProblemReport,
     RubricScore,
 )
-from generation.models import Prompt, Refusal, VideoModel
+from generation.models import Prompt, VideoModel
+from metrics.left_out import (
+    EXCLUDED_ANNOTATOR,
+    PROBLEM_PROMPT,
+    REASON_LABELS,
+    REFUSED_PROMPT,
+    LeftOutRules,
+    left_out_rules,
+)
 
 NO_CATEGORY = "(no category)"
 PAIRED_CHOICES = (Judgment.Choice.LEFT, Judgment.Choice.TIE, Judgment.Choice.RIGHT)
 CANONICAL_OUTCOME_FOR_A = {"a": "win", "tie": "tie", "b": "loss"}
 
-SKIP_REPEAT = "repeat"
-SKIP_EXCLUDED_ANNOTATOR = "excluded annotator"
-SKIP_PROBLEM_ITEM = "problem report on the item"
-SKIP_REFUSED_PROMPT = "prompt refused by a compared model"
 SKIP_FOREIGN_MODELS = "models not compared in the campaign"
 
 
@@ -99,7 +97,7 @@ class SkippedJudgments:
 
     counts: dict[str, int] = field(default_factory=dict)
     excluded_annotators: list[dict[str, Any]] = field(default_factory=list)
-    problem_items: list[dict[str, Any]] = field(default_factory=list)
+    problem_prompts: list[dict[str, Any]] = field(default_factory=list)
     refused_prompts: list[dict[str, Any]] = field(default_factory=list)
     prompts_not_in_campaign: list[dict[str, Any]] = field(default_factory=list)
 
@@ -107,7 +105,7 @@ class SkippedJudgments:
         return {
             "judgments_skipped": dict(self.counts),
             "excluded_annotators": self.excluded_annotators,
-            "problem_items": self.problem_items,
+            "problem_prompts": self.problem_prompts,
             "refused_prompts": self.refused_prompts,
             "prompts_not_in_campaign": self.prompts_not_in_campaign,
         }
@@ -136,33 +134,7 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
     model_ids = [model.pk for model in models]
     labels = {model.pk: model.label for model in models}
     skipped = SkippedJudgments()
-
-    exclusions = list(
-        AnnotatorExclusion.objects.filter(campaign=campaign)
-        .select_related("annotator")
-        .order_by("annotator__username")
-    )
-    excluded_annotator_ids = {e.annotator_id for e in exclusions}
-
-    problems = list(
-        ProblemReport.objects.filter(assignment__campaign=campaign)
-        .values(
-            "assignment__item_id",
-            "assignment__item__position",
-            "assignment__item__prompt__position",
-            "kind",
-            "note",
-        )
-        .order_by("assignment__item__position", "created_at")
-    )
-    problem_item_ids = {p["assignment__item_id"] for p in problems}
-
-    refusals = list(
-        Refusal.objects.filter(model_id__in=model_ids, prompt__benchmark_id=campaign.benchmark_id)
-        .values("prompt_id", "prompt__position", "prompt__text", "model_id", "reason")
-        .order_by("prompt__position", "model_id")
-    )
-    refused_prompt_ids = {r["prompt_id"] for r in refusals}
+    rules = left_out_rules([campaign.pk])
 
     judgment_fields = (
         "id",
@@ -173,7 +145,6 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
         "prompt__text",
         "prompt__category__name",
         "prompt__category__position",
-        "item_id",
         "is_repeat",
         "choice",
         "left_model_id",
@@ -196,8 +167,7 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
 
     skip_counts: Counter[str] = Counter()
     skipped_by_annotator: Counter[int] = Counter()
-    skipped_by_item: Counter[int] = Counter()
-    skipped_by_prompt: Counter[int] = Counter()
+    skipped_by_prompt: Counter[tuple[str, int]] = Counter()
     kept: dict[int, tuple[PromptInfo, str, tuple]] = {}
     prompts: dict[int, PromptInfo] = {}
     for row in raw_judgments:
@@ -210,23 +180,16 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
             prompt_text,
             category_name,
             category_position,
-            item_id,
             is_repeat,
-        ) = row[:10]
-        if is_repeat:
-            skip_counts[SKIP_REPEAT] += 1
-            continue
-        if annotator_id in excluded_annotator_ids:
-            skip_counts[SKIP_EXCLUDED_ANNOTATOR] += 1
-            skipped_by_annotator[annotator_id] += 1
-            continue
-        if item_id is not None and item_id in problem_item_ids:
-            skip_counts[SKIP_PROBLEM_ITEM] += 1
-            skipped_by_item[item_id] += 1
-            continue
-        if prompt_id in refused_prompt_ids:
-            skip_counts[SKIP_REFUSED_PROMPT] += 1
-            skipped_by_prompt[prompt_id] += 1
+        ) = row[:9]
+        reason = rules.reason(
+            campaign_id=campaign.pk, annotator_id=annotator_id, prompt_id=prompt_id, is_repeat=is_repeat
+        )
+        if reason:
+            skip_counts[REASON_LABELS[reason]] += 1
+            if reason == EXCLUDED_ANNOTATOR:
+                skipped_by_annotator[annotator_id] += 1
+            skipped_by_prompt[(reason, prompt_id)] += 1
             continue
         prompt = prompts.get(prompt_id)
         if prompt is None:
@@ -237,7 +200,7 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
                 category=category_name or NO_CATEGORY,
                 category_position=category_position if category_position is not None else 10**9,
             )
-        kept[judgment_id] = (prompt, username, row[10:15])
+        kept[judgment_id] = (prompt, username, row[9:14])
 
     paired: list[PairedJudgment] = []
     rubric: list[RubricRow] = []
@@ -285,35 +248,22 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
     skipped.counts = dict(sorted(skip_counts.items()))
     skipped.excluded_annotators = [
         {
-            "annotator": e.annotator.username,
+            "annotator": e.annotator,
             "reason": e.reason,
             "judgments_skipped": skipped_by_annotator[e.annotator_id],
         }
-        for e in exclusions
+        for e in rules.exclusions
     ]
-    seen_items: set[int] = set()
-    for p in problems:
-        skipped.problem_items.append(
-            {
-                "item": p["assignment__item__position"],
-                "prompt": p["assignment__item__prompt__position"],
-                "problem": p["kind"],
-                "note": p["note"],
-                "judgments_skipped": 0
-                if p["assignment__item_id"] in seen_items
-                else skipped_by_item[p["assignment__item_id"]],
-            }
-        )
-        seen_items.add(p["assignment__item_id"])
+    skipped.problem_prompts = _problem_prompts(rules, skipped_by_prompt)
     skipped.refused_prompts = [
         {
-            "prompt": r["prompt__position"],
-            "text": r["prompt__text"],
-            "refused_by": labels[r["model_id"]],
-            "reason": r["reason"],
-            "judgments_skipped": skipped_by_prompt[r["prompt_id"]],
+            "prompt": r.prompt_position,
+            "text": r.prompt_text,
+            "refused_by": labels[r.model_id],
+            "reason": r.reason,
+            "judgments_skipped": skipped_by_prompt[(REFUSED_PROMPT, r.prompt_id)],
         }
-        for r in refusals
+        for r in rules.refusals
     ]
     skipped.prompts_not_in_campaign = [
         {
@@ -349,6 +299,26 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
         skipped=skipped,
         fingerprint=digest,
     )
+
+
+def _problem_prompts(
+    rules: LeftOutRules, skipped_by_prompt: Counter[tuple[str, int]]
+) -> list[dict[str, Any]]:
+    """The prompts left out for problem reports, in prompt order, each with its reports."""
+    by_prompt: dict[int, dict[str, Any]] = {}
+    for p in rules.problems:
+        entry = by_prompt.setdefault(
+            p.prompt_id,
+            {
+                "prompt": p.prompt_position,
+                "text": p.prompt_text,
+                "reason": REASON_LABELS[PROBLEM_PROMPT],
+                "reports": [],
+                "judgments_skipped": skipped_by_prompt[(PROBLEM_PROMPT, p.prompt_id)],
+            },
+        )
+        entry["reports"].append({"item": p.item_position, "problem": p.kind, "note": p.note})
+    return sorted(by_prompt.values(), key=lambda entry: entry["prompt"])
 
 
 def _canonical_choice(
@@ -492,37 +462,9 @@ def judgment_scope(filters: JudgmentFilters) -> JudgmentScope:
 
 
 def left_out(campaign_ids: list[int]) -> Q:
-    """A condition matching the judgments of these campaigns that analyses leave out (see the module's
-    docstring). It is built from the (few) exclusions, refusals and problem reports, so the database checks
-    plain column values on each judgment, with no subquery per row. Three small queries."""
-    condition = Q(is_repeat=True)
-    excluded: dict[int, list[int]] = defaultdict(list)
-    for campaign_id, annotator_id in AnnotatorExclusion.objects.filter(
-        campaign_id__in=campaign_ids
-    ).values_list("campaign_id", "annotator_id"):
-        excluded[campaign_id].append(annotator_id)
-    for campaign_id, annotator_ids in sorted(excluded.items()):
-        # Built with & to keep this order: the cheap equality first, so most rows fail it at once.
-        condition |= Q(campaign_id=campaign_id) & Q(annotator_id__in=sorted(annotator_ids))
-    problem_items = sorted(
-        set(
-            ProblemReport.objects.filter(assignment__campaign_id__in=campaign_ids).values_list(
-                "assignment__item_id", flat=True
-            )
-        )
-    )
-    if problem_items:
-        condition |= Q(item_id__in=problem_items)
-    campaigns_by_prompt: dict[int, set[int]] = defaultdict(set)
-    for campaign_id, prompt_id in Refusal.objects.filter(
-        model__campaign_entries__campaign_id__in=campaign_ids
-    ).values_list("model__campaign_entries__campaign_id", "prompt_id"):
-        campaigns_by_prompt[prompt_id].add(campaign_id)
-    # One clause per refused prompt (there are few), not per campaign: the database tests every row
-    # against every clause, and with many campaigns sharing a refusing model this is the shorter list.
-    for prompt_id, refusing_campaigns in sorted(campaigns_by_prompt.items()):
-        condition |= Q(prompt_id=prompt_id) & Q(campaign_id__in=sorted(refusing_campaigns))
-    return condition
+    """A condition matching the judgments of these campaigns that analyses leave out (the rules of
+    `metrics.left_out`), with no subquery per row. Three small queries."""
+    return left_out_rules(campaign_ids).condition()
 
 
 def battle_counts(scope: JudgmentScope) -> list[BattleCount]:

@@ -10,7 +10,12 @@ The method (Chatbot Arena's):
 - the 95% interval is the percentile interval over `rounds` (>= 1000 on the page) bootstrap rounds that
   resample the battles with replacement;
 - rank = 1 + the number of models whose lower bound is above this model's upper bound, so models whose
-  intervals overlap share a rank.
+  intervals overlap share a rank;
+- only models with a finite rating on a common scale are rated (`metrics.stats.ratings.rating_status`): a
+  model that won (or lost) every battle against the rated models is "unbounded", and models with no chain of
+  battles to the largest connected group are "not comparable". Neither gets a rating, an interval or a
+  rank; each row says which (`status`, `status_label`), and the rated models are fitted on the battles
+  among themselves.
 
 The judgments are counted in the database (one GROUP BY over (left model, right model, choice)); only those
 counts reach Python. The fit is cached under a digest of the counts themselves, so any change to the
@@ -41,8 +46,22 @@ from metrics.human import (
     rubric_means,
 )
 from metrics.models import AutoScore, ScoreSettings
-from metrics.results import DIMENSION_LABELS, Column, Table, plot
-from metrics.stats.ratings import A_WINS, B_WINS, TIE, BattleRows, bootstrap_ratings, rank_with_intervals
+from metrics.results import DIMENSION_LABELS, Column, Table, parse_id, plot
+from metrics.stats.ratings import (
+    A_WINS,
+    B_WINS,
+    NO_BATTLES,
+    NOT_COMPARABLE,
+    RATED,
+    TIE,
+    UNBOUNDED_HIGH,
+    UNBOUNDED_LOW,
+    BattleRows,
+    bootstrap_ratings,
+    rank_with_intervals,
+    rating_status,
+    unbounded_models,
+)
 
 DEFAULT_ROUNDS = 1000
 PAIRED_KINDS_RATED = (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE)
@@ -54,6 +73,16 @@ TIES_NOTE = (
     "Bradley-Terry, base 10, scale 400, mean 1000; 95% intervals from {rounds} bootstrap rounds over battles; "
     "a rank counts the models whose interval lies wholly above this model's, so overlapping models share a rank."
 )
+STATUS_ORDER = (RATED, UNBOUNDED_HIGH, UNBOUNDED_LOW, NOT_COMPARABLE, NO_BATTLES)
+STATUS_NOTES = {
+    UNBOUNDED_HIGH: "{models}: unbounded, no loss against the rated models (a model that won every battle has "
+    "no finite rating), so no rating, interval or rank.",
+    UNBOUNDED_LOW: "{models}: unbounded, no win against the rated models (a model that lost every battle has "
+    "no finite rating), so no rating, interval or rank.",
+    NOT_COMPARABLE: "{models}: not comparable, no chain of battles links them to the rated models, so no "
+    "rating on their scale, no interval and no rank.",
+    NO_BATTLES: "{models}: no pairwise battle (rubric scores only).",
+}
 
 
 class LeaderboardError(ValueError):
@@ -72,9 +101,10 @@ def parse_filters(params: Mapping[str, str]) -> JudgmentFilters:
             raise LeaderboardError(f"no benchmark with the slug {slug!r}")
     category = (params.get("category") or "").strip()
     if category:
-        if not category.isdigit():
+        category_pk = parse_id(category)
+        if category_pk is None:
             raise LeaderboardError(f"category must be a category id, got {category!r}")
-        found = Category.objects.filter(pk=int(category)).values_list("pk", "benchmark_id").first()
+        found = Category.objects.filter(pk=category_pk).values_list("pk", "benchmark_id").first()
         if found is None:
             raise LeaderboardError(f"no category with the id {category}")
         if benchmark_id is not None and found[1] != benchmark_id:
@@ -87,9 +117,10 @@ def parse_filters(params: Mapping[str, str]) -> JudgmentFilters:
         pool = pool_name
     campaign = (params.get("campaign") or "").strip()
     if campaign:
+        campaign_pk = parse_id(campaign)
         query = (
-            Campaign.objects.filter(pk=int(campaign))
-            if campaign.isdigit()
+            Campaign.objects.filter(pk=campaign_pk)
+            if campaign_pk is not None
             else Campaign.objects.filter(name=campaign)
         )
         campaign_id = query.values_list("pk", flat=True).first()
@@ -134,10 +165,19 @@ def battle_rows(counts: list[BattleCount], index: dict[int, int]) -> BattleRows:
 
 
 def cached_battle_counts(scope: JudgmentScope) -> list[BattleCount]:
-    """`battle_counts`, cached under what defines them: the filters, the exclusions and the judgments'
-    fingerprint (count, newest id, revisions), so a new, changed or deleted judgment is never missed."""
+    """`battle_counts`, cached under what defines them: the filters, the campaigns, what is left out, the
+    prompts of the category and the members of the pool filtered on (as they are now: a prompt moved into
+    the category or an annotator added to the pool changes the key), and the judgments' fingerprint (count,
+    newest id, revisions), so a new, changed or deleted judgment is never missed."""
     key_source = repr(
-        (scope.filters, scope.paired_campaign_ids, str(scope.left_out), judgments_fingerprint())
+        (
+            scope.filters,
+            scope.paired_campaign_ids,
+            str(scope.left_out),
+            scope.category_prompt_ids,
+            scope.pool_annotator_ids,
+            judgments_fingerprint(),
+        )
     )
     key = f"metrics:battles:{hashlib.sha256(key_source.encode()).hexdigest()}"
     counts = cache.get(key)
@@ -202,14 +242,32 @@ def auto_metric_means(model_ids: list[int], filters: JudgmentFilters) -> tuple[l
     return columns, means
 
 
+def _status_label(code: str, won_or_lost_every_battle: bool) -> str:
+    if code == UNBOUNDED_HIGH:
+        return (
+            "unbounded: won every battle"
+            if won_or_lost_every_battle
+            else "unbounded: no loss to a rated model"
+        )
+    if code == UNBOUNDED_LOW:
+        return (
+            "unbounded: lost every battle"
+            if won_or_lost_every_battle
+            else "unbounded: no win over a rated model"
+        )
+    if code == NOT_COMPARABLE:
+        return "not comparable: no chain of battles to the rated models"
+    return "rated" if code == RATED else "no pairwise battle"
+
+
 def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> dict[str, Any]:
     """The leaderboard as a JSON-ready dict: {filters, battles, rounds, note, tables: [leaderboard],
     plots: [ratings]}. About ten queries, whatever the number of judgments."""
     scope = judgment_scope(filters)
     counts = cached_battle_counts(scope)
     means = rubric_means(scope)
-    rated_ids = sorted({c.left_model_id for c in counts} | {c.right_model_id for c in counts})
-    model_ids = sorted(set(rated_ids) | set(means))
+    battled_ids = sorted({c.left_model_id for c in counts} | {c.right_model_id for c in counts})
+    model_ids = sorted(set(battled_ids) | set(means))
     models = VideoModel.objects.in_bulk(model_ids)
     auto_columns, auto_means = auto_metric_means(model_ids, filters) if model_ids else ([], {})
 
@@ -224,11 +282,21 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
             winner[0] += row.n
             loser[2] += row.n
 
+    status = {model_id: NO_BATTLES for model_id in model_ids}
+    won_or_lost_all: dict[int, bool] = {}
+    if battled_ids:
+        every_battle = battle_rows(counts, {model_id: i for i, model_id in enumerate(battled_ids)})
+        status.update(zip(battled_ids, rating_status(every_battle, len(battled_ids)), strict=True))
+        won_or_lost_all.update(
+            zip(battled_ids, unbounded_models(every_battle, len(battled_ids)), strict=True)
+        )
+    rated_ids = [model_id for model_id in battled_ids if status[model_id] == RATED]
     fit: dict[str, list[float]] = {}
     ranks: list[int] = []
     if len(rated_ids) >= 2:
         index = {model_id: i for i, model_id in enumerate(rated_ids)}
-        fit = fitted_ratings(battle_rows(counts, index), len(rated_ids), rounds=rounds, seed=seed)
+        among_rated = [c for c in counts if c.left_model_id in index and c.right_model_id in index]
+        fit = fitted_ratings(battle_rows(among_rated, index), len(rated_ids), rounds=rounds, seed=seed)
         ranks = rank_with_intervals(fit["lower"], fit["upper"])
     position = {model_id: i for i, model_id in enumerate(rated_ids)} if fit else {}
 
@@ -239,6 +307,8 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
             "rank": None,
             "model_id": model_id,
             "model": models[model_id].label,
+            "status": status[model_id],
+            "status_label": _status_label(status[model_id], won_or_lost_all.get(model_id, False)),
             "rating": None,
             "ci_low": None,
             "ci_high": None,
@@ -260,7 +330,12 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
             mean = auto_means.get((model_id, column["metric"]))
             row[column["metric"]] = mean[0] if mean else None
         rows.append(row)
-    rows.sort(key=lambda r: (r["rating"] is None, -(r["rating"] or 0.0), r["model"]))
+    rows.sort(key=lambda r: (STATUS_ORDER.index(r["status"]), -(r["rating"] or 0.0), r["model"]))
+    rating_notes = [
+        STATUS_NOTES[code].format(models=", ".join(r["model"] for r in rows if r["status"] == code))
+        for code in STATUS_ORDER
+        if code != RATED and any(r["status"] == code for r in rows)
+    ]
 
     table = Table(
         "leaderboard",
@@ -271,6 +346,7 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
             Column("rating", "Rating", "rating"),
             Column("ci_low", "95% CI low", "rating"),
             Column("ci_high", "95% CI high", "rating"),
+            Column("status_label", "Rating status"),
             Column("battles", "Battles", "int"),
             Column("wins", "Wins", "int"),
             Column("ties", "Ties", "int"),
@@ -280,7 +356,7 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
             *[Column(c["metric"], c["label"], "float") for c in auto_columns],
         ],
         rows,
-        note=TIES_NOTE.format(rounds=rounds),
+        note=" ".join([TIES_NOTE.format(rounds=rounds), *rating_notes]),
     )
     rated = [r for r in rows if r["rating"] is not None]
     figure = plot(
@@ -308,6 +384,10 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
         "rounds": rounds,
         "seed": seed,
         "note": TIES_NOTE.format(rounds=rounds),
+        "rating_notes": rating_notes,
+        "unrated": {
+            code: [r["model"] for r in rows if r["status"] == code] for code in STATUS_ORDER if code != RATED
+        },
         "auto_metric_settings": auto_columns,
         "tables": [table.as_dict()],
         "plots": [figure] if rated else [],

@@ -40,6 +40,13 @@ DEFAULT_ROUNDS = 1000
 MIN_ROUNDS, MAX_ROUNDS = 100, 20000
 OVERALL = "Overall"
 POOLED = "Pooled"
+MAJORITY = "Majority per prompt"
+POOLED_SIGN_TEST_NOTE = (
+    "The pooled sign test counts each annotator's judgment separately; several annotators rate the same prompt, "
+    "so its p-value is optimistic. The bootstrap interval resamples prompts (each prompt's judgments together). "
+    f"The '{MAJORITY}' row counts one outcome per prompt, the majority of its votes ('tie' when the top count "
+    "is shared), with its own sign test."
+)
 ALL_ANNOTATORS = "All annotators"
 DIMENSION_LABELS = {
     "instruction_following": "Instruction following",
@@ -48,7 +55,18 @@ DIMENSION_LABELS = {
     "aesthetic_appeal": "Aesthetic appeal",
 }
 CANONICAL_LABELS = {"a": "A better", "tie": "tie", "b": "B better"}
-RESULTS_FORMAT_VERSION = 1  # part of the cache key: bump when the shape or the method changes
+METRIC2_NOTE = (
+    "Metric-2 compares the models on the same prompts, so that no model's sum holds scores the others lack. "
+    "Sums and means per category (Table 8), the paired tests and the plot count a prompt once every compared "
+    "model has the same number (at least one) of analysed scores on it; a prompt still being scored, or "
+    "scored more often for one model, waits (listed under what was left out). Sums per annotator (Table 11) "
+    "count, for each annotator, the prompts on which that annotator scored every compared model, the same "
+    "number of times. The paired test per dimension is the Wilcoxon signed-rank test over prompts of the "
+    "per-prompt means across annotators (two-sided, zero differences dropped)."
+)
+METRIC2_UNSCORED = "not every compared model has a score on it yet"
+METRIC2_UNEQUAL = "the compared models have unequal numbers of scores on it (coverage unfinished)"
+RESULTS_FORMAT_VERSION = 2  # part of the cache key: bump when the shape or the method changes
 
 
 class ResultsError(ValueError):
@@ -82,6 +100,14 @@ class Table:
 
 def plot(key: str, title: str, data: list[dict[str, Any]], **layout: Any) -> dict[str, Any]:
     return {"key": key, "title": title, "data": data, "layout": {"title": {"text": title}, **layout}}
+
+
+def parse_id(value: str) -> int | None:
+    """A database id from user input, or None: ASCII digits only ("²" and "٣" pass `str.isdigit` but are no
+    ids) and at most 18 of them, so the value fits a 64-bit column."""
+    if value.isascii() and value.isdecimal() and len(value) <= 18:
+        return int(value)
+    return None
 
 
 def check_rounds(rounds: int | str | None) -> int:
@@ -126,7 +152,7 @@ def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed
             f"Metric-1 is counted from model A's side ({data.models[0].label}): wins-ties-losses of A against "
             f"B ({data.models[1].label}). Win rate = wins / (wins + losses); the sign test is two-sided on "
             "wins against losses, ties dropped; the 95% interval of the win rate is bootstrapped over prompts "
-            f"({rounds} rounds)."
+            f"({rounds} rounds). {POOLED_SIGN_TEST_NOTE}"
         )
     if campaign.kind == Campaign.Kind.AB_SHARED_NOISE and data.paired:
         share_table, share_plot = _ab_shares(data, rounds, seed)
@@ -138,15 +164,12 @@ def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed
         )
     if campaign.kind == Campaign.Kind.SEED_PREFERENCE and data.paired:
         tables.append(_seed_preference_summary(data))
+    skipped = data.skipped.as_dict()
     if campaign.kind == Campaign.Kind.RUBRIC and data.rubric:
-        metric2_tables, metric2_plot = _metric2(data)
+        metric2_tables, metric2_plot, skipped["metric2_prompts_left_out"] = _metric2(data)
         tables += metric2_tables
         plots.append(metric2_plot)
-        notes.append(
-            "Metric-2 sums are over every analysed annotator and prompt; the paired test per dimension is the "
-            "Wilcoxon signed-rank test over prompts of the per-prompt means across annotators (two-sided, "
-            "zero differences dropped)."
-        )
+        notes.append(METRIC2_NOTE)
     if data.paired:
         agreement_tables, heatmap = _paired_agreement(data)
         tables += agreement_tables
@@ -185,7 +208,7 @@ def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed
         ),
         "rounds": rounds,
         "seed": seed,
-        "skipped": data.skipped.as_dict(),
+        "skipped": skipped,
         "notes": notes,
         "tables": [t.as_dict() for t in tables],
         "plots": plots,
@@ -234,11 +257,19 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
                 counts = per_prompt[(scope, person)].setdefault(judgment.prompt.prompt_id, [0, 0, 0])
                 counts[outcome] += 1
 
+    # The majority of each prompt's pooled votes, as one outcome per prompt: (scope, MAJORITY) -> prompt -> one-hot
+    for scope in scopes:
+        for prompt_id, (wins, ties, losses) in per_prompt.get((scope, POOLED), {}).items():
+            verdict = majority(["win"] * wins + ["tie"] * ties + ["loss"] * losses)
+            one_hot = [0, 0, 0]
+            one_hot[OUTCOME_INDEX[verdict]] = 1
+            per_prompt[(scope, MAJORITY)][prompt_id] = one_hot
+
     long_rows: list[dict[str, Any]] = []
     wide_rows: list[dict[str, Any]] = []
     for scope in scopes:
         wide = {"category": scope}
-        for person in people:
+        for person in [*people, MAJORITY]:
             prompts = per_prompt.get((scope, person))
             if not prompts:
                 wide[_annotator_key(person)] = None
@@ -257,7 +288,9 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
                     "ties": ties,
                     "losses": losses,
                     "wtl": str(counts),
-                    "judgments": counts.total,
+                    "judgments": counts.total
+                    if person != MAJORITY
+                    else sum(sum(c) for c in per_prompt[(scope, POOLED)].values()),
                     "prompts": len(prompts),
                     "win_rate": _number(counts.win_rate),
                     "ci_low": _number(low),
@@ -275,9 +308,10 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
             Column("category", "Category"),
             *[Column(_annotator_key(p), p) for p in data.annotators],
             Column(_annotator_key(POOLED), POOLED),
+            Column(_annotator_key(MAJORITY), MAJORITY),
         ],
         wide_rows,
-        note="The shape of the report's Tables 7, 9 and 10.",
+        note="The shape of the report's Tables 7, 9 and 10; the last column counts prompts, by their majority.",
     )
     long_table = Table(
         "metric1_rows",
@@ -298,7 +332,7 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
         ],
         long_rows,
         note=f"Win rate = wins / (wins + losses); interval bootstrapped over prompts ({rounds} rounds); "
-        "two-sided sign test of wins against losses.",
+        f"two-sided sign test of wins against losses. {POOLED_SIGN_TEST_NOTE}",
     )
 
     votes: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -462,18 +496,71 @@ def _joined_sums(totals: Sequence[float | None]) -> str | None:
     return "-".join("—" if t is None else f"{round(t):,}" for t in totals)
 
 
-def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
+def _scores_per_model(rows: Iterable[RubricRow], key: Any) -> dict[Any, Counter[int]]:
+    """For each group of rows with the same key(row): how many score rows each model has."""
+    groups: dict[Any, Counter[int]] = defaultdict(Counter)
+    for row in rows:
+        groups[key(row)][row.model_id] += 1
+    return groups
+
+
+def _is_balanced(counts: Counter[int], model_ids: list[int]) -> bool:
+    """Every compared model has the same number (at least one) of score rows."""
+    return counts[model_ids[0]] > 0 and all(counts[m] == counts[model_ids[0]] for m in model_ids)
+
+
+def _metric2_left_out(
+    data: CampaignJudgments, per_prompt: dict[int, Counter[int]], model_ids: list[int]
+) -> list[dict[str, Any]]:
+    """The prompts with scores that Metric-2 leaves out because the models are not scored alike on them."""
+    labels = {m.pk: m.label for m in data.models}
+    prompts = {row.prompt.prompt_id: row.prompt for row in data.rubric}
+    left_out = []
+    for prompt_id, counts in per_prompt.items():
+        if _is_balanced(counts, model_ids):
+            continue
+        prompt = prompts[prompt_id]
+        left_out.append(
+            {
+                "prompt": prompt.position,
+                "text": prompt.text,
+                "category": prompt.category,
+                "scores": ", ".join(f"{labels[m]}: {counts[m]}" for m in model_ids),
+                "reason": METRIC2_UNSCORED if any(counts[m] == 0 for m in model_ids) else METRIC2_UNEQUAL,
+            }
+        )
+    return sorted(left_out, key=lambda entry: entry["prompt"])
+
+
+def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any], list[dict[str, Any]]]:
+    """Metric-2 tables over the prompts where the models are scored alike (see METRIC2_NOTE), the plot, and
+    the prompts left out of them."""
     model_ids = [m.pk for m in data.models]
     labels = {m.pk: m.label for m in data.models}
-    categories = _categories(r.prompt for r in data.rubric)
+    per_prompt = _scores_per_model(data.rubric, lambda row: row.prompt.prompt_id)
+    balanced_prompts = {p for p, counts in per_prompt.items() if _is_balanced(counts, model_ids)}
+    per_annotator_prompt = _scores_per_model(data.rubric, lambda row: (row.annotator, row.prompt.prompt_id))
+    balanced_annotator_prompts = {
+        key for key, counts in per_annotator_prompt.items() if _is_balanced(counts, model_ids)
+    }
+    compared = [row for row in data.rubric if row.prompt.prompt_id in balanced_prompts]
+    categories = _categories(r.prompt for r in compared)
     # (scope, model, dimension index) -> scores, scope being a category or OVERALL, or an annotator
     by_category: dict[tuple[str, int, int], list[int]] = defaultdict(list)
     by_annotator: dict[tuple[str, int, int], list[int]] = defaultdict(list)
+    prompts_in: dict[str, set[int]] = defaultdict(set)
     for row in data.rubric:
-        for d, value in enumerate(row.scores):
-            by_category[(OVERALL, row.model_id, d)].append(value)
-            by_category[(row.prompt.category, row.model_id, d)].append(value)
-            by_annotator[(row.annotator, row.model_id, d)].append(value)
+        prompt_id = row.prompt.prompt_id
+        if prompt_id in balanced_prompts:
+            prompts_in[OVERALL].add(prompt_id)
+            prompts_in[row.prompt.category].add(prompt_id)
+            for d, value in enumerate(row.scores):
+                by_category[(OVERALL, row.model_id, d)].append(value)
+                by_category[(row.prompt.category, row.model_id, d)].append(value)
+        if (row.annotator, prompt_id) in balanced_annotator_prompts:
+            prompts_in[_annotator_key(row.annotator)].add(prompt_id)
+            for d, value in enumerate(row.scores):
+                by_annotator[(row.annotator, row.model_id, d)].append(value)
 
     def summaries(store, scope):
         return {
@@ -489,7 +576,7 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
     wide_category, long_category = [], []
     for scope in [OVERALL, *categories]:
         summary = summaries(by_category, scope)
-        wide = {"category": scope}
+        wide: dict[str, Any] = {"category": scope, "prompts": len(prompts_in[scope])}
         for d, dim in enumerate(RUBRIC_DIMENSIONS):
             cells = [summary[(m, d)] for m in model_ids]
             wide[dim] = _joined_sums([c.total if c else None for c in cells])
@@ -509,7 +596,7 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
     wide_annotator, long_annotator = [], []
     for person in data.annotators:
         summary = summaries(by_annotator, person)
-        wide = {"annotator": person}
+        wide = {"annotator": person, "prompts": len(prompts_in[_annotator_key(person)])}
         for d, dim in enumerate(RUBRIC_DIMENSIONS):
             cells = [summary[(m, d)] for m in model_ids]
             wide[dim] = _joined_sums([c.total if c else None for c in cells])
@@ -535,9 +622,10 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
         Table(
             "metric2_sums",
             f"Metric-2: summed scores per category and dimension ({joined_label})",
-            [Column("category", "Category"), *dimension_columns],
+            [Column("category", "Category"), Column("prompts", "Prompts", "int"), *dimension_columns],
             wide_category,
-            note="The shape of the report's Table 8: each cell gives the models' sums in the order of the title.",
+            note="The shape of the report's Table 8: each cell gives the models' sums in the order of the title, "
+            "over the prompts on which every model has the same number of scores.",
         ),
         Table(
             "metric2_by_category",
@@ -553,9 +641,10 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
         Table(
             "metric2_annotator_sums",
             f"Metric-2: summed scores per annotator and dimension ({joined_label})",
-            [Column("annotator", "Annotator"), *dimension_columns],
+            [Column("annotator", "Annotator"), Column("prompts", "Prompts", "int"), *dimension_columns],
             wide_annotator,
-            note="The shape of the report's Table 11.",
+            note="The shape of the report's Table 11: each annotator's sums over the prompts on which that "
+            "annotator scored every model (the same number of times).",
         ),
         Table(
             "metric2_by_annotator",
@@ -568,7 +657,7 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
             ],
             long_annotator,
         ),
-        _metric2_tests(data.rubric, model_ids, labels),
+        _metric2_tests(compared, model_ids, labels),
     ]
     overall = summaries(by_category, OVERALL)
     figure = plot(
@@ -589,7 +678,7 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any]]:
         barmode="group",
         yaxis={"title": {"text": "mean score (1-5)"}, "range": [0, 5]},
     )
-    return tables, figure
+    return tables, figure, _metric2_left_out(data, per_prompt, model_ids)
 
 
 def _metric2_tests(rows: list[RubricRow], model_ids: list[int], labels: dict[int, str]) -> Table:

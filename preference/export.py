@@ -47,7 +47,7 @@ from .pairs import (
     check_split,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: left-out counts by the shared rules' reasons; the split by prompt text
 FORMATS: tuple[str, ...] = ("jsonl", "parquet")
 DATASETS: tuple[str, ...] = ("pairs", "dpo", "scores")
 MANIFEST_NAME = "manifest.json"
@@ -115,7 +115,7 @@ OPTION_HELP = {
     "ties": f"one of {', '.join(TIE_HANDLING)}: a tie is dropped or kept with label 0.5",
     "granularity": f"one of {', '.join(GRANULARITIES)}: one record per pair (votes aggregated) or per judgment",
     "validation_fraction": "share of prompts (not records) that go to the validation split",
-    "split_seed": "text that, with the prompt id, decides each prompt's split",
+    "split_seed": "text that, with the normalised prompt text, decides each prompt's split",
     "formats": f"some of {', '.join(FORMATS)}",
 }
 

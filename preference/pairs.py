@@ -13,8 +13,11 @@ pair. The rule that turns a pair's votes into chosen/rejected, on one screen:
 - Per judgment, every vote is its own record (its chosen side is the one that annotator picked); the
   record carries the whole pair's counts, oriented to its own chosen video, and the pair's agreement.
 
-The split assigns whole prompts: a prompt is in validation when the hash of (split seed, prompt id), read
-as a number in [0, 1), is below the validation fraction. Every record of a prompt follows its prompt.
+The split assigns whole prompts, by their text: a prompt is in validation when the hash of (split seed,
+normalised prompt text), read as a number in [0, 1), is below the validation fraction. The text is
+normalised by casefolding it and collapsing every run of whitespace to one space (leading and trailing
+whitespace dropped), so the same prompt in two benchmarks, or spelt with other capitals or spacing, lands on
+one side. Every record of a prompt follows its prompt.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -272,10 +275,15 @@ def build_pairs(
     return records, counts
 
 
-def split_of(prompt_id: int, *, seed: str, validation_fraction: float) -> Split:
-    """'validation' for a stable share of prompts (about `validation_fraction`), 'train' for the rest."""
+def normalise_prompt_text(text: str) -> str:
+    """The form of a prompt's text that decides its split: casefolded, whitespace runs made one space, stripped."""
+    return " ".join(text.casefold().split())
+
+
+def split_of(prompt_text: str, *, seed: str, validation_fraction: float) -> Split:
+    """'validation' for a stable share of prompt texts (about `validation_fraction`), 'train' for the rest."""
     check_split(seed=seed, validation_fraction=validation_fraction)
-    digest = hashlib.sha256(f"{seed}\x1f{prompt_id}".encode()).digest()
+    digest = hashlib.sha256(f"{seed}\x1f{normalise_prompt_text(prompt_text)}".encode()).digest()
     position = int.from_bytes(digest[:8], "big") / 2**64
     return "validation" if position < validation_fraction else "train"
 
@@ -287,11 +295,14 @@ def check_split(*, seed: str, validation_fraction: float) -> None:
         raise PairsError("the split seed must be text")
 
 
-def split_by_prompt(prompt_ids: Iterable[int], *, seed: str, validation_fraction: float) -> dict[int, Split]:
-    """The split of every prompt (one side per prompt, so no prompt is on both sides)."""
+def split_by_prompt(
+    prompt_texts: Mapping[int, str], *, seed: str, validation_fraction: float
+) -> dict[int, Split]:
+    """The split of every prompt, given as {prompt id: text}: one side per prompt, and one side per
+    normalised text, so neither a prompt nor its text is on both sides."""
     return {
-        pid: split_of(pid, seed=seed, validation_fraction=validation_fraction)
-        for pid in sorted(set(prompt_ids))
+        pid: split_of(prompt_texts[pid], seed=seed, validation_fraction=validation_fraction)
+        for pid in sorted(prompt_texts)
     }
 
 

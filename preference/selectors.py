@@ -1,10 +1,11 @@
 """Reads for preference exports: the judgments and scores that count, turned into the plain rows of
 `pairs.py`, the prompt and video facts the records carry, and the exports themselves.
 
-What counts: paired judgments (left/tie/right) and rubric scores of the chosen campaigns, except
-repeats (they measure self-consistency, they are not data), judgments of annotators a manager excluded
-from that campaign, every judgment of an item someone reported a problem with, and answers without stored
-videos (imported ones may name only the models)."""
+What counts: paired judgments (left/tie/right) and rubric scores of the chosen campaigns, except what every
+analysis leaves out (`metrics.left_out`, the same rules as the results pages: repeats, judgments of
+annotators a manager excluded from that campaign, every judgment of a prompt with a problem report on any
+of its items, every judgment of a prompt that a model compared in that campaign refused), and answers
+without stored videos (imported ones may name only the models)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,17 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import reverse
 
-from annotation.models import AnnotatorExclusion, Campaign, Judgment, ProblemReport, RubricScore
+from annotation.models import Campaign, Judgment, RubricScore
 from generation.models import Prompt, Video
 from generation.selectors import playable_url
+from metrics.left_out import REASONS, left_out_rules
 
 from .export import MANIFEST_NAME, PromptInfo, VideoInfo
 from .models import PreferenceExport
 from .pairs import ScoreRow, Vote, hash_annotator
 
-LEFT_OUT_REASONS = ("repeat", "excluded_annotator", "problem_item", "no_video")
+NO_VIDEO = "no_video"
+LEFT_OUT_REASONS = (*REASONS, NO_VIDEO)
 CHUNK = 500  # ids per IN (...) query: well below SQLite's limit on query parameters
 ITERATOR_CHUNK = 5000
 
@@ -52,34 +55,23 @@ class Loaded:
 
 
 class _Filters:
-    """The left-out rules of the module docstring, for judgments of the given campaigns."""
+    """The left-out rules of the module docstring, for judgments of the given campaigns, and the hashed
+    annotator ids."""
 
     def __init__(self, campaign_ids: Sequence[int]):
-        self.excluded = set(
-            AnnotatorExclusion.objects.filter(campaign_id__in=campaign_ids).values_list(
-                "campaign_id", "annotator_id"
-            )
-        )
-        self.problem_items = set(
-            ProblemReport.objects.filter(assignment__campaign_id__in=campaign_ids).values_list(
-                "assignment__item_id", flat=True
-            )
-        )
+        self.rules = left_out_rules(campaign_ids)
         self.key = annotator_hash_key()
         self._hashes: dict[int, str] = {}
 
     def reason(
-        self, *, campaign_id: int, annotator_id: int, item_id: int | None, is_repeat: bool, videos
+        self, *, campaign_id: int, annotator_id: int, prompt_id: int, is_repeat: bool, videos: Sequence
     ) -> str:
-        if is_repeat:
-            return "repeat"
-        if (campaign_id, annotator_id) in self.excluded:
-            return "excluded_annotator"
-        if item_id is not None and item_id in self.problem_items:
-            return "problem_item"
-        if any(v is None for v in videos):
-            return "no_video"
-        return ""
+        reason = self.rules.reason(
+            campaign_id=campaign_id, annotator_id=annotator_id, prompt_id=prompt_id, is_repeat=is_repeat
+        )
+        if not reason and any(v is None for v in videos):
+            return NO_VIDEO
+        return reason
 
     def annotator(self, user_id: int) -> str:
         if user_id not in self._hashes:
@@ -104,7 +96,6 @@ def paired_votes(campaigns: Iterable[Campaign]) -> Loaded:
             "campaign_id",
             "campaign__name",
             "annotator_id",
-            "item_id",
             "is_repeat",
             "prompt_id",
             "choice",
@@ -112,13 +103,13 @@ def paired_votes(campaigns: Iterable[Campaign]) -> Loaded:
             "right_video__public_id",
         )
     )
-    for jid, cid, cname, annotator_id, item_id, is_repeat, prompt_id, choice, left, right in rows.iterator(
+    for jid, cid, cname, annotator_id, is_repeat, prompt_id, choice, left, right in rows.iterator(
         chunk_size=ITERATOR_CHUNK
     ):
         reason = filters.reason(
             campaign_id=cid,
             annotator_id=annotator_id,
-            item_id=item_id,
+            prompt_id=prompt_id,
             is_repeat=is_repeat,
             videos=(left, right),
         )
@@ -150,18 +141,19 @@ def score_rows(campaigns: Iterable[Campaign]) -> Loaded:
         .values_list(
             "judgment__campaign_id",
             "judgment__annotator_id",
-            "judgment__item_id",
             "judgment__is_repeat",
             "judgment__prompt_id",
             "video__public_id",
             *RubricScore.DIMENSIONS,
         )
     )
-    for cid, annotator_id, item_id, is_repeat, prompt_id, video, *scores in rows.iterator(
-        chunk_size=ITERATOR_CHUNK
-    ):
+    for cid, annotator_id, is_repeat, prompt_id, video, *scores in rows.iterator(chunk_size=ITERATOR_CHUNK):
         reason = filters.reason(
-            campaign_id=cid, annotator_id=annotator_id, item_id=item_id, is_repeat=is_repeat, videos=(video,)
+            campaign_id=cid,
+            annotator_id=annotator_id,
+            prompt_id=prompt_id,
+            is_repeat=is_repeat,
+            videos=(video,),
         )
         if reason:
             loaded.left_out[reason] += 1

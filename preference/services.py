@@ -40,6 +40,16 @@ ANNOTATOR_ID_NOTE = (
 LABEL_NOTE = (
     "1.0: the majority preferred `chosen`; 0.5: a tie kept as a tie (the order of the videos is arbitrary)"
 )
+SPLIT_NOTE = (
+    "by prompt text: a prompt goes to validation when sha256(split_seed, its normalised text) read as a number "
+    "in [0, 1) is below validation_fraction; the text is casefolded, stripped and its whitespace runs collapsed "
+    "to one space, so identical prompt texts (in any benchmark) are on the same side"
+)
+LEFT_OUT_NOTE = (
+    "the results pages' rules, counted by reason: repeats, judgments of annotators excluded from the campaign, "
+    "every judgment of a prompt with a problem report on any of its items, every judgment of a prompt that a "
+    "model compared in the campaign refused; then answers without stored videos"
+)
 PATH_NOTE = "file paths are relative to the site's MEDIA_ROOT; URLs are paths on the site (managers only)"
 
 
@@ -144,11 +154,13 @@ def build_export(export: PreferenceExport, progress: Progress | None = None) -> 
     )
     video_scores = aggregate_scores(scores_loaded.rows)
     prompt_ids = {p.prompt_id for p in pairs} | {s.prompt_id for s in video_scores}
-    splits = split_by_prompt(
-        prompt_ids, seed=options.split_seed, validation_fraction=options.validation_fraction
-    )
     report(2, total, "reading prompts and videos")
     prompts = selectors.prompt_infos(prompt_ids)
+    splits = split_by_prompt(
+        {pid: prompts[pid].text for pid in prompt_ids},
+        seed=options.split_seed,
+        validation_fraction=options.validation_fraction,
+    )
     videos = selectors.video_infos(
         {p.chosen for p in pairs} | {p.rejected for p in pairs} | {s.video for s in video_scores}
     )
@@ -191,8 +203,8 @@ def build_export(export: PreferenceExport, progress: Progress | None = None) -> 
                 "annotator_ids": ANNOTATOR_ID_NOTE,
                 "labels": LABEL_NOTE,
                 "paths": PATH_NOTE,
-                "split": "by prompt: sha256(split_seed, prompt id) below validation_fraction goes to validation",
-                "left_out": "repeats, excluded annotators' judgments, items with a problem report, answers without videos",
+                "split": SPLIT_NOTE,
+                "left_out": LEFT_OUT_NOTE,
             },
         }
         write_manifest(staging, manifest)

@@ -21,6 +21,13 @@ The method (Chatbot Arena's, solved faster):
 - Rank with intervals: 1 + the number of models whose lower bound is above this model's upper bound: a
   model ranks below only the models that beat it with intervals that do not overlap its own (Arena's
   "rank (UB)"), so several models can share a rank.
+- Which ratings mean something (`rating_status`): the maximum-likelihood rating of a model that never lost
+  (never won) is infinite, and models with no chain of battles between them have no common scale. So, in
+  turn until nothing changes: keep the largest connected group of models (`connected_groups`), the others
+  are "not comparable"; in it, a model with no loss (no win) against the others still kept is "unbounded"
+  (`unbounded_models`; a tie is half a win, so a tie makes a model bounded). The models left are "rated":
+  fit them on the battles among themselves. Battles against an unbounded model tell nothing about the
+  others (in the limit they are certain), so this is the limit of the fit on all battles.
 """
 
 from __future__ import annotations
@@ -31,11 +38,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
+import scipy.sparse.csgraph
 from scipy.special import expit
 
 from metrics.stats.bootstrap import check_rounds_and_level
 
 A_WINS, TIE, B_WINS = 0, 1, 2
+RATED = "rated"
+UNBOUNDED_HIGH = "unbounded_high"  # no loss against the rated models: its rating has no upper bound
+UNBOUNDED_LOW = "unbounded_low"  # no win against the rated models: its rating has no lower bound
+NOT_COMPARABLE = "not_comparable"  # no chain of battles to the rated models
+NO_BATTLES = "no_battles"
 DEFAULT_PRIOR = 1e-6
 NEWTON_TOLERANCE = 1e-7  # Newton step (natural-log strength) after which a fit has converged
 # Newton steps that move no strength by more than this need no line search (see _backtracking_fractions).
@@ -184,6 +197,67 @@ def rank_with_intervals(
     return [1 + int((low > model_upper).sum()) for model_upper in high]
 
 
+def connected_groups(rows: BattleRows, n_models: int) -> list[int]:
+    """The group of each model: models are in one group when a chain of battles links them. Groups are
+    numbered from 0 by size, largest first (then by the most battles, then by the lowest model index); a
+    model without battles is a group of its own."""
+    _check_rows(rows, n_models)
+    graph = scipy.sparse.coo_matrix(
+        (np.ones(len(rows)), (rows.model_a, rows.model_b)), shape=(n_models, n_models)
+    )
+    _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    battles = np.bincount(rows.model_a, rows.count, n_models) + np.bincount(
+        rows.model_b, rows.count, n_models
+    )
+    members: dict[int, list[int]] = {}
+    for model, label in enumerate(labels.tolist()):
+        members.setdefault(label, []).append(model)
+    order = sorted(members.values(), key=lambda group: (-len(group), -battles[group].sum(), group[0]))
+    numbered = [0] * n_models
+    for number, group in enumerate(order):
+        for model in group:
+            numbered[model] = number
+    return numbered
+
+
+def unbounded_models(rows: BattleRows, n_models: int) -> list[bool]:
+    """Whether each model won every one of its battles or lost every one (no tie): its maximum-likelihood
+    rating is infinite, and any finite number shown for it only reflects the prior."""
+    scores, games = _scores_and_games(rows, n_models)
+    return [bool(n > 0 and (s == 0 or s == n)) for s, n in zip(scores.tolist(), games.tolist(), strict=True)]
+
+
+def rating_status(rows: BattleRows, n_models: int) -> list[str]:
+    """Per model: RATED, UNBOUNDED_HIGH, UNBOUNDED_LOW, NOT_COMPARABLE or NO_BATTLES (see the module's
+    docstring for the order in which they are decided)."""
+    _check_rows(rows, n_models)
+    _, games = _scores_and_games(rows, n_models)
+    status = [RATED if n > 0 else NO_BATTLES for n in games.tolist()]
+    while True:
+        kept = np.array([s == RATED for s in status])
+        among = kept[rows.model_a] & kept[rows.model_b]
+        sub = BattleRows(rows.model_a[among], rows.model_b[among], rows.outcome[among], rows.count[among])
+        groups = connected_groups(sub, n_models)
+        # Groups are numbered largest first, and a model no longer kept is a group of one without battles.
+        main = min((groups[m] for m in range(n_models) if kept[m]), default=None)
+        changed = False
+        for model in range(n_models):
+            if kept[model] and groups[model] != main:
+                status[model], changed = NOT_COMPARABLE, True
+        scores, games = _scores_and_games(sub, n_models)
+        for model in range(n_models):
+            if status[model] != RATED:
+                continue
+            if games[model] == 0:  # all its battles were against models no longer rated
+                status[model], changed = NOT_COMPARABLE, True
+            elif scores[model] == games[model]:
+                status[model], changed = UNBOUNDED_HIGH, True
+            elif scores[model] == 0:
+                status[model], changed = UNBOUNDED_LOW, True
+        if not changed:
+            return status
+
+
 def simulate_battles(
     ratings: Sequence[float] | np.ndarray,
     n_battles: int,
@@ -219,6 +293,22 @@ def simulate_battles(
     return first, second, outcome
 
 
+def _check_rows(rows: BattleRows, n_models: int) -> None:
+    if len(rows) and (rows.model_a.max() >= n_models or rows.model_b.max() >= n_models):
+        raise ValueError(f"rows name a model index beyond n_models={n_models}")
+
+
+def _scores_and_games(rows: BattleRows, n_models: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per model: its score (wins + half its ties) and its number of battles."""
+    count = rows.count.astype(np.float64)
+    score_a = count * (1.0 - rows.outcome / 2.0)
+    scores = np.bincount(rows.model_a, score_a, n_models) + np.bincount(
+        rows.model_b, count - score_a, n_models
+    )
+    games = np.bincount(rows.model_a, count, n_models) + np.bincount(rows.model_b, count, n_models)
+    return scores, games
+
+
 def _check_fit_arguments(n_models: int, scale: float, base: float, anchor: int | None, prior: float) -> None:
     if n_models < 1:
         raise ValueError(f"n_models must be at least 1, got {n_models}")
@@ -232,8 +322,7 @@ def _check_fit_arguments(n_models: int, scale: float, base: float, anchor: int |
 
 def _win_matrices(rows: BattleRows, counts: np.ndarray, n_models: int) -> np.ndarray:
     """(rounds, n, n) win matrices (ties as half a win each) from per-round counts of the unique rows."""
-    if len(rows) and (rows.model_a.max() >= n_models or rows.model_b.max() >= n_models):
-        raise ValueError(f"rows name a model index beyond n_models={n_models}")
+    _check_rows(rows, n_models)
     score_a = 1.0 - rows.outcome / 2.0
     n_rows = len(rows)
     # Each row adds its count times A's score to W[a, b] and times B's score to W[b, a].

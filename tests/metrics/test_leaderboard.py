@@ -9,11 +9,19 @@ import math
 import pytest
 from django.contrib.auth.models import Group
 
-from annotation.models import AnnotatorExclusion, Judgment
+from annotation.models import AnnotatorExclusion, Campaign, CampaignModel, Judgment
+from generation.models import Prompt, VideoModel
 from metrics.human import JudgmentFilters
 from metrics.leaderboard import LeaderboardError, leaderboard, parse_filters
 from metrics.models import AutoScore, ScoreSettings
-from tests.metrics.test_results import build_rubric, empty_cache, make_campaign, make_world, paired_judgment
+from tests.metrics.test_results import (
+    build_rubric,
+    empty_cache,
+    make_campaign,
+    make_world,
+    paired_judgment,
+    stored_video,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -106,12 +114,89 @@ def test_ties_count_half_a_win_and_filters_change_the_numbers(two_campaigns):
     # The pool of experts (ann1 and ann2 of benchmark one) sees only campaign one.
     experts = rows_by_model(leaderboard(parse_filters({"pool": "experts"}), rounds=ROUNDS))
     assert experts["Alpha"]["rating"] - experts["Beta"]["rating"] == pytest.approx(GAP_3_TO_1, abs=0.01)
-    # A category: Animals of benchmark one holds prompts 1-3 (two Alpha wins): ratings run off to bounds
-    # that only say "unbounded", but the battle counts are exact.
+    # A category: Animals of benchmark one holds prompts 1-3 (two Alpha wins): the battle counts are exact,
+    # and the ratings are unbounded (see below).
     animals = two_campaigns["one"]["categories"][0]
     only_animals = rows_by_model(leaderboard(parse_filters({"category": str(animals.pk)}), rounds=ROUNDS))
     assert (only_animals["Alpha"]["wins"], only_animals["Alpha"]["battles"]) == (2, 2)
-    assert only_animals["Alpha"]["rating"] > only_animals["Beta"]["rating"]
+
+
+def test_a_model_that_won_every_battle_gets_no_rating_interval_or_rank(two_campaigns, admin_client):
+    animals = two_campaigns["one"]["categories"][0]
+    board = leaderboard(parse_filters({"category": str(animals.pk)}), rounds=ROUNDS)
+    rows = rows_by_model(board)
+    assert (rows["Alpha"]["status"], rows["Alpha"]["status_label"]) == (
+        "unbounded_high",
+        "unbounded: won every battle",
+    )
+    assert (rows["Beta"]["status"], rows["Beta"]["status_label"]) == (
+        "unbounded_low",
+        "unbounded: lost every battle",
+    )
+    for row in rows.values():
+        assert (row["rating"], row["ci_low"], row["ci_high"], row["rank"]) == (None, None, None, None)
+    assert board["unrated"]["unbounded_high"] == ["Alpha one"] and board["plots"] == []
+    assert any(note.startswith("Alpha one: unbounded") for note in board["rating_notes"])
+    api = admin_client.get("/api/leaderboard/", {"rounds": ROUNDS, "category": animals.pk}).json()
+    assert {r["model"]: r["status"] for r in api["tables"][0]["rows"]} == {
+        "Alpha one": "unbounded_high",
+        "Beta one": "unbounded_low",
+    }
+    html = admin_client.get(
+        "/metrics/leaderboard/", {"rounds": ROUNDS, "category": animals.pk}
+    ).content.decode()
+    assert "unbounded: won every battle" in html and "no finite rating" in html
+
+
+def test_models_that_never_met_the_largest_group_are_not_comparable(two_campaigns):
+    """Gamma and Delta battle only each other: they are not put on Alpha and Beta's scale or ranked."""
+    one = two_campaigns["one"]
+    gamma = VideoModel.objects.create(name="Gamma", version="one")
+    delta = VideoModel.objects.create(name="Delta", version="one")
+    campaign = Campaign.objects.create(name="Gamma vs Delta", kind="pairwise", benchmark=one["benchmark"])
+    CampaignModel.objects.create(campaign=campaign, model=gamma, position=0)
+    CampaignModel.objects.create(campaign=campaign, model=delta, position=1)
+    for prompt, choice in ((1, "left"), (2, "right"), (3, "left")):
+        Judgment.objects.create(
+            campaign=campaign,
+            annotator=one["people"]["ann1"],
+            prompt=one["prompts"][prompt],
+            choice=choice,
+            left_model=gamma,
+            right_model=delta,
+            left_video=stored_video(gamma, one["prompts"][prompt]),
+            right_video=stored_video(delta, one["prompts"][prompt]),
+        )
+    board = leaderboard(parse_filters({"benchmark": "one"}), rounds=ROUNDS)
+    rows = rows_by_model(board)
+    # Alpha and Beta have four battles to Gamma and Delta's three: theirs is the largest group.
+    assert rows["Alpha"]["status"] == rows["Beta"]["status"] == "rated"
+    assert rows["Alpha"]["rating"] - rows["Beta"]["rating"] == pytest.approx(GAP_3_TO_1, abs=0.01)
+    assert rows["Alpha"]["rank"] == 1
+    for name in ("Gamma", "Delta"):
+        assert rows[name]["status"] == "not_comparable"
+        assert (rows[name]["rating"], rows[name]["ci_low"], rows[name]["rank"]) == (None, None, None)
+    assert (rows["Gamma"]["wins"], rows["Gamma"]["losses"]) == (2, 1)  # the counts stay
+    assert board["unrated"]["not_comparable"] == ["Delta one", "Gamma one"]
+    assert [r["model"] for r in board["tables"][0]["rows"]][:2] == ["Alpha one", "Beta one"]
+    assert board["plots"][0]["data"][0]["x"] == ["Alpha one", "Beta one"]
+
+
+def test_the_cached_counts_follow_the_pool_members_and_the_category_prompts(two_campaigns):
+    experts = Group.objects.get(name="experts")
+    pool = parse_filters({"pool": "experts"})
+    assert rows_by_model(leaderboard(pool, rounds=ROUNDS))["Alpha"]["battles"] == 4
+    # ann1 of campaign two joins the pool: its two answers there (Beta wins) count at once.
+    experts.user_set.add(two_campaigns["two"]["people"]["ann1"])
+    rows = rows_by_model(leaderboard(pool, rounds=ROUNDS))
+    assert (rows["Alpha"]["battles"], rows["Beta"]["wins"]) == (6, 3)
+
+    animals = two_campaigns["one"]["categories"][0]
+    category = parse_filters({"category": str(animals.pk)})
+    assert rows_by_model(leaderboard(category, rounds=ROUNDS))["Alpha"]["battles"] == 2
+    # Prompt 4 (ann2: a win for Alpha) moves into Animals.
+    Prompt.objects.filter(pk=two_campaigns["one"]["prompts"][4].pk).update(category=animals)
+    assert rows_by_model(leaderboard(category, rounds=ROUNDS))["Alpha"]["battles"] == 3
 
 
 def test_an_exclusion_lifted_shows_at_once(two_campaigns):
@@ -153,6 +238,17 @@ def test_bad_filters_are_named():
     with pytest.raises(LeaderboardError, match="no campaign"):
         parse_filters({"campaign": "999999"})
     assert parse_filters({"pool": "all"}) == JudgmentFilters()
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1²", "99999999999999999999999999"])
+def test_digits_that_are_no_id_are_a_clear_400(admin_client, value):
+    with pytest.raises(LeaderboardError, match="category must be a category id"):
+        parse_filters({"category": value})
+    with pytest.raises(LeaderboardError, match="no campaign with the id or name"):
+        parse_filters({"campaign": value})
+    for name in ("category", "campaign"):
+        assert admin_client.get("/metrics/leaderboard/", {name: value}).status_code == 400
+        assert admin_client.get("/api/leaderboard/", {name: value}).status_code == 400
 
 
 def test_no_battles_gives_no_ratings(two_campaigns):

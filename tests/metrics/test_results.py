@@ -242,7 +242,7 @@ def test_loading_leaves_out_repeats_exclusions_problem_items_and_refused_prompts
     )
     assert data.skipped.counts == {
         "excluded annotator": 2,
-        "problem report on the item": 1,
+        "problem report on an item of the prompt": 1,
         "prompt refused by a compared model": 1,
         "repeat": 1,
     }
@@ -258,8 +258,14 @@ def test_loading_leaves_out_repeats_exclusions_problem_items_and_refused_prompts
             "judgments_skipped": 1,
         }
     ]
-    assert data.skipped.problem_items == [
-        {"item": 6, "prompt": 6, "problem": "video_broken", "note": "black frames", "judgments_skipped": 1}
+    assert data.skipped.problem_prompts == [
+        {
+            "prompt": 6,
+            "text": "prompt text 6",
+            "reason": "problem report on an item of the prompt",
+            "reports": [{"item": 6, "problem": "video_broken", "note": "black frames"}],
+            "judgments_skipped": 1,
+        }
     ]
     # Sides are resolved: ann1 chose "right" on prompt 4 where A was on the right, a win for A.
     answer = next(j for j in data.paired if j.annotator == "ann1-bench" and j.prompt.position == 4)
@@ -342,6 +348,27 @@ def test_metric1_per_prompt_votes_and_majority(world):
     assert rows[4]["wtl"] == "1-1-0" and rows[4]["category"] == "Vehicles"
 
 
+def test_metric1_majority_per_prompt_row_with_its_own_sign_test(world):
+    results = build_results(load_campaign(build_pairwise(world)), rounds=ROUNDS)
+    # Per-prompt majorities: 1 win, 2 tie (one vote each), 3 loss, 4 tie (a win and a tie).
+    majority = one_row(results, "metric1_rows", category="Overall", annotator="Majority per prompt")
+    assert (majority["wtl"], majority["prompts"], majority["judgments"]) == ("1-2-1", 4, 8)
+    assert majority["win_rate"] == pytest.approx(0.5) and majority["sign_p"] == pytest.approx(1.0)
+    low, high = bootstrap_over_prompts(
+        [(1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 0)], rounds=ROUNDS, seed=0, statistic="win_rate"
+    )
+    assert (majority["ci_low"], majority["ci_high"]) == pytest.approx((low, high))
+    assert (
+        one_row(results, "metric1_rows", category="Animals", annotator="Majority per prompt")["wtl"]
+        == "1-1-1"
+    )
+    wide = {row["category"]: row for row in find_table(results, "metric1_wtl")["rows"]}
+    assert wide["Vehicles"]["annotator:Majority per prompt"] == "0-1-0"
+    note = find_table(results, "metric1_rows")["note"]
+    assert "counts each annotator's judgment separately" in note and "p-value is optimistic" in note
+    assert "resamples prompts" in note
+
+
 # ------------------------------------------------------------------------------------------ agreement
 
 
@@ -407,6 +434,119 @@ def test_metric2_sums_and_means_leave_out_the_refused_prompt_and_the_excluded_an
     assert (beta_aa["sum"], beta_aa["mean"], beta_aa["n"]) == (10, pytest.approx(10 / 3), 3)
     assert results["skipped"]["refused_prompts"][0]["prompt"] == 5
     assert results["skipped"]["refused_prompts"][0]["judgments_skipped"] == 1
+
+
+def rubric_items(world: dict, campaign: Campaign, prompts: list[int]) -> dict[tuple[str, int], Item]:
+    """One item per (model, prompt): a rubric campaign shown one video at a time."""
+    items = {}
+    for prompt in prompts:
+        for model_name in ("Alpha", "Beta"):
+            item = Item.objects.create(
+                campaign=campaign,
+                prompt=world["prompts"][prompt],
+                position=len(items) + 1,
+                required_judgments=2,
+            )
+            items[(model_name, prompt)] = item
+    return items
+
+
+def score_item(world: dict, item: Item, model_name: str, annotator: str, value: int) -> None:
+    judgment = Judgment.objects.create(
+        campaign=item.campaign, item=item, annotator=world["people"][annotator], prompt=item.prompt
+    )
+    RubricScore.objects.create(
+        judgment=judgment,
+        model=world["alpha"] if model_name == "Alpha" else world["beta"],
+        video=world["videos"][(model_name, item.prompt.position)],
+        instruction_following=value,
+        motion_smoothness=value,
+        physical_plausibility=value,
+        aesthetic_appeal=value,
+    )
+
+
+def report_problem(world: dict, item: Item, annotator: str, note: str = "") -> None:
+    assignment = Assignment.objects.create(
+        campaign=item.campaign,
+        item=item,
+        annotator=world["people"][annotator],
+        presentation=[0],
+        status=Assignment.Status.PROBLEM,
+        expires_at=item.campaign.created_at,
+    )
+    ProblemReport.objects.create(assignment=assignment, kind="video_broken", note=note)
+
+
+def test_metric2_a_problem_report_drops_the_prompt_for_every_model(world):
+    """One video at a time, every score 3, prompts 1, 2 and 4: a problem report on Alpha's video for prompt 1
+    leaves prompt 1 out for Beta too, so the sums stay equal (not 12-18)."""
+    campaign = make_campaign(world, "rubric", "One at a time")
+    items = rubric_items(world, campaign, [1, 2, 4])
+    for (model_name, _), item in items.items():
+        for annotator in ("ann1", "ann2"):
+            score_item(world, item, model_name, annotator, 3)
+    report_problem(world, items[("Alpha", 1)], "ann3", note="no picture")
+    results = build_results(load_campaign(campaign), rounds=ROUNDS)
+    overall = one_row(results, "metric2_sums", category="Overall")
+    assert (overall["instruction_following"], overall["prompts"]) == ("12-12", 2)
+    assert one_row(results, "metric2_sums", category="Animals")["aesthetic_appeal"] == "6-6"
+    ann1 = one_row(results, "metric2_annotator_sums", annotator="ann1-bench")
+    assert (ann1["motion_smoothness"], ann1["prompts"]) == ("6-6", 2)
+    assert results["skipped"]["problem_prompts"] == [
+        {
+            "prompt": 1,
+            "text": "prompt text 1",
+            "reason": "problem report on an item of the prompt",
+            "reports": [{"item": 1, "problem": "video_broken", "note": "no picture"}],
+            "judgments_skipped": 4,  # both annotators' scores of both models' videos
+        }
+    ]
+    assert results["skipped"]["judgments_skipped"] == {"problem report on an item of the prompt": 4}
+
+
+def test_metric2_compares_models_only_where_they_are_scored_alike(world):
+    """k per item, unfinished: on prompt 2 Beta's video has one score of two, on prompt 4 Beta's video has
+    none yet. Table 8 counts prompt 1 only; in Table 11, ann1 (who scored both videos of prompts 1 and 2)
+    counts both, ann2 only prompt 1."""
+    campaign = make_campaign(world, "rubric", "Unfinished")
+    items = rubric_items(world, campaign, [1, 2, 4])
+    scores = {("Alpha", 1): 4, ("Beta", 1): 2, ("Alpha", 2): 5, ("Beta", 2): 1, ("Alpha", 4): 5}
+    for (model_name, prompt), value in scores.items():
+        score_item(world, items[(model_name, prompt)], model_name, "ann1", value)
+        if (model_name, prompt) != ("Beta", 2):
+            score_item(world, items[(model_name, prompt)], model_name, "ann2", value)
+    results = build_results(load_campaign(campaign), rounds=ROUNDS)
+    overall = one_row(results, "metric2_sums", category="Overall")
+    assert (overall["instruction_following"], overall["prompts"]) == ("8-4", 1)
+    assert [row["category"] for row in find_table(results, "metric2_sums")["rows"]] == ["Overall", "Animals"]
+    alpha_mean = one_row(
+        results, "metric2_by_category", category="Overall", dimension="Aesthetic appeal", model="Alpha bench"
+    )
+    assert (alpha_mean["sum"], alpha_mean["n"], alpha_mean["mean"]) == (8, 2, 4.0)
+    ann1 = one_row(results, "metric2_annotator_sums", annotator="ann1-bench")
+    ann2 = one_row(results, "metric2_annotator_sums", annotator="ann2-bench")
+    assert (ann1["instruction_following"], ann1["prompts"]) == ("9-3", 2)
+    assert (ann2["instruction_following"], ann2["prompts"]) == ("4-2", 1)
+    motion = one_row(results, "metric2_tests", dimension="Motion smoothness")
+    assert (motion["prompts"], motion["mean_1"], motion["mean_2"]) == (1, 4.0, 2.0)
+    assert results["skipped"]["metric2_prompts_left_out"] == [
+        {
+            "prompt": 2,
+            "text": "prompt text 2",
+            "category": "Animals",
+            "scores": "Alpha bench: 2, Beta bench: 1",
+            "reason": "the compared models have unequal numbers of scores on it (coverage unfinished)",
+        },
+        {
+            "prompt": 4,
+            "text": "prompt text 4",
+            "category": "Vehicles",
+            "scores": "Alpha bench: 2, Beta bench: 0",
+            "reason": "not every compared model has a score on it yet",
+        },
+    ]
+    assert "same number" in " ".join(results["notes"])
 
 
 def test_metric2_wilcoxon_on_per_prompt_means(world):

@@ -11,7 +11,16 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import CommandError, call_command
 
-from tests.metrics.test_results import build_pairwise, build_rubric, empty_cache, make_world
+from tests.metrics.test_results import (
+    build_pairwise,
+    build_rubric,
+    empty_cache,
+    make_campaign,
+    make_world,
+    report_problem,
+    rubric_items,
+    score_item,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +66,9 @@ def test_the_pairwise_page_shows_every_number_and_what_was_left_out(admin_client
     assert "black frames" in html
     assert "1 judgment: repeat" in html and "2 judgments: excluded annotator" in html
     assert "not on the side chosen" in html  # the page says agreement uses the canonical preference
+    # The per-prompt majority row (1 win, 2 ties, 1 loss) and why the pooled sign test is optimistic.
+    assert "<td>Overall</td><td>Majority per prompt</td><td>1</td><td>2</td><td>1</td><td>1-2-1</td>" in html
+    assert "counts each annotator&#x27;s judgment separately" in html and "p-value is optimistic" in html
     assert "8 judgments analysed" in html
     # Plots, drawn by the site's own plotly.js.
     assert "/static/vendor/plotly/plotly.min.js" in html and '<script src="http' not in html
@@ -94,6 +106,22 @@ def test_the_rubric_page_shows_the_sums_means_and_refused_prompt(admin_client, w
     )
     assert "refused" in html and "prompt text 5" in html
     assert 'data-plot="dimensions_by_model"' in html and 'data-plot="rubric_agreement_heatmap"' in html
+
+
+def test_the_rubric_page_lists_problem_prompts_and_prompts_not_yet_compared(admin_client, world):
+    campaign = make_campaign(world, "rubric", "One at a time")
+    items = rubric_items(world, campaign, [1, 2, 4])
+    for (model_name, prompt), item in items.items():
+        for annotator in ("ann1", "ann2"):
+            if (model_name, prompt) != ("Beta", 4) or annotator == "ann1":
+                score_item(world, item, model_name, annotator, 3)
+    report_problem(world, items[("Beta", 1)], "ann3", note="frozen frames")
+    html = page(admin_client, f"/metrics/results/campaigns/{campaign.pk}/")
+    assert "Prompts with a problem report" in html
+    assert "<td>#1</td><td>prompt text 1</td><td>item 2: video_broken (frozen frames)</td>" in html
+    assert "Prompts left out of the Metric-2 comparison" in html
+    assert "<td>#4</td><td>prompt text 4</td><td>Alpha bench: 2, Beta bench: 1</td>" in html
+    assert "<td>Overall</td><td>1</td><td>6-6</td>" in html  # prompt 2 only
 
 
 def test_the_api_and_the_command_give_the_same_tables(admin_client, world, capsys):
@@ -135,6 +163,13 @@ def test_the_command_and_the_api_refuse_clearly(admin_client, world):
     assert response.status_code == 400 and "whole number" in response.json()["detail"]
     response = admin_client.get("/api/leaderboard/", {"benchmark": "nope"})
     assert response.status_code == 400 and "nope" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("value", ["²", "1²", "٣"])
+def test_the_command_refuses_digits_that_are_no_id(world, value):
+    build_pairwise(world)
+    with pytest.raises(CommandError, match="no campaign with the id or name"):
+        call_command("results", value)
 
 
 def test_tables_and_plots_download_as_csv_and_json(admin_client, world):

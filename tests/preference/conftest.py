@@ -160,7 +160,13 @@ def scenario(campaign_factory) -> Scenario:
         2,
         2 / 3,
     )
-    scenario.left_out_votes = {"repeat": 1, "excluded_annotator": 2, "problem_item": 2, "no_video": 1}
+    scenario.left_out_votes = {
+        "repeat": 1,
+        "excluded_annotator": 2,
+        "problem_prompt": 2,
+        "refused_prompt": 0,
+        "no_video": 1,
+    }
 
     s = list(seed_pref.annotators.order_by("username"))
     seed_items = list(seed_pref.items.order_by("position"))
@@ -189,7 +195,13 @@ def scenario(campaign_factory) -> Scenario:
             scenario.expected_scores.setdefault(video.public_id, []).append(values)
         if n == 0:
             score(item, r[1], (5, 5, 5, 5), is_repeat=True)
-    scenario.left_out_scores = {"repeat": 1, "excluded_annotator": 0, "problem_item": 0, "no_video": 0}
+    scenario.left_out_scores = {
+        "repeat": 1,
+        "excluded_annotator": 0,
+        "problem_prompt": 0,
+        "refused_prompt": 0,
+        "no_video": 0,
+    }
     scenario.people = {"pairwise": p, "seed": s, "rubric": r}
     return scenario
 

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from evalsite.models import Job
-from generation.models import Video
+from generation.models import Prompt, Refusal, Video
 from preference import services
 from preference.export import DATASETS, FORMATS, MANIFEST_NAME, read_jsonl, read_parquet
 from preference.models import PreferenceExport
@@ -37,10 +37,10 @@ def records(folder: Path, dataset: str, fmt: str = "jsonl") -> dict[str, list[di
     return {split: read(folder / f"{dataset}-{split}.{fmt}") for split in SPLITS}
 
 
-def seed_with_both_splits(prompt_ids, fraction=0.5) -> str:
-    """A split seed that puts these prompts on both sides (so the test sees a real split)."""
+def seed_with_both_splits(prompt_texts, fraction=0.5) -> str:
+    """A split seed that puts these prompt texts on both sides (so the test sees a real split)."""
     for n in range(200):
-        sides = {split_of(pid, seed=f"s{n}", validation_fraction=fraction) for pid in prompt_ids}
+        sides = {split_of(text, seed=f"s{n}", validation_fraction=fraction) for text in prompt_texts}
         if sides == {"train", "validation"}:
             return f"s{n}"
     raise AssertionError("no seed splits these prompts")
@@ -52,10 +52,14 @@ def scenario_prompt_ids(scenario) -> set[int]:
     )
 
 
+def scenario_prompt_texts(scenario) -> set[str]:
+    return set(Prompt.objects.filter(pk__in=scenario_prompt_ids(scenario)).values_list("text", flat=True))
+
+
 def test_round_trip_counts_and_pairs_match_the_judgments(
     scenario, django_capture_on_commit_callbacks, settings, admin_user
 ):
-    split_seed = seed_with_both_splits(scenario_prompt_ids(scenario))
+    split_seed = seed_with_both_splits(scenario_prompt_texts(scenario))
     export = export_now(
         django_capture_on_commit_callbacks,
         name="dpo-data",
@@ -74,7 +78,7 @@ def test_round_trip_counts_and_pairs_match_the_judgments(
     for split, rows in pairs.items():
         for row in rows:
             assert row["split"] == split
-            assert split_of(row["prompt"]["id"], seed=split_seed, validation_fraction=0.5) == split
+            assert split_of(row["prompt"]["text"], seed=split_seed, validation_fraction=0.5) == split
             key = (
                 row["campaigns"][0],
                 row["prompt"]["id"],
@@ -97,6 +101,15 @@ def test_round_trip_counts_and_pairs_match_the_judgments(
     }
     assert prompts_by_split["train"] and prompts_by_split["validation"]
     assert not prompts_by_split["train"] & prompts_by_split["validation"]
+    texts_by_split = {
+        split: {
+            row["prompt"]["text"]
+            for dataset in ("pairs", "scores")
+            for row in records(folder, dataset)[split]
+        }
+        for split in SPLITS
+    }
+    assert not texts_by_split["train"] & texts_by_split["validation"]
 
     # The record's facts are the stored ones; the DPO form points at the same files.
     videos = {v.public_id: v for v in Video.objects.select_related("model", "prompt", "prompt__benchmark")}
@@ -162,6 +175,83 @@ def test_round_trip_counts_and_pairs_match_the_judgments(
         data = (folder / entry["name"]).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def split_by_prompt_id(prompt_id: int, seed: str, fraction: float) -> str:
+    """The rule the split by text replaced (sha256 of the seed and the prompt id)."""
+    digest = hashlib.sha256(f"{seed}\x1f{prompt_id}".encode()).digest()
+    return "validation" if int.from_bytes(digest[:8], "big") / 2**64 < fraction else "train"
+
+
+def test_identical_prompt_texts_in_different_benchmarks_share_a_side(
+    scenario, django_capture_on_commit_callbacks, settings
+):
+    """The three campaigns have their own benchmarks with the same prompt texts: the pairwise and the rubric
+    campaigns both have "prompt number 1 一只猫", as different prompts. The seed is one under which a split
+    by prompt id would have put them on different sides."""
+    by_text: dict[str, set[int]] = {}
+    for prompt_id, text in Prompt.objects.filter(pk__in=scenario_prompt_ids(scenario)).values_list(
+        "pk", "text"
+    ):
+        by_text.setdefault(text, set()).add(prompt_id)
+    shared = {text: ids for text, ids in by_text.items() if len(ids) > 1}
+    assert shared
+    split_seed = next(
+        f"s{n}"
+        for n in range(200)
+        if any(len({split_by_prompt_id(pid, f"s{n}", 0.5) for pid in ids}) > 1 for ids in shared.values())
+    )
+    export = export_now(
+        django_capture_on_commit_callbacks,
+        name="mixed-benchmarks",
+        campaigns=scenario.campaigns,
+        options={"validation_fraction": 0.5, "split_seed": split_seed, "formats": ["jsonl"]},
+    )
+    folder = folder_of(export, settings)
+    sides: dict[str, set[str]] = {}
+    benchmarks: dict[str, set[str]] = {}
+    for dataset in ("pairs", "scores"):
+        for split, rows in records(folder, dataset).items():
+            for row in rows:
+                sides.setdefault(row["prompt"]["text"], set()).add(split)
+                benchmarks.setdefault(row["prompt"]["text"], set()).add(row["prompt"]["benchmark"])
+    assert any(len(found) > 1 for found in benchmarks.values())
+    assert all(len(found) == 1 for found in sides.values()), sides
+    assert "normalised text" in export.manifest["notes"]["split"]
+
+
+def test_prompts_refused_by_a_compared_model_are_left_out_as_in_the_results(
+    scenario, django_capture_on_commit_callbacks, settings
+):
+    """Beta refused the prompt of item 1 (after the answers were given): the export leaves out its votes,
+    counts them under their own reason, and keeps exactly the judgments the results page analyses."""
+    from metrics.human import load_campaign
+    from preference.selectors import paired_votes
+
+    item = scenario.pairwise.items.get(position=1)
+    beta = scenario.pairwise.campaign_models.get(position=1).model
+    Refusal.objects.create(model=beta, prompt=item.prompt, reason="content policy")
+    export = export_now(
+        django_capture_on_commit_callbacks,
+        name="no-refused",
+        campaigns=[scenario.pairwise],
+        options={"validation_fraction": 0.0, "formats": ["jsonl"]},
+    )
+    # Item 1's three counted votes and the imported answer on its prompt; the excluded annotator's and the
+    # repeat stay under their first reason.
+    assert export.manifest["counts"]["votes_left_out"] == {
+        "repeat": 1,
+        "excluded_annotator": 2,
+        "problem_prompt": 2,
+        "refused_prompt": 4,
+        "no_video": 0,
+    }
+    rows = records(folder_of(export, settings), "pairs")["train"]
+    assert rows and all(r["prompt"]["id"] != item.prompt_id for r in rows)
+    assert "refused" in export.manifest["notes"]["left_out"]
+    analysed = {j.judgment_id for j in load_campaign(scenario.pairwise).paired}
+    exported = {vote.judgment_id for vote in paired_votes([scenario.pairwise]).rows}
+    assert analysed == exported
 
 
 def test_ties_as_half_labels_and_min_agreement(scenario, django_capture_on_commit_callbacks, settings):

@@ -16,6 +16,7 @@ from preference.pairs import (
     build_pairs,
     decide,
     hash_annotator,
+    normalise_prompt_text,
     pair_id,
     split_by_prompt,
     split_of,
@@ -181,26 +182,42 @@ def test_bad_votes_are_refused():
 
 
 def test_split_is_deterministic_and_keeps_every_prompt_on_one_side():
-    prompt_ids = list(range(1, 401))
-    split = split_by_prompt(prompt_ids, seed="s1", validation_fraction=0.25)
-    assert split == split_by_prompt(reversed(prompt_ids), seed="s1", validation_fraction=0.25)
-    assert set(split) == set(prompt_ids)
+    texts = {i: f"prompt {i}" for i in range(1, 401)}
+    split = split_by_prompt(texts, seed="s1", validation_fraction=0.25)
+    assert split == split_by_prompt(dict(reversed(texts.items())), seed="s1", validation_fraction=0.25)
+    assert set(split) == set(texts)
     validation = [p for p, side in split.items() if side == "validation"]
     # 400 prompts at 25%: the binomial standard deviation is about 8.7, so 60..140 is far outside chance.
     assert 60 <= len(validation) <= 140
-    assert all(split_of(p, seed="s1", validation_fraction=0.25) == split[p] for p in prompt_ids)
-    other_seed = split_by_prompt(prompt_ids, seed="s2", validation_fraction=0.25)
+    assert all(split_of(texts[p], seed="s1", validation_fraction=0.25) == split[p] for p in texts)
+    other_seed = split_by_prompt(texts, seed="s2", validation_fraction=0.25)
     assert other_seed != split
 
 
+def test_split_follows_the_normalised_prompt_text_not_the_prompt_id():
+    assert normalise_prompt_text("  A Cat\t runs\n\u3000") == "a cat runs"
+    assert normalise_prompt_text("Straße") == normalise_prompt_text("STRASSE")
+    spellings = {1: "A cat runs", 2: " a  CAT runs ", 3: "a cat\nruns", 4: "A CAT RUNS"}
+    for n in range(64):
+        split = split_by_prompt({**spellings, 5: "a dog"}, seed=f"s{n}", validation_fraction=0.5)
+        assert len({split[p] for p in spellings}) == 1
+    # The dog is on the other side for some seed: the text decides, not a constant.
+    assert any(
+        split_by_prompt({1: "A cat runs", 5: "a dog"}, seed=f"s{n}", validation_fraction=0.5)[1]
+        != split_by_prompt({1: "A cat runs", 5: "a dog"}, seed=f"s{n}", validation_fraction=0.5)[5]
+        for n in range(64)
+    )
+
+
 def test_split_fractions_at_the_edges():
-    assert set(split_by_prompt(range(50), seed="x", validation_fraction=0.0).values()) == {"train"}
-    wider = split_by_prompt(range(200), seed="x", validation_fraction=0.5)
-    narrower = split_by_prompt(range(200), seed="x", validation_fraction=0.2)
+    texts = {i: f"prompt {i}" for i in range(200)}
+    assert set(split_by_prompt(texts, seed="x", validation_fraction=0.0).values()) == {"train"}
+    wider = split_by_prompt(texts, seed="x", validation_fraction=0.5)
+    narrower = split_by_prompt(texts, seed="x", validation_fraction=0.2)
     # A larger fraction only moves prompts into validation, never out of it.
     assert all(wider[p] == "validation" for p, side in narrower.items() if side == "validation")
     with pytest.raises(PairsError, match="validation fraction"):
-        split_of(1, seed="x", validation_fraction=1.0)
+        split_of("a prompt", seed="x", validation_fraction=1.0)
 
 
 def test_annotator_hash_is_stable_keyed_and_short():

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Campaign
-from metrics.results import ResultsError, campaign_results, check_rounds
+from metrics.results import ResultsError, campaign_results, check_rounds, parse_id
 
 
 class Command(BaseCommand):
@@ -18,8 +18,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, campaign: str, rounds: str | None, seed: int, **options):
         found = Campaign.objects.filter(name=campaign).first()
-        if found is None and campaign.isdigit():
-            found = Campaign.objects.filter(pk=int(campaign)).first()
+        campaign_id = parse_id(campaign)
+        if found is None and campaign_id is not None:
+            found = Campaign.objects.filter(pk=campaign_id).first()
         if found is None:
             known = ", ".join(f"{c.pk}: {c.name}" for c in Campaign.objects.order_by("pk")[:20])
             raise CommandError(

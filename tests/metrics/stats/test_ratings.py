@@ -14,12 +14,22 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from metrics.stats.ratings import (
+    A_WINS,
+    NO_BATTLES,
+    NOT_COMPARABLE,
+    RATED,
+    TIE,
+    UNBOUNDED_HIGH,
+    UNBOUNDED_LOW,
     BattleRows,
     aggregate_battles,
     bootstrap_ratings,
+    connected_groups,
     fit_bradley_terry,
     rank_with_intervals,
+    rating_status,
     simulate_battles,
+    unbounded_models,
     win_matrix,
 )
 
@@ -237,3 +247,49 @@ def test_simulated_battles_follow_the_tie_model():
     assert np.mean(1 - outcome[strong] / 2) == pytest.approx(p_strong, abs=0.015)
     again = simulate_battles([1000, 1000, 1200], 60_000, tie_prob=0.3, seed=0)
     np.testing.assert_array_equal(again[2], outcome)
+
+
+def rows_of(battles, n_models):
+    """(winner, loser) pairs, or (a, b, "tie"), as BattleRows."""
+    a_idx = [b[0] for b in battles]
+    b_idx = [b[1] for b in battles]
+    outcome = [TIE if len(b) == 3 else A_WINS for b in battles]
+    return aggregate_battles(a_idx, b_idx, outcome, n_models)
+
+
+def test_connected_groups_number_the_largest_group_first():
+    # 0-1-2 linked by a chain, 3-4 apart, 5 without battles.
+    rows = rows_of([(0, 1), (2, 1), (3, 4), (4, 3)], 6)
+    assert connected_groups(rows, 6) == [0, 0, 0, 1, 1, 2]
+    # Two groups of two: the one with more battles comes first.
+    rows = rows_of([(0, 1), (2, 3), (3, 2), (2, 3, "tie")], 4)
+    assert connected_groups(rows, 4) == [1, 1, 0, 0]
+
+
+def test_unbounded_models_won_or_lost_every_battle_and_a_tie_bounds_them():
+    rows = rows_of([(0, 1), (0, 2), (1, 2), (2, 1), (3, 1, "tie"), (3, 2)], 5)
+    # 0 won both its battles; 3 won one and tied one (a tie is half a win: bounded); 4 has no battle.
+    assert unbounded_models(rows, 5) == [True, False, False, False, False]
+    assert unbounded_models(rows_of([(1, 0), (1, 0)], 2), 2) == [True, True]
+
+
+def test_rating_status_peels_unbounded_models_and_keeps_the_largest_group():
+    # 0 beat everyone it met; 1 lost only to 0 and beat 2 and 3; 2 and 3 traded wins; 4-5 met only
+    # each other; 6 never played.
+    rows = rows_of([(0, 1), (0, 2), (1, 2), (1, 3), (2, 3), (3, 2), (4, 5), (5, 4)], 7)
+    assert rating_status(rows, 7) == [
+        UNBOUNDED_HIGH,  # won every battle
+        UNBOUNDED_HIGH,  # never lost to a model that stays rated
+        RATED,
+        RATED,
+        NOT_COMPARABLE,
+        NOT_COMPARABLE,
+        NO_BATTLES,
+    ]
+    # Two models, one won every battle: neither has a finite rating.
+    assert rating_status(rows_of([(0, 1), (0, 1)], 2), 2) == [UNBOUNDED_HIGH, UNBOUNDED_LOW]
+    # Taking out an unbounded model can split a group: 0 beat 1 and 3; 1-2 and 3-4 never met.
+    rows = rows_of([(0, 1), (0, 3), (1, 2), (2, 1), (1, 2), (3, 4), (4, 3)], 5)
+    assert rating_status(rows, 5) == [UNBOUNDED_HIGH, RATED, RATED, NOT_COMPARABLE, NOT_COMPARABLE]
+    # Everyone met and everyone lost at least once: all rated.
+    assert rating_status(rows_of([(0, 1), (1, 2), (2, 0)], 3), 3) == [RATED] * 3
