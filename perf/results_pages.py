@@ -414,7 +414,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     fit_s = time.perf_counter() - started
     print(f"\nmachine load (1-minute average, {os.cpu_count()} cores): {os.getloadavg()[0]:.1f}")
     print("leaderboard parts:")
-    print(f"  judgments fingerprint (cache key; one scan): {fingerprint_s * 1000:7.1f} ms  {fingerprint}")
+    print(f"  judgments fingerprint (cache key):           {fingerprint_s * 1000:7.1f} ms  {fingerprint}")
     print(
         f"  aggregation in the database:                 {aggregate_s * 1000:7.1f} ms -> {len(counts)} rows"
     )
