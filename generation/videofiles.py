@@ -69,6 +69,28 @@ def probe(path: str | os.PathLike[str], *, max_bytes: int) -> VideoInfo:
     return info
 
 
+@contextmanager
+def _atomic_outputs(src: Path, dst_mp4: Path, dst_poster_jpg: Path) -> Iterator[tuple[Path, Path]]:
+    """Temporary files beside the video and poster to write, renamed over them when the block succeeds and
+    removed when it fails (or is interrupted), so both outputs appear together or not at all."""
+    temporaries: list[Path] = []
+    try:
+        tmp_mp4 = temporary_beside(dst_mp4, ".mp4")
+        temporaries.append(tmp_mp4)
+        tmp_poster = temporary_beside(dst_poster_jpg, ".jpg")
+        temporaries.append(tmp_poster)
+        yield tmp_mp4, tmp_poster
+        try:
+            os.replace(tmp_mp4, dst_mp4)
+            os.replace(tmp_poster, dst_poster_jpg)
+        except OSError as exc:
+            raise VideoRejected(f"{src.name}: could not store the converted video ({exc.strerror})") from exc
+    except BaseException:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+        raise
+
+
 def transcode_for_browser(
     src: str | os.PathLike[str],
     dst_mp4: str | os.PathLike[str],
@@ -91,12 +113,7 @@ def transcode_for_browser(
     out_width, out_height = _output_size(source_info.width, source_info.height, max_side)
     poster_index = int(source_info.frame_count * POSTER_POSITION)
 
-    temporaries: list[Path] = []
-    try:
-        tmp_mp4 = temporary_beside(dst_mp4, ".mp4")
-        temporaries.append(tmp_mp4)
-        tmp_poster = temporary_beside(dst_poster_jpg, ".jpg")
-        temporaries.append(tmp_poster)
+    with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
             _encode(src, tmp_mp4, tmp_poster, rate, out_width, out_height, poster_index, crf, preset)
         except _AV_ERRORS as exc:
@@ -112,15 +129,6 @@ def transcode_for_browser(
                 f"{src.name}: the converted video has {output_info.frame_count} frames, "
                 f"the source {source_info.frame_count}"
             )
-        try:
-            os.replace(tmp_mp4, dst_mp4)
-            os.replace(tmp_poster, dst_poster_jpg)
-        except OSError as exc:
-            raise VideoRejected(f"{src.name}: could not store the converted video ({exc.strerror})") from exc
-    except BaseException:
-        for temporary in temporaries:
-            temporary.unlink(missing_ok=True)
-        raise
     return output_info
 
 
@@ -365,12 +373,7 @@ def transcode_to_format(
             f"{float(frame_count / rate):.3g} s it must fill"
         )
 
-    temporaries: list[Path] = []
-    try:
-        tmp_mp4 = temporary_beside(dst_mp4, ".mp4")
-        temporaries.append(tmp_mp4)
-        tmp_poster = temporary_beside(dst_poster_jpg, ".jpg")
-        temporaries.append(tmp_poster)
+    with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
             _encode_to_format(
                 src, tmp_mp4, tmp_poster, source_rate, width, height, rate, frame_count, crf, preset
@@ -384,15 +387,6 @@ def transcode_to_format(
                 f"{src.name}: the converted video is {got[0]}x{got[1]} at {float(got[2]):g} fps with "
                 f"{got[3]} frames, not {width}x{height} at {float(rate):g} fps with {frame_count}"
             )
-        try:
-            os.replace(tmp_mp4, dst_mp4)
-            os.replace(tmp_poster, dst_poster_jpg)
-        except OSError as exc:
-            raise VideoRejected(f"{src.name}: could not store the converted video ({exc.strerror})") from exc
-    except BaseException:
-        for temporary in temporaries:
-            temporary.unlink(missing_ok=True)
-        raise
     return output_info
 
 
