@@ -20,7 +20,6 @@ from typing import Any
 import av
 import pytest
 from django.apps import apps as django_apps
-from django.contrib.staticfiles import finders
 from django.test import Client
 from PIL import Image
 
@@ -38,6 +37,7 @@ from generation.services import (
 )
 from generation.videofiles import transcode_for_browser
 from tests.campaign_fixtures import ANNOTATOR_PASSWORD, video_shown_at
+from tests.static_modules import linked_static_files, read_from_finders
 
 pytestmark = pytest.mark.django_db
 
@@ -224,13 +224,9 @@ class AnnotatorBrowser:
         return text
 
     def fetch_static_and_media(self) -> None:
-        """What the pages and JSON point the browser at: static files, videos and posters."""
-        for url in sorted(
-            {u for _, text in self.received.texts for u in re.findall(r"/static/[\w./-]+", text)}
-        ):
-            found = finders.find(url.removeprefix("/static/"))
-            assert found, f"the page links to {url}, which does not exist"
-            self.received.texts.append((url, Path(found).read_text(encoding="utf-8")))
+        """What the pages and JSON point the browser at: static files (with every module their scripts
+        import), videos and posters."""
+        fetch_static(self.received)
         urls = set()
         for _, document in self.received.documents:
             urls |= {
@@ -243,6 +239,12 @@ class AnnotatorBrowser:
             assert response.status_code == 200, url
             self.received.media[url] = (b"".join(response.streaming_content), dict(response.headers))
             self.received.texts.append((f"GET {url} headers", json.dumps(dict(response.headers))))
+
+
+def fetch_static(received: Received) -> None:
+    """Every static file the texts received so far link to, and every module those scripts import."""
+    linked = sorted({u for _, text in received.texts for u in re.findall(r"/static/[\w./-]+", text)})
+    received.texts += linked_static_files(linked, read_from_finders).items()
 
 
 def answer_for(view: dict[str, Any], turn: int) -> dict[str, Any]:
@@ -433,6 +435,52 @@ def test_nothing_the_annotator_receives_tells_which_model_made_a_video(
             (v["width"], v["height"], v["duration_s"]) for view in received.shown for v in view["videos"]
         }
         assert described == {(fmt["width"], fmt["height"], fmt["duration_s"])}
+
+
+ANNOTATE_STATIC = Path(__file__).resolve().parents[2] / "annotation" / "static"
+
+
+def test_the_scan_reads_every_module_of_the_annotate_page(client, campaign_factory):
+    """The page loads one entry module; the scan must reach each module it imports, however deep, or a
+    leak there would go unseen. Every script of the annotator's page in the app's static files counts."""
+    campaign = campaign_factory("rubric", n_prompts=1, n_annotators=1)
+    client.force_login(campaign.annotators.get())
+    page = client.get(f"/campaigns/{campaign.pk}/annotate/").content.decode()
+    scripts = re.findall(r'<script type="module" src="(/static/[\w./-]+)"></script>', page)
+    assert scripts == ["/static/annotation/annotate.js"]
+
+    scanned = {url for url in linked_static_files(scripts, read_from_finders) if url.endswith(".js")}
+    shipped = {
+        "/static/" + path.relative_to(ANNOTATE_STATIC).as_posix()
+        for path in (ANNOTATE_STATIC / "annotation").rglob("*.js")
+    }
+    assert len(shipped) > 1 and scanned == shipped
+
+
+def test_a_leak_in_a_module_imported_by_a_module_is_caught(settings, tmp_path, campaign_factory):
+    models = secret_models(2)
+    campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1, models=models)
+    probe = tmp_path / "static" / "probe"
+    (probe / "parts").mkdir(parents=True)
+    (probe / "entry.js").write_text('import { start } from "./parts/start.js";\nstart();\n')
+    (probe / "parts" / "start.js").write_text(
+        'export { start } from "./flow.js";\nconst later = () => import("../late.js");\n'
+    )
+    (probe / "parts" / "flow.js").write_text("export function start() {}\n")
+    (probe / "late.js").write_text(f'export const credit = "made by {models[1].name}";\n')
+    settings.STATICFILES_DIRS = [*settings.STATICFILES_DIRS, str(tmp_path / "static")]
+    received = Received(texts=[("GET /", '<script type="module" src="/static/probe/entry.js"></script>')])
+
+    fetch_static(received)
+
+    assert [what for what, _ in received.texts[1:]] == [
+        "/static/probe/entry.js",
+        "/static/probe/parts/start.js",
+        "/static/probe/parts/flow.js",
+        "/static/probe/late.js",
+    ]
+    with pytest.raises(AssertionError, match=r"/static/probe/late\.js gives away .*Quokka-Hidden-Engine"):
+        check_nothing_names_a_model(received, campaign)
 
 
 def shown_media(views: list[dict[str, Any]]) -> set[str]:

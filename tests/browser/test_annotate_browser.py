@@ -6,6 +6,7 @@ the page showed them."""
 import functools
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -14,6 +15,7 @@ from evalsite.middleware import save_user_language
 from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.campaign_fixtures import ANNOTATOR_PASSWORD, video_shown_at
 from tests.conftest import write_test_video
+from tests.static_modules import linked_static_files, read_from_finders
 
 # The shared campaign factory (tests/campaign_fixtures.py) is used here with longer clips (see
 # `make_video` below).
@@ -42,6 +44,11 @@ def page():
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.problems = []
+        page.scripts = []  # the path of every script Chromium fetched, modules included
+        page.on(
+            "request",
+            lambda r: page.scripts.append(urlsplit(r.url).path) if r.resource_type == "script" else None,
+        )
         page.on("pageerror", lambda error: page.problems.append(str(error)))
         page.on(
             "response",
@@ -105,6 +112,9 @@ def test_pairwise_item_plays_in_sync_seeks_together_and_is_answered_by_keyboard(
     campaign = campaign_factory("pairwise", n_prompts=2, n_annotators=1)
     annotator = campaign.annotators.get()
     open_task(page, live_server, annotator, campaign)
+    # Chromium loads exactly the modules that the blinding tests follow from the entry and scan.
+    entry = "/static/annotation/annotate.js"
+    assert sorted(set(page.scripts)) == sorted(linked_static_files([entry], read_from_finders))
     wait_for_media(page, 2)
     assert page.locator("#progress-text").inner_text() == "0 of 2"
     assert page.locator("#submit").inner_text() == "Choose an answer (1, 2 or 3)"
