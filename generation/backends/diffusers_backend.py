@@ -90,6 +90,9 @@ class Family:
     defaults: Mapping[str, Any]  # height, width, frames, fps, steps, guidance_scale
     negative_prompt: bool = True
     guidance_help: str = "classifier-free guidance scale (1 turns guidance off)"
+    # The pipeline pads every prompt to this many tokens; a tokenizer with a smaller model_max_length
+    # (the tiny checkpoints') lowers it.
+    max_text_tokens: int | None = None
     extra_call: Callable[[Any, Mapping[str, Any]], dict[str, Any]] = field(default=lambda pipe, s: {})
 
 
@@ -107,8 +110,7 @@ FAMILIES: tuple[Family, ...] = (
         layout="BCFHW",
         latents_in_model_dtype=False,
         defaults={"height": 480, "width": 832, "frames": 81, "fps": 16, "steps": 50, "guidance_scale": 5.0},
-        # Wan pads every prompt to 512 tokens; a tokenizer saved with a shorter model_max_length says less.
-        extra_call=lambda pipe, s: {"max_sequence_length": min(512, int(pipe.tokenizer.model_max_length))},
+        max_text_tokens=512,
     ),
     Family(
         name="hunyuanvideo",
@@ -139,6 +141,7 @@ FAMILIES: tuple[Family, ...] = (
         layout="packed",
         latents_in_model_dtype=False,
         defaults={"height": 512, "width": 704, "frames": 161, "fps": 25, "steps": 50, "guidance_scale": 3.0},
+        max_text_tokens=128,
         extra_call=lambda pipe, s: {"frame_rate": s["fps"]},
     ),
     Family(
@@ -149,6 +152,7 @@ FAMILIES: tuple[Family, ...] = (
         layout="BCFHW",
         latents_in_model_dtype=True,
         defaults={"height": 480, "width": 848, "frames": 163, "fps": 30, "steps": 64, "guidance_scale": 4.5},
+        max_text_tokens=256,
     ),
 )
 
@@ -435,6 +439,9 @@ class DiffusersBackend(Backend):
             "output_type": "np",
             **self.family.extra_call(self.pipe, settings),
         }
+        if self.family.max_text_tokens is not None:
+            limit = int(getattr(self.pipe.tokenizer, "model_max_length", self.family.max_text_tokens))
+            arguments["max_sequence_length"] = min(self.family.max_text_tokens, limit)
         if self.family.negative_prompt:
             arguments["negative_prompt"] = [negative or ""] * len(prompts)
         return arguments

@@ -30,6 +30,8 @@ TINY_WORDS = (
 TINY_SETTINGS: dict[str, dict[str, Any]] = {
     "wan": {"height": 16, "width": 16, "frames": 9, "steps": 2, "fps": 8},
     "cogvideox": {"height": 16, "width": 16, "frames": 9, "steps": 2, "fps": 8},
+    "ltx-video": {"height": 32, "width": 32, "frames": 9, "steps": 2, "fps": 8},
+    "mochi": {"height": 16, "width": 16, "frames": 7, "steps": 2, "fps": 8},
 }
 
 
@@ -178,11 +180,121 @@ def make_tiny_cogvideox(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
-TINY_MAKERS: dict[str, Callable[..., Path]] = {"wan": make_tiny_wan, "cogvideox": make_tiny_cogvideox}
+def make_tiny_ltx(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny LTX-Video checkpoint (LTXPipeline: T5 encoder, LTX VAE, LTX transformer, FlowMatch Euler)."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    folder = Path(folder)
+    tokenizer = tiny_tokenizer(max_length=16)
+
+    def build() -> LTXPipeline:
+        text_encoder = T5EncoderModel(T5Config(**_tiny_t5_config(len(tokenizer), 32)))
+        vae = AutoencoderKLLTXVideo(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=8,
+            block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1),
+            spatio_temporal_scaling=(True, True, False, False),
+            decoder_spatio_temporal_scaling=(True, True, False, False),
+            decoder_inject_noise=(False, False, False, False, False),
+            upsample_residual=(False, False, False, False),
+            upsample_factor=(1, 1, 1, 1),
+            timestep_conditioning=False,
+            patch_size=1,
+            patch_size_t=1,
+            encoder_causal=True,
+            decoder_causal=False,
+        )
+        transformer = LTXVideoTransformer3DModel(
+            in_channels=8,
+            out_channels=8,
+            patch_size=1,
+            patch_size_t=1,
+            num_attention_heads=4,
+            attention_head_dim=8,
+            cross_attention_dim=32,
+            num_layers=1,
+            caption_channels=32,
+        )
+        return LTXPipeline(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            vae=vae,
+            transformer=transformer,
+            scheduler=FlowMatchEulerDiscreteScheduler(),
+        )
+
+    _seeded(seed, build).save_pretrained(folder)
+    return folder
+
+
+def make_tiny_mochi(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Mochi checkpoint (MochiPipeline: T5 encoder, Mochi VAE, Mochi transformer, FlowMatch Euler)."""
+    from diffusers import (
+        AutoencoderKLMochi,
+        FlowMatchEulerDiscreteScheduler,
+        MochiPipeline,
+        MochiTransformer3DModel,
+    )
+    from transformers import T5Config, T5EncoderModel
+
+    folder = Path(folder)
+    tokenizer = tiny_tokenizer(max_length=16)
+
+    def build() -> MochiPipeline:
+        text_encoder = T5EncoderModel(T5Config(**_tiny_t5_config(len(tokenizer), 32)))
+        vae = AutoencoderKLMochi(
+            latent_channels=12,
+            out_channels=3,
+            encoder_block_out_channels=(32, 32, 32, 32),
+            decoder_block_out_channels=(32, 32, 32, 32),
+            layers_per_block=(1, 1, 1, 1, 1),
+        )
+        transformer = MochiTransformer3DModel(
+            patch_size=2,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            num_layers=2,
+            pooled_projection_dim=16,
+            in_channels=12,
+            out_channels=None,
+            qk_norm="rms_norm",
+            text_embed_dim=32,
+            time_embed_dim=4,
+            activation_fn="swiglu",
+            max_sequence_length=16,
+        )
+        return MochiPipeline(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            vae=vae,
+            transformer=transformer,
+            scheduler=FlowMatchEulerDiscreteScheduler(),
+        )
+
+    _seeded(seed, build).save_pretrained(folder)
+    return folder
+
+
+TINY_MAKERS: dict[str, Callable[..., Path]] = {
+    "wan": make_tiny_wan,
+    "cogvideox": make_tiny_cogvideox,
+    "ltx-video": make_tiny_ltx,
+    "mochi": make_tiny_mochi,
+}
 
 
 def make_tiny(family: str, folder: str | Path, seed: int = 0) -> Path:
-    """The tiny checkpoint of `family` ("wan" or "cogvideox") written to `folder`."""
+    """The tiny checkpoint of `family` (a key of `TINY_MAKERS`) written to `folder`."""
     try:
         maker = TINY_MAKERS[family]
     except KeyError:

@@ -87,21 +87,34 @@ def test_same_seed_gives_identical_frames_and_other_seeds_differ(wan):
     assert set(info["versions"]) == {"diffusers", "torch"}
 
 
-def test_seeded_latents_match_diffusers_own_cpu_generator(wan):
-    """Our CPU-drawn latents are the ones diffusers draws itself from a CPU generator of the same seed."""
-    ours = wan.generate(one(seed=3, guidance_scale=1.0))[0]
-    theirs = wan.pipe(
-        prompt="a cat walks",
-        height=16,
-        width=16,
-        num_frames=9,
-        num_inference_steps=2,
-        guidance_scale=1.0,
+@pytest.mark.parametrize("family", ["wan", "ltx-video", "mochi"])
+def test_seeded_latents_are_diffusers_own_cpu_draw(family, tiny_folders):
+    """Our CPU-drawn latents, put in the family's layout (LTX-Video's packed tokens included), are the
+    ones diffusers draws itself from a CPU generator of the same seed: the frames are identical."""
+    backend = load_backend("diffusers", tiny_folders(family))
+    settings = backend.capabilities.validate({**TINY_SETTINGS[family], "guidance_scale": 1.0})
+    ours = backend.generate(GenerationRequest(prompts=["a cat walks"], settings=settings, seeds=[3]))[0]
+    assert ours.initial_latents.shape == backend.capabilities.latent_shape(
+        height=settings["height"], width=settings["width"], frames=settings["frames"]
+    )
+    backend.prepare_scheduler(settings)
+    theirs = backend.pipe(
+        **backend.call_arguments(["a cat walks"], settings, ""),
         generator=torch.Generator("cpu").manual_seed(3),
-        max_sequence_length=wan.pipe.tokenizer.model_max_length,
-        output_type="np",
     ).frames[0]
+    assert ours.frames.shape == (settings["frames"], settings["height"], settings["width"], 3)
     assert np.array_equal(ours.frames, (np.clip(theirs, 0, 1) * 255).round().astype(np.uint8))
+
+
+def test_frame_rules_follow_each_vae(tiny_folders):
+    ltx = load_backend("diffusers", tiny_folders("ltx-video"))
+    mochi = load_backend("diffusers", tiny_folders("mochi"))
+    assert str(ltx.capabilities.frame_rule) == f"{ltx.pipe.vae_temporal_compression_ratio}k+1"
+    assert str(mochi.capabilities.frame_rule) == "6k+1"
+    with pytest.raises(SettingsError, match="6k\\+1"):
+        mochi.generate(
+            GenerationRequest(prompts=["a"], settings={**TINY_SETTINGS["mochi"], "frames": 9}, seeds=[0])
+        )
 
 
 @pytest.mark.parametrize("family", ["wan", "cog"])
