@@ -165,7 +165,9 @@ def transformer_mfu(
             PROMPT,
             do_classifier_free_guidance=False,
             device=device,
-            max_sequence_length=backend.call_arguments([PROMPT], settings, None).get("max_sequence_length", 512),
+            max_sequence_length=backend.call_arguments([PROMPT], settings, None).get(
+                "max_sequence_length", 512
+            ),
         )
         text = text.to(backend.dtype)
         timestep = torch.full((1,), 500.0, device=device)
