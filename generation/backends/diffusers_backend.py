@@ -14,7 +14,8 @@ scale factors), the latent channels (the transformer's `in_channels`), the resol
 compression times the transformer's spatial patch size) and the frame rule (temporal compression t gives
 frames = t*k + 1: 4k+1 for Wan, HunyuanVideo and CogVideoX, 8k+1 for LTX-Video, 6k+1 for Mochi).
 
-Settings: height, width, frames, fps, steps, guidance_scale, negative_prompt and, where the scheduler
+Settings: height, width, frames, fps, steps, guidance_scale, negative_prompt, guidance_scale_2 (Wan 2.2
+with two transformers only) and, where the scheduler
 has a fixed flow shift (`flow_shift` of Wan's UniPC, `shift` of FlowMatchEuler without dynamic
 shifting), flow_shift: the scheduler is rebuilt from its stored config with that shift for every call.
 `GenerationRequest.negative_prompt`, when given, overrides the negative_prompt setting. HunyuanVideo's
@@ -38,7 +39,8 @@ a transformer given an adapter by `transformer.add_adapter(LoraConfig(...))` (wh
 does); a folder written by `PeftModel.save_pretrained` of a peft-wrapped transformer loads too (its
 `base_model.model.` key prefix is stripped). `load(base, adapter=folder)` injects the adapter into
 `pipe.transformer` and loads the weights, refusing an adapter whose keys do not fit the transformer;
-`set_adapter_enabled(False)` gives the base model back without reloading.
+`set_adapter_enabled(False)` gives the base model back without reloading. A two-stage Wan 2.2 checkpoint
+gets the adapter on its high-noise `transformer` only.
 """
 
 from __future__ import annotations
@@ -368,6 +370,17 @@ class DiffusersBackend(Backend):
                 help=family.guidance_help,
             ),
         ]
+        if getattr(pipe.config, "boundary_ratio", None) is not None:  # Wan 2.2's two-stage denoising
+            settings.append(
+                SettingSpec(
+                    "guidance_scale_2",
+                    float,
+                    float(defaults.get("guidance_scale_2", defaults["guidance_scale"])),
+                    minimum=0,
+                    maximum=100,
+                    help="guidance scale of the low-noise stage (transformer_2)",
+                )
+            )
         if family.negative_prompt:
             settings.append(SettingSpec("negative_prompt", str, defaults.get("negative_prompt", "")))
         if self._shift_key is not None:
@@ -439,6 +452,8 @@ class DiffusersBackend(Backend):
             "output_type": "np",
             **self.family.extra_call(self.pipe, settings),
         }
+        if "guidance_scale_2" in settings:
+            arguments["guidance_scale_2"] = settings["guidance_scale_2"]
         if self.family.max_text_tokens is not None:
             limit = int(getattr(self.pipe.tokenizer, "model_max_length", self.family.max_text_tokens))
             arguments["max_sequence_length"] = min(self.family.max_text_tokens, limit)

@@ -32,6 +32,8 @@ TINY_SETTINGS: dict[str, dict[str, Any]] = {
     "cogvideox": {"height": 16, "width": 16, "frames": 9, "steps": 2, "fps": 8},
     "ltx-video": {"height": 32, "width": 32, "frames": 9, "steps": 2, "fps": 8},
     "mochi": {"height": 16, "width": 16, "frames": 7, "steps": 2, "fps": 8},
+    "wan2.2": {"height": 16, "width": 16, "frames": 9, "steps": 4, "fps": 8},
+    "hunyuanvideo": {"height": 16, "width": 16, "frames": 9, "steps": 2, "fps": 8},
 }
 
 
@@ -78,8 +80,12 @@ def _seeded(seed: int, build: Callable[[], Any]) -> Any:
         return build()
 
 
-def make_tiny_wan(folder: str | Path, seed: int = 0) -> Path:
-    """A tiny Wan 2.1 checkpoint (WanPipeline: UMT5 encoder, Wan VAE, Wan transformer, UniPC flow scheduler)."""
+def make_tiny_wan(folder: str | Path, seed: int = 0, *, two_stage: bool = False) -> Path:
+    """A tiny Wan 2.1 checkpoint (WanPipeline: UMT5 encoder, Wan VAE, Wan transformer, UniPC flow scheduler).
+
+    `two_stage=True` makes it Wan 2.2 A14B-shaped: a second transformer for the low-noise steps, switched
+    to below `boundary_ratio` 0.875 of the timesteps.
+    """
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
@@ -95,20 +101,23 @@ def make_tiny_wan(folder: str | Path, seed: int = 0) -> Path:
             num_res_blocks=1,
             temperal_downsample=[False, True, True],
         )
-        transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=2,
-            attention_head_dim=12,
-            in_channels=16,
-            out_channels=16,
-            text_dim=32,
-            freq_dim=256,
-            ffn_dim=32,
-            num_layers=2,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=32,
-        )
+
+        def transformer() -> WanTransformer3DModel:
+            return WanTransformer3DModel(
+                patch_size=(1, 2, 2),
+                num_attention_heads=2,
+                attention_head_dim=12,
+                in_channels=16,
+                out_channels=16,
+                text_dim=32,
+                freq_dim=256,
+                ffn_dim=32,
+                num_layers=2,
+                cross_attn_norm=True,
+                qk_norm="rms_norm_across_heads",
+                rope_max_seq_len=32,
+            )
+
         # Wan 2.1's own scheduler settings (flow matching through UniPC with a flow shift).
         scheduler = UniPCMultistepScheduler(
             prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0, num_train_timesteps=1000
@@ -117,8 +126,10 @@ def make_tiny_wan(folder: str | Path, seed: int = 0) -> Path:
             tokenizer=tokenizer,
             text_encoder=text_encoder,
             vae=vae,
-            transformer=transformer,
+            transformer=transformer(),
             scheduler=scheduler,
+            transformer_2=transformer() if two_stage else None,
+            boundary_ratio=0.875 if two_stage else None,
         )
 
     _seeded(seed, build).save_pretrained(folder)
@@ -285,7 +296,85 @@ def make_tiny_mochi(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
+def make_tiny_hunyuanvideo(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny HunyuanVideo checkpoint (Llama + CLIP text encoders, HunyuanVideo VAE and transformer)."""
+    from diffusers import (
+        AutoencoderKLHunyuanVideo,
+        FlowMatchEulerDiscreteScheduler,
+        HunyuanVideoPipeline,
+        HunyuanVideoTransformer3DModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
+
+    folder = Path(folder)
+    # The Llama tokenizer must hold the prompt template's 95 cropped tokens plus the prompt.
+    tokenizer, tokenizer_2 = tiny_tokenizer(max_length=256), tiny_tokenizer(max_length=77)
+    common: dict[str, Any] = {"bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 0, "vocab_size": len(tokenizer)}
+
+    def build() -> HunyuanVideoPipeline:
+        llama = LlamaModel(
+            LlamaConfig(
+                hidden_size=16, intermediate_size=32, num_attention_heads=4, num_hidden_layers=2, **common
+            )
+        )
+        clip = CLIPTextModel(
+            CLIPTextConfig(
+                hidden_size=8,
+                intermediate_size=16,
+                num_attention_heads=2,
+                num_hidden_layers=1,
+                projection_dim=8,
+                max_position_embeddings=77,  # the pipeline pads CLIP prompts to 77 tokens
+                **common,
+            )
+        )
+        vae = AutoencoderKLHunyuanVideo(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+            up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+            block_out_channels=(8, 8, 8, 8),
+            layers_per_block=1,
+            act_fn="silu",
+            norm_num_groups=4,
+            scaling_factor=0.476986,
+            spatial_compression_ratio=8,
+            temporal_compression_ratio=4,
+            mid_block_add_attention=True,
+        )
+        transformer = HunyuanVideoTransformer3DModel(
+            in_channels=4,
+            out_channels=4,
+            num_attention_heads=2,
+            attention_head_dim=10,
+            num_layers=1,
+            num_single_layers=1,
+            num_refiner_layers=1,
+            patch_size=1,
+            patch_size_t=1,
+            guidance_embeds=True,
+            text_embed_dim=16,
+            pooled_projection_dim=8,
+            rope_axes_dim=(2, 4, 4),
+        )
+        return HunyuanVideoPipeline(
+            text_encoder=llama,
+            tokenizer=tokenizer,
+            transformer=transformer,
+            vae=vae,
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+            text_encoder_2=clip,
+            tokenizer_2=tokenizer_2,
+        )
+
+    _seeded(seed, build).save_pretrained(folder)
+    return folder
+
+
 TINY_MAKERS: dict[str, Callable[..., Path]] = {
+    "hunyuanvideo": make_tiny_hunyuanvideo,
+    "wan2.2": lambda folder, seed=0: make_tiny_wan(folder, seed, two_stage=True),
     "wan": make_tiny_wan,
     "cogvideox": make_tiny_cogvideox,
     "ltx-video": make_tiny_ltx,

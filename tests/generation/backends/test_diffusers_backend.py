@@ -87,7 +87,7 @@ def test_same_seed_gives_identical_frames_and_other_seeds_differ(wan):
     assert set(info["versions"]) == {"diffusers", "torch"}
 
 
-@pytest.mark.parametrize("family", ["wan", "ltx-video", "mochi"])
+@pytest.mark.parametrize("family", ["wan", "wan2.2", "hunyuanvideo", "ltx-video", "mochi"])
 def test_seeded_latents_are_diffusers_own_cpu_draw(family, tiny_folders):
     """Our CPU-drawn latents, put in the family's layout (LTX-Video's packed tokens included), are the
     ones diffusers draws itself from a CPU generator of the same seed: the frames are identical."""
@@ -104,6 +104,34 @@ def test_seeded_latents_are_diffusers_own_cpu_draw(family, tiny_folders):
     ).frames[0]
     assert ours.frames.shape == (settings["frames"], settings["height"], settings["width"], 3)
     assert np.array_equal(ours.frames, (np.clip(theirs, 0, 1) * 255).round().astype(np.uint8))
+
+
+def test_wan_2_2_denoises_with_both_transformers(tiny_folders):
+    backend = load_backend("diffusers", tiny_folders("wan2.2"))
+    calls = {"transformer": 0, "transformer_2": 0}
+    for name in calls:
+        getattr(backend.pipe, name).register_forward_hook(
+            lambda *args, name=name: calls.__setitem__(name, calls[name] + 1)
+        )
+    settings = {**TINY_SETTINGS["wan2.2"], "steps": 6}
+    first = backend.generate(GenerationRequest(prompts=["a cat"], settings=settings, seeds=[0]))[0]
+    assert calls["transformer"] > 0 and calls["transformer_2"] > 0
+    assert first.info["settings"]["guidance_scale_2"] == first.info["settings"]["guidance_scale"]
+    other = backend.generate(
+        GenerationRequest(prompts=["a cat"], settings={**settings, "guidance_scale_2": 1.5}, seeds=[0])
+    )[0]
+    assert not np.array_equal(first.frames, other.frames)
+
+
+def test_hunyuanvideo_takes_no_negative_prompt(tiny_folders):
+    backend = load_backend("diffusers", tiny_folders("hunyuanvideo"))
+    assert not backend.capabilities.supports_negative_prompt
+    request = GenerationRequest(
+        prompts=["a cat"], settings=TINY_SETTINGS["hunyuanvideo"], seeds=[0], negative_prompt="x"
+    )
+    with pytest.raises(SettingsError) as raised:
+        backend.generate(request)
+    assert raised.value.setting == "negative_prompt"
 
 
 def test_frame_rules_follow_each_vae(tiny_folders):
