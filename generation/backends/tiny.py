@@ -309,7 +309,12 @@ def make_tiny_hunyuanvideo(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     # The Llama tokenizer must hold the prompt template's 95 cropped tokens plus the prompt.
     tokenizer, tokenizer_2 = tiny_tokenizer(max_length=256), tiny_tokenizer(max_length=77)
-    common: dict[str, Any] = {"bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 0, "vocab_size": len(tokenizer)}
+    common: dict[str, Any] = {
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "pad_token_id": 0,
+        "vocab_size": len(tokenizer),
+    }
 
     def build() -> HunyuanVideoPipeline:
         llama = LlamaModel(
