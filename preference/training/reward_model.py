@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.video.clip_score import ClipScorer, evenly_spaced_indices
+from metrics.video.clip_score import ClipScorer, evenly_spaced_indices, load_clip_scorer
 from preference.pairs import DIMENSIONS
 
 HEADS: tuple[str, ...] = (*DIMENSIONS, "overall")
@@ -326,6 +326,36 @@ def load_reward_head(folder: str | Path) -> RewardHead:
     return head.eval()
 
 
+@dataclass
+class FittedRewardModel:
+    head: RewardHead
+    report: dict[str, dict[str, dict[str, float]]]  # `evaluate`'s table on the validation comparisons
+
+
+def fit_reward_model(
+    features: torch.Tensor,
+    video_ids: Sequence[str],
+    train: Sequence[Comparison],
+    validation: Sequence[Comparison],
+    *,
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
+    config: RewardConfig | None = None,
+) -> FittedRewardModel:
+    """The whole procedure: fit the head on the training comparisons, standardise its scores on the
+    videos of the validation comparisons, and evaluate it beside the baselines ({name: {video id: score}},
+    e.g. CLIP score and motion score) and chance on the validation comparisons."""
+    head = train_reward_head(features, video_ids, train, config)
+    row_of = {video: row for row, video in enumerate(video_ids)}
+    validation_videos = sorted({c.first for c in validation} | {c.second for c in validation})
+    if validation_videos:
+        standardise_on(head, features[[row_of[video] for video in validation_videos]])
+    methods: dict[str, Mapping[str, Sequence[float] | float]] = {
+        "reward_model": head_scores(head, features, video_ids)
+    }
+    methods |= dict(baselines or {})
+    return FittedRewardModel(head=head, report=evaluate(methods, validation))
+
+
 class RewardScorer:
     """A CLIP scorer and a trained head: scores (frames, prompt) pairs, one standardised value per head."""
 
@@ -431,3 +461,13 @@ def head_scores(head: RewardHead, features: torch.Tensor, video_ids: Sequence[st
     with torch.no_grad():
         scores = head(features)
     return {video: row.tolist() for video, row in zip(video_ids, scores, strict=True)}
+
+
+def load_reward_scorer(
+    head_folder: str | Path, clip: ClipScorer | None = None, **clip_options: Any
+) -> RewardScorer:
+    """A saved head with its CLIP scorer: `clip` as given, or built by `load_clip_scorer(**clip_options)`
+    (the CLIP score's loader and multilingual default; pass `checkpoint_path`/`text_model_dir` offline).
+    The CLIP model must be the one the head's features were computed with."""
+    head = load_reward_head(head_folder)
+    return RewardScorer(clip if clip is not None else load_clip_scorer(**clip_options), head)

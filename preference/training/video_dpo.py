@@ -24,7 +24,8 @@ The loss is written down in `dpo_loss.py`. This module holds what turns it into 
   weights with a constant learning rate after a linear warm-up; constant beta.
 - Logged every step (to `metrics.jsonl` in the output folder, to `logging`, and to `on_step`): loss,
   implicit accuracy, margin, the four errors, gradient norm, learning rate; `ChosenErrorWatch` warns when
-  the chosen error keeps rising with the rejected one.
+  the chosen error keeps rising with the rejected one. A resumed run appends to `metrics.jsonl`, so
+  steps run after the last checkpoint and before a crash appear twice; the later line of a step counts.
 - Checkpoints (`checkpoints/step-<N>/`, through `accelerate`'s `save_state`): the adapter, optimizer,
   scheduler, RNG states and the trainer's step; `resume()` continues at the next step with the same loss
   an uninterrupted run would have had.

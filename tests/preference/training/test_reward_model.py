@@ -18,19 +18,16 @@ from preference.training.reward_model import (
     OVERALL,
     Comparison,
     RewardConfig,
-    RewardScorer,
     best_tie_threshold,
     comparison_loss,
     comparisons_from_pairs,
     comparisons_from_scores,
-    evaluate,
-    head_scores,
+    fit_reward_model,
     load_reward_head,
+    load_reward_scorer,
     pairwise_accuracy,
     rao_kupper_log_likelihood,
     save_reward_head,
-    standardise_on,
-    train_reward_head,
     video_features,
 )
 
@@ -133,22 +130,25 @@ def test_the_head_learns_a_synthetic_preference_on_held_out_prompts(tmp_path):
         return comparisons_from_pairs(kept_pairs) + comparisons_from_scores(kept_scores)
 
     train, validation = comparisons_in("train"), comparisons_in("validation")
-    head = train_reward_head(features, ids, train, RewardConfig(hidden=32, epochs=100, seed=0))
-    row_of = {video: row for row, video in enumerate(ids)}
-    validation_rows = [row_of[v] for v in ids if split[prompt_of[row_of[v]]] == "validation"]
-    standardise_on(head, features[validation_rows])
-    standardised = head(features[validation_rows])
-    assert standardised.mean(dim=0).abs().max() < 1e-4
-    assert (standardised.std(dim=0, unbiased=False) - 1).abs().max() < 1e-3
-
     clip = dict(zip(ids, scorer.score_batch(videos, prompt_of), strict=True))
     motion = {
         video: motion_score(frames, short_side=None).mean for video, frames in zip(ids, videos, strict=True)
     }
-    report = evaluate(
-        {"reward_model": head_scores(head, features, ids), "clip_score": clip, "motion_score": motion},
+    fitted = fit_reward_model(
+        features,
+        ids,
+        train,
         validation,
+        baselines={"clip_score": clip, "motion_score": motion},
+        config=RewardConfig(hidden=32, epochs=100, seed=0),
     )
+    head, report = fitted.head, fitted.report
+    row_of = {video: row for row, video in enumerate(ids)}
+    validation_rows = [row_of[v] for v in ids if split[prompt_of[row_of[v]]] == "validation"]
+    with torch.no_grad():
+        standardised = head(features[validation_rows])
+    assert standardised.mean(dim=0).abs().max() < 1e-4  # standardised on the validation videos
+    assert (standardised.std(dim=0, unbiased=False) - 1).abs().max() < 1e-3
     assert set(report) == {"motion_smoothness", "overall"}
     for head_name in ("overall", "motion_smoothness"):
         assert report[head_name]["reward_model"]["accuracy"] >= 0.9, report
@@ -163,7 +163,7 @@ def test_the_head_learns_a_synthetic_preference_on_held_out_prompts(tmp_path):
     folder = save_reward_head(head, tmp_path / "head")
     reloaded = load_reward_head(folder)
     torch.testing.assert_close(reloaded(features), head(features))
-    scored = RewardScorer(scorer, reloaded).score_batch(videos[:2], prompt_of[:2])
+    scored = load_reward_scorer(folder, clip=scorer).score_batch(videos[:2], prompt_of[:2])
     assert list(scored[0]) == list(HEADS)
     with torch.no_grad():
         expected = float(head(features[:1])[0, OVERALL])
