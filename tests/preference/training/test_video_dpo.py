@@ -299,3 +299,29 @@ def test_ties_are_kept_in_the_index_and_skipped_by_training(tmp_path):
     )
     data = PairLatents(tmp_path)
     assert len(data) == 1 and data.skipped_ties == 1
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state; a test that changes mixed precision starts a new one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_bf16_autocast_computes_the_network_in_bf16_and_the_loss_in_float32(
+    synthetic_pairs, tmp_path, fresh_accelerate_state
+):
+    trainer = _trainer(synthetic_pairs, tmp_path / "run", mixed_precision="bf16", max_steps=2)
+    seen = []
+    handle = trainer.peft_model.base_model.model.proj_out.register_forward_hook(
+        lambda module, inputs, output: seen.append(output.dtype)
+    )
+    batch = trainer.train_data.batch([0, 1])
+    output = trainer.pair_loss(batch, torch.Generator().manual_seed(0))
+    handle.remove()
+    assert seen and all(dtype == torch.bfloat16 for dtype in seen)
+    assert output.loss.dtype == torch.float32 and output.margin.dtype == torch.float32
+    assert trainer.train_step()["step"] == 1.0
