@@ -25,7 +25,7 @@ from generation.models import Prompt, Video
 from generation.selectors import playable_url
 from metrics.human.left_out import REASONS, left_out_rules
 
-from .export import MANIFEST_NAME, PromptInfo, VideoInfo
+from .export import MANIFEST_NAME, ExportedVideo, PromptInfo
 from .models import PreferenceExport
 from .pairs import ScoreRow, Vote, hash_annotator
 
@@ -189,11 +189,11 @@ def prompt_infos(prompt_ids: Iterable[int]) -> dict[int, PromptInfo]:
     return infos
 
 
-def video_infos(public_ids: Iterable[str]) -> dict[str, VideoInfo]:
-    infos: dict[str, VideoInfo] = {}
+def exported_videos(public_ids: Iterable[str]) -> dict[str, ExportedVideo]:
+    infos: dict[str, ExportedVideo] = {}
     for chunk in _chunks(public_ids):
         for video in Video.objects.filter(public_id__in=chunk).select_related("model"):
-            infos[video.public_id] = VideoInfo(
+            infos[video.public_id] = ExportedVideo(
                 video_id=video.public_id,
                 original_file=video.original_file,
                 playable_file=video.playable_file,

@@ -159,7 +159,7 @@ def build_export(export: PreferenceExport, progress: Progress | None = None) -> 
         seed=options.split_seed,
         validation_fraction=options.validation_fraction,
     )
-    videos = selectors.video_infos(
+    videos = selectors.exported_videos(
         {p.chosen for p in pairs} | {p.rejected for p in pairs} | {s.video for s in video_scores}
     )
     pairs_by_split = partition(pairs, splits)

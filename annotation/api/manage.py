@@ -456,7 +456,7 @@ class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         """Progress per annotator, time per item, the excluded prompts and the latest problem reports."""
         campaign = self._campaign(pk)
         body = {
-            "annotators": selectors.annotator_progress(campaign),
+            "annotators": selectors.progress_per_annotator(campaign),
             "time_per_item": selectors.time_per_item(campaign),
             "excluded_prompts": selectors.excluded_prompts(campaign),
             "problem_reports": selectors.problem_reports(campaign)[:PROBLEMS_LISTED],
