@@ -96,6 +96,8 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class CampaignCreateSerializer(serializers.Serializer):
+    """Parses the request; `create_campaign` validates the set-up (the same check as the web form's)."""
+
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=Campaign.Kind.choices)
     benchmark = serializers.SlugRelatedField(slug_field="slug", queryset=Benchmark.objects.all())
