@@ -45,6 +45,16 @@ def _spool(uploaded: UploadedFile, suffix: str) -> Path:
     return Path(name)
 
 
+def check_generation_settings(value: object) -> dict:
+    """The generation settings of an upload (sampler, steps, guidance...): a JSON object, or nothing.
+    The one check for the web form, the API and `upload_video`."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise UploadError("generation_settings must be a JSON object")
+    return value
+
+
 def upload_video(
     *,
     uploaded: UploadedFile,
@@ -56,6 +66,7 @@ def upload_video(
     user=None,
 ) -> tuple[Video, Job | None]:
     """Check the upload by decoding it, store it, and queue its transcode. A rejected file leaves nothing."""
+    generation_settings = check_generation_settings(generation_settings)
     suffix = Path(uploaded.name or "").suffix[:6]
     spooled = _spool(uploaded, suffix)
     try:

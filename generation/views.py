@@ -116,6 +116,7 @@ def video_list(request):
                 prompt=data["prompt"],
                 seed=data.get("seed"),
                 noise_id=data.get("noise_id") or "",
+                generation_settings=data.get("generation_settings"),
                 user=request.user,
             )
         except (UploadError, GenerationError) as exc:
