@@ -31,7 +31,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
-    path("api/", include(api_patterns)),
+    # The API's URL names live in the "api" namespace ("api:job-list"), so that a site page's name
+    # ("job-list", "video-list") always reverses to the page, never to the API beside it.
+    path("api/", include((api_patterns, "api"))),
     path("metrics/", include("metrics.urls")),
     path("campaigns/", include("annotation.urls")),
     path("preference/", include("preference.urls")),
