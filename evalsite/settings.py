@@ -25,7 +25,33 @@ def env_list(name: str, default: str) -> list[str]:
 DATA_DIR = Path(os.environ.get("EVALSITE_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("EVALSITE_SECRET_KEY", "insecure-local-default-change-me-in-production")
+
+def install_secret_key(path: Path) -> str:
+    """This install's secret key, kept in `path` (mode 0600): made at random by the first process that
+    starts, then read by every later one (web workers, Celery workers, commands). The file appears whole
+    or not at all (written aside, then hard-linked into place), so concurrent starts agree on one key."""
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    import secrets
+    import tempfile
+
+    fd, draft = tempfile.mkstemp(prefix=".secret_key-", dir=path.parent)  # mkstemp makes it 0600
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    finally:
+        os.unlink(draft)
+    return path.read_text(encoding="ascii").strip()
+
+
+# EVALSITE_SECRET_KEY overrides; otherwise each install signs cookies with its own key under the data folder.
+SECRET_KEY = os.environ.get("EVALSITE_SECRET_KEY") or install_secret_key(DATA_DIR / "secret_key")
 DEBUG = env_bool("EVALSITE_DEBUG", False)
 ALLOWED_HOSTS = env_list("EVALSITE_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("EVALSITE_CSRF_TRUSTED_ORIGINS", "")
