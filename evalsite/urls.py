@@ -21,6 +21,8 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/<str:action>/", views.job_action, name="job-action"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path(
         "accounts/invite/<uidb64>/<token>/",
         auth_views.PasswordResetConfirmView.as_view(
