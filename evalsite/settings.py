@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as the site's own static files (no CDN)
     "axes",
     "evalsite",
     "generation",
@@ -77,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -219,6 +221,33 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Benchmarks, prompts, video models, the video library and jobs.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its Swagger UI page (/api/docs/) are for managers, like the API; Swagger UI's files come from drf-spectacular-sidecar, and its start-up script is a
+    # separate file (SpectacularSwaggerSplitView) so that the page keeps to the CSP below.
+    "SERVE_PERMISSIONS": ["evalsite.permissions.IsManager"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+}
+
+# Content-Security-Policy on every response (django-csp): only the site's own scripts, no inline or
+# third-party script, nothing loaded from another origin, no framing. Styles allow inline because
+# plotly.js and Swagger UI set style attributes and add <style> elements as they draw; images allow
+# data: URLs for the icons both of them inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
 
 # Celery. The embedded default broker is a folder on disk, so a local worker needs no Redis;
