@@ -283,6 +283,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("EVALSITE_JOBS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = False
 # A running job whose worker has not reported for this long is shown as stalled.
 EVALSITE_JOB_STALL_SECONDS = int(os.environ.get("EVALSITE_JOB_STALL_SECONDS", "120"))
+# Every worker looks this often for stalled jobs and queues each again (0: never); after this many starts a
+# job that keeps stalling is failed instead.
+EVALSITE_JOB_SWEEP_SECONDS = float(os.environ.get("EVALSITE_JOB_SWEEP_SECONDS", "30"))
+EVALSITE_JOB_MAX_ATTEMPTS = int(os.environ.get("EVALSITE_JOB_MAX_ATTEMPTS", "3"))
 
 LOGGING = {
     "version": 1,
