@@ -75,3 +75,19 @@ def test_result_and_leaderboard_downloads_neutralise_model_names(admin_client, d
     ).content.decode()
     kappas = [row["Fleiss' kappa"] for row in csv.DictReader(io.StringIO(agreement))]
     assert "-1.0" in kappas, kappas  # Vehicles: a legitimately negative number stays a number
+
+
+@pytest.mark.django_db
+def test_the_printed_annotator_accounts_are_spreadsheet_safe_and_passwords_read_as_typed(tmp_path, client):
+    from django.core.management import call_command
+
+    from evalsite.accounts import one_time_password
+
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text("username\n@alice\n-bob\ncarol\n", encoding="utf-8")
+    out = io.StringIO()
+    call_command("create_annotators", str(csv_path), stdout=out)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert [r[0] for r in rows] == ["username", "'@alice", "'-bob", "carol"]
+    assert client.login(username="@alice", password=rows[1][1])
+    assert all(one_time_password()[0].isalnum() for _ in range(500))
