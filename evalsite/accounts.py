@@ -31,6 +31,15 @@ class CreatedAccount:
     invite_path: str | None
 
 
+def one_time_password() -> str:
+    """A random password that starts with a letter or digit, so that it reads the same in the printed CSV
+    (where a leading `-` would be quoted as a would-be formula) and on the command line."""
+    while True:
+        password = secrets.token_urlsafe(9)
+        if password[0].isalnum():
+            return password
+
+
 def parse_usernames_csv(text: str) -> list[tuple[str, str]]:
     """Read `username[,email]` rows (a header row naming `username` is optional). Errors name the line."""
     rows: list[tuple[str, str]] = []
@@ -77,7 +86,7 @@ def create_annotators(rows: list[tuple[str, str]], *, invite: bool = False) -> l
             user.save()
             created.append(CreatedAccount(username, None, invite_path_for(user)))
         else:
-            password = secrets.token_urlsafe(9)
+            password = one_time_password()
             user.set_password(password)
             user.save()
             created.append(CreatedAccount(username, password, None))

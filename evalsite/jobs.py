@@ -9,6 +9,12 @@ handler runs, a thread records a heartbeat; a message delivered again while the 
 waits, and one whose worker went silent (stalled) takes the job over. Handlers call
 `run.progress(done, total)` often; it raises `JobCancelled` when a manager cancelled the job, so
 cancelling takes effect at the next progress report.
+
+A worker that dies mid-job on the filesystem broker (`make serve`) leaves no message to deliver again, so
+every worker also sweeps for stalled jobs (`requeue_stalled_jobs`, every `EVALSITE_JOB_SWEEP_SECONDS`) and
+queues each one again, once per stall; after `EVALSITE_JOB_MAX_ATTEMPTS` starts it is failed instead, for a
+manager to look at. On Redis the message comes back as well: the second delivery finds the job running
+(or finished) and waits (or does nothing), so a job never runs twice at once.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from celery import current_app, shared_task
@@ -231,6 +238,58 @@ def cancel_job(job: Job) -> Job:
             fields += ["status", "finished_at", "message"]
         job.save(update_fields=fields)
     return job
+
+
+def requeue_stalled_jobs() -> list[Job]:
+    """Queue again every running job whose worker went silent, each exactly once however many workers
+    sweep at the same moment (a conditional update on the heartbeat it was seen with); a job already
+    started `EVALSITE_JOB_MAX_ATTEMPTS` times is failed instead. Returns the jobs queued again."""
+    cutoff = timezone.now() - timedelta(seconds=settings.EVALSITE_JOB_STALL_SECONDS)
+    requeued = []
+    stalled = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff)
+    for job in stalled.only("pk", "heartbeat_at", "attempts", "kind", "queue"):
+        still_stalled = Job.objects.filter(
+            pk=job.pk, status=Job.Status.RUNNING, heartbeat_at=job.heartbeat_at
+        )
+        if job.attempts >= settings.EVALSITE_JOB_MAX_ATTEMPTS:
+            error = f"its worker stopped reporting on each of {job.attempts} attempts; retry it by hand"
+            still_stalled.update(status=Job.Status.FAILED, finished_at=timezone.now(), error=error)
+            continue
+        if still_stalled.update(
+            status=Job.Status.QUEUED, message="queued again: its worker stopped reporting"
+        ):
+            log.warning("job %s stalled (attempt %s); queued again", job.pk, job.attempts)
+            enqueue(job)
+            requeued.append(job)
+    return requeued
+
+
+class StallSweep:
+    """A worker's timer thread that calls `requeue_stalled_jobs` every `interval` seconds until stopped."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="stall-sweep", daemon=True)
+
+    def start(self) -> StallSweep:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=self.interval + 5)
+
+    def _loop(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    requeue_stalled_jobs()
+                except Exception:  # the database away for a moment: try again at the next tick
+                    log.exception("stall sweep failed")
+                    connection.close()
+        finally:
+            connection.close()
 
 
 def retry_job(job: Job) -> Job:

@@ -4,6 +4,7 @@ filesystem message broker and media under ./var."""
 
 import importlib.util
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -25,7 +26,33 @@ def env_list(name: str, default: str) -> list[str]:
 DATA_DIR = Path(os.environ.get("EVALSITE_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("EVALSITE_SECRET_KEY", "insecure-local-default-change-me-in-production")
+
+def install_secret_key(path: Path) -> str:
+    """This install's secret key, kept in `path` (mode 0600): made at random by the first process that
+    starts, then read by every later one (web workers, Celery workers, commands). The file appears whole
+    or not at all (written aside, then hard-linked into place), so concurrent starts agree on one key."""
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    import secrets
+    import tempfile
+
+    fd, draft = tempfile.mkstemp(prefix=".secret_key-", dir=path.parent)  # mkstemp makes it 0600
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    finally:
+        os.unlink(draft)
+    return path.read_text(encoding="ascii").strip()
+
+
+# EVALSITE_SECRET_KEY overrides; otherwise each install signs cookies with its own key under the data folder.
+SECRET_KEY = os.environ.get("EVALSITE_SECRET_KEY") or install_secret_key(DATA_DIR / "secret_key")
 DEBUG = env_bool("EVALSITE_DEBUG", False)
 ALLOWED_HOSTS = env_list("EVALSITE_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("EVALSITE_CSRF_TRUSTED_ORIGINS", "")
@@ -40,6 +67,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as the site's own static files (no CDN)
+    "axes",
     "evalsite",
     "generation",
     "annotation",
@@ -49,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -58,6 +88,7 @@ MIDDLEWARE = [
     "evalsite.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "evalsite.urls"
@@ -98,9 +129,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes, evalsite/login_throttle.py): after this many failed logins for one
+# username from one address, that pair is locked out for the cool-off time (429, the lockout page).
+AUTHENTICATION_BACKENDS = [
+    "evalsite.login_throttle.WebLoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("EVALSITE_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("EVALSITE_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "evalsite.login_throttle.lockout_response"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -164,7 +209,7 @@ EVALSITE_CLIP_TEXT_DIR = os.environ.get(
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "evalsite.login_throttle.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["evalsite.permissions.IsManager"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -176,6 +221,33 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Benchmarks, prompts, video models, the video library and jobs.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its Swagger UI page (/api/docs/) are for managers, like the API; Swagger UI's files come from drf-spectacular-sidecar, and its start-up script is a
+    # separate file (SpectacularSwaggerSplitView) so that the page keeps to the CSP below.
+    "SERVE_PERMISSIONS": ["evalsite.permissions.IsManager"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+}
+
+# Content-Security-Policy on every response (django-csp): only the site's own scripts, no inline or
+# third-party script, nothing loaded from another origin, no framing. Styles allow inline because
+# plotly.js and Swagger UI set style attributes and add <style> elements as they draw; images allow
+# data: URLs for the icons both of them inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
 
 # Celery. The embedded default broker is a folder on disk, so a local worker needs no Redis;
@@ -211,6 +283,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("EVALSITE_JOBS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = False
 # A running job whose worker has not reported for this long is shown as stalled.
 EVALSITE_JOB_STALL_SECONDS = int(os.environ.get("EVALSITE_JOB_STALL_SECONDS", "120"))
+# Every worker looks this often for stalled jobs and queues each again (0: never); after this many starts a
+# job that keeps stalling is failed instead.
+EVALSITE_JOB_SWEEP_SECONDS = float(os.environ.get("EVALSITE_JOB_SWEEP_SECONDS", "30"))
+EVALSITE_JOB_MAX_ATTEMPTS = int(os.environ.get("EVALSITE_JOB_MAX_ATTEMPTS", "3"))
 
 LOGGING = {
     "version": 1,

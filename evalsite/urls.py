@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
-from rest_framework.permissions import AllowAny
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
 
@@ -22,6 +21,8 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/<str:action>/", views.job_action, name="job-action"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path(
         "accounts/invite/<uidb64>/<token>/",
         auth_views.PasswordResetConfirmView.as_view(
@@ -31,8 +32,12 @@ urlpatterns = [
     ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
-    path("api/", include(api_patterns)),
+    # The OpenAPI schema and its browsable page, for managers only (the API's default permission).
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # The API's URL names live in the "api" namespace ("api:job-list"), so that a site page's name
+    # ("job-list", "video-list") always reverses to the page, never to the API beside it.
+    path("api/", include((api_patterns, "api"))),
     path("metrics/", include("metrics.human.urls")),
     path("metrics/", include("metrics.automatic.urls")),
     path("campaigns/", include("annotation.urls")),

@@ -48,7 +48,9 @@ class PreferenceExportSerializer(serializers.ModelSerializer):
         return [
             {
                 **entries.get(name, {"name": name}),
-                "url": reverse("preference-export-file-download", kwargs={"pk": export.pk, "filename": name}),
+                "url": reverse(
+                    "api:preference-export-file-download", kwargs={"pk": export.pk, "filename": name}
+                ),
             }
             for name in selectors.downloadable_names(export)
         ]

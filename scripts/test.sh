@@ -19,7 +19,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "== mypy (pure modules)"
-.venv/bin/mypy generation/loaders.py generation/videofiles.py generation/demo_clips.py metrics/video metrics/stats
+.venv/bin/mypy evalsite/spreadsheet.py generation/loaders.py generation/videofiles.py generation/demo_clips.py metrics/video metrics/stats
 echo "== pytest on SQLite"
 $PY -m pytest "$@"
 echo "== pytest on PostgreSQL (tests that use the database)"

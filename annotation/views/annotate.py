@@ -165,12 +165,12 @@ def _api_urls(campaign: Campaign) -> dict[str, str]:
     """The API the page talks to; the script puts each assignment's token where `{token}` stands."""
     placeholder = "__token__"
     by_token = {
-        name: reverse(f"annotate-{name}", kwargs={"token": placeholder}).replace(placeholder, "{token}")
+        name: reverse(f"api:annotate-{name}", kwargs={"token": placeholder}).replace(placeholder, "{token}")
         for name in ("answer", "playback", "problem")
     }
     return {
-        "next": reverse("annotate-next", kwargs={"campaign_id": campaign.pk}),
-        "recent": reverse("annotate-recent", kwargs={"campaign_id": campaign.pk}),
+        "next": reverse("api:annotate-next", kwargs={"campaign_id": campaign.pk}),
+        "recent": reverse("api:annotate-recent", kwargs={"campaign_id": campaign.pk}),
         **by_token,
     }
 

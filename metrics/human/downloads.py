@@ -7,13 +7,13 @@ trace, x, y and, where the plot has interval bars, the interval's ends; a heatma
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
 from django.http import HttpResponse
 from django.utils.text import slugify
+
+from evalsite.spreadsheet import csv_text
 
 FORMATS = ("csv", "json")
 
@@ -29,13 +29,10 @@ def check_format(fmt: str) -> str:
 
 
 def table_csv(table: dict[str, Any]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
     columns = table["columns"]
-    writer.writerow([c["label"] for c in columns])
-    for row in table["rows"]:
-        writer.writerow(["" if row.get(c["key"]) is None else row.get(c["key"]) for c in columns])
-    return out.getvalue()
+    return csv_text(
+        [[c["label"] for c in columns], *([row.get(c["key"]) for c in columns] for row in table["rows"])]
+    )
 
 
 def table_json(table: dict[str, Any]) -> str:
@@ -66,12 +63,7 @@ def plot_points(figure: dict[str, Any]) -> list[dict[str, Any]]:
 def plot_csv(figure: dict[str, Any]) -> str:
     points = plot_points(figure)
     columns = list(dict.fromkeys(key for point in points for key in point)) or ["trace", "x", "y"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for point in points:
-        writer.writerow(["" if point.get(c) is None else point.get(c) for c in columns])
-    return out.getvalue()
+    return csv_text([columns, *([point.get(c) for c in columns] for point in points)])
 
 
 def plot_json(figure: dict[str, Any]) -> str:

@@ -72,7 +72,7 @@ def campaign_results_page(request, campaign_id: int):
             "tables": _shown_tables(results["tables"], table_link),
             "plots": _shown_plots(results["plots"], plot_link),
             "figures": {p["key"]: p for p in results["plots"]},
-            "all_json": reverse("campaign-results-api", args=[campaign.pk]),
+            "all_json": reverse("api:campaign-results-api", args=[campaign.pk]),
         },
     )
 

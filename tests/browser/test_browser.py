@@ -32,7 +32,9 @@ def browser_page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # Playwright's wait_for_function evaluates strings, which the site's CSP forbids in the page;
+        # tests/browser/test_csp_browser.py drives the pages under the policy.
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
         yield page
         browser.close()
 

@@ -126,8 +126,8 @@ def test_jobs_page_and_actions(admin_client):
     assert conflict.status_code == 409 and "already cancelled" in conflict.json()["detail"]
 
 
-def test_openapi_schema_is_served(client):
-    response = client.get("/api/schema/")
+def test_openapi_schema_is_served(admin_client):
+    response = admin_client.get("/api/schema/")
     assert response.status_code == 200
     text = response.content.decode()
     assert "openapi: 3" in text and "/api/videos/import/" in text and "/api/jobs/{id}/retry/" in text

@@ -195,3 +195,57 @@ def test_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
         files = [p for p in (media / folder).rglob("*") if p.is_file()]
         assert len(files) == 30, folder
         assert not [p for p in files if p.name.startswith(".")], "a partial file was left behind"
+
+
+def test_worker_killed_mid_import_on_the_embedded_default_broker_recovers_by_itself(
+    tmp_path, folder_of_videos, launch_worker, settings
+):
+    """`make serve`'s filesystem broker keeps no unacknowledged message: the next worker's stall sweep
+    queues the job again, and it finishes with nothing lost or duplicated, without a manual retry."""
+    data_dir = tmp_path / "data"
+    fs_worker = {
+        "CELERY_BROKER_URL": None,
+        "EVALSITE_DATA_DIR": str(data_dir),
+        "EVALSITE_JOB_STALL_SECONDS": "3",
+        "EVALSITE_JOB_SWEEP_SECONDS": "1",
+    }
+    first = launch_worker("fs1", fs_worker)
+    job = Job.objects.create(
+        kind=import_videos.name,
+        queue="cpu",
+        title="import",
+        params={"root": str(folder_of_videos), "benchmark": "bench"},
+    )
+    queue_dir = data_dir / "broker" / "queue"
+    wait_for(queue_dir.is_dir, 60, "the worker to create its broker folder")
+    options = {
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        "processed_folder": str(data_dir / "broker" / "processed"),
+        "control_folder": str(data_dir / "broker" / "control"),
+    }
+    with app.connection_for_write("filesystem://", transport_options=options) as connection:
+        app.send_task(import_videos.name, args=[str(job.pk)], queue="cpu", connection=connection)
+    wait_for(
+        lambda: Job.objects.filter(pk=job.pk, message__startswith="importing", progress_done__gte=4).exists(),
+        90,
+        "the import to be under way",
+    )
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING and Video.objects.count() < 30
+    assert not list(queue_dir.iterdir()), "the filesystem broker kept the message (nothing to recover)"
+
+    launch_worker("fs2", fs_worker)
+    job = wait_for(
+        lambda: Job.objects.filter(pk=job.pk, status__in=Job.FINISHED).first(), 150, "the job to finish"
+    )
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.attempts == 2
+    videos = list(Video.objects.all())
+    assert len(videos) == 30 and all(v.status == Video.Status.READY for v in videos)
+    assert sorted(v.seed for v in videos) == list(range(1, 31))
+    media = Path(settings.MEDIA_ROOT)
+    for folder in ("originals", "videos", "posters"):
+        files = [p for p in (media / folder).rglob("*") if p.is_file()]
+        assert len(files) == 30, folder

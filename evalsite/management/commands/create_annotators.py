@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from evalsite.accounts import AccountsError, create_annotators, parse_usernames_csv
+from evalsite.spreadsheet import csv_text
 
 
 class Command(BaseCommand):
@@ -23,7 +24,8 @@ class Command(BaseCommand):
             created = create_annotators(rows, invite=invite)
         except (AccountsError, OSError) as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write("username,password" if not invite else "username,invite_link")
+        rows = [["username", "password" if not invite else "invite_link"]]
         for account in created:
             secret = account.password if not invite else base_url.rstrip("/") + account.invite_path
-            self.stdout.write(f"{account.username},{secret}")
+            rows.append([account.username, secret])
+        self.stdout.write(csv_text(rows), ending="")
