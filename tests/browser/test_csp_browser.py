@@ -9,7 +9,7 @@ import pytest
 
 from tests.browser.test_annotate_browser import ANNOTATOR_PASSWORD
 from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.metrics.test_results import build_pairwise, empty_cache, make_world
+from tests.metrics.human.test_results import build_pairwise, empty_cache, make_world
 
 __all__ = ["empty_cache"]  # the autouse fixture, shared
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from evalsite.spreadsheet import csv_text, spreadsheet_safe
-from tests.metrics.test_results import build_pairwise, empty_cache, make_world
+from tests.metrics.human.test_results import build_pairwise, empty_cache, make_world
 
 __all__ = ["empty_cache"]  # the autouse fixture, shared
 
