@@ -55,6 +55,7 @@ from generation.backends.lumina.text import encode  # noqa: E402
 from generation.backends.lumina.tiny import TINY_MODEL_ARGS, make_tiny_lumina  # noqa: E402
 
 TOLERANCE = 1e-4  # max |ours - reference| / max |reference|, float32
+BF16_TOLERANCE = 5e-2  # the same in bfloat16 (8 mantissa bits), both sides in bf16
 
 
 def install_flash_attn_shim() -> None:
@@ -213,6 +214,39 @@ def main() -> int:
                     value,
                     value < TOLERANCE,
                 )
+
+        # ---- the same in bf16: the reference's own dtype path (its fp16/bf16 assert satisfied)
+        import copy
+
+        theirs_bf16, ours_bf16 = (
+            copy.deepcopy(theirs).to(torch.bfloat16),
+            copy.deepcopy(ours).to(torch.bfloat16),
+        )
+        with torch.no_grad():
+            for f_patch, patch in ours.config.patch_combos:
+                args_bf16 = (t.bfloat16(), caption.bfloat16(), mask)
+                expected32 = torch.stack(
+                    theirs(list(x), t.clone(), caption, mask, motion.clone(), patch, f_patch)
+                )
+                expected = torch.stack(
+                    theirs_bf16(
+                        list(x.bfloat16()),
+                        args_bf16[0].clone(),
+                        args_bf16[1],
+                        mask,
+                        motion.bfloat16(),
+                        patch,
+                        f_patch,
+                    )
+                )
+                got = ours_bf16(x.bfloat16(), *args_bf16, motion.bfloat16(), f_patch=f_patch, patch=patch)
+                value, noise = gap(got, expected), gap(expected, expected32)
+                report(
+                    f"DiT forward {f_patch}x{patch} in bf16 (reference bf16 vs its float32: {noise:.1e})",
+                    value,
+                    value < BF16_TOLERANCE,
+                )
+        del theirs_bf16, ours_bf16
 
         # ---- guided velocity (forward_with_multi_cfg) around the thresholds
         official = ref.configs["f24F96R960-MultiScale"]
