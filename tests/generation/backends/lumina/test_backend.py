@@ -6,6 +6,7 @@ import torch
 
 from generation.backends import (
     BACKENDS,
+    BackendError,
     CheckpointError,
     GenerationCancelled,
     GenerationRequest,
@@ -118,3 +119,19 @@ def test_an_incomplete_folder_is_named(tiny_lumina, tmp_path):
         load_backend("lumina", tmp_path)
     with pytest.raises(CheckpointError, match="text_encoder"):
         load_backend("lumina", tiny_lumina, options={"text_encoder": str(tmp_path / "nowhere")})
+
+
+def test_text_encoder_and_vae_folders_can_live_elsewhere(tiny_lumina, tmp_path):
+    import shutil
+
+    dit_only = tmp_path / "Lumina-Video-f24R960"
+    dit_only.mkdir()
+    for name in ("model_args.pth", "consolidated.00-of-01.safetensors"):
+        shutil.copy(tiny_lumina / name, dit_only / name)
+    with pytest.raises(CheckpointError, match="text encoder"):
+        load_backend("lumina", dit_only)
+    options = {"text_encoder": str(tiny_lumina / "gemma-2-2b"), "vae": str(tiny_lumina / "vae")}
+    backend = load_backend("lumina", dit_only, options=options)
+    assert backend.capabilities.latent_channels == 16
+    with pytest.raises(BackendError, match="unknown Lumina-Video options"):
+        load_backend("lumina", dit_only, options={**options, "offload": True})
