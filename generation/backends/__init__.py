@@ -33,6 +33,7 @@ BACKENDS: dict[str, str] = {
     "diffusers": "generation.backends.diffusers_backend:DiffusersBackend",
     "command": "generation.backends.command:CommandBackend",
     "stepvideo": "generation.backends.stepvideo.backend:StepVideoBackend",
+    "lumina": "generation.backends.lumina.backend:LuminaVideoBackend",
 }
 
 
