@@ -217,6 +217,8 @@ def add_video(
     noise_id: str = "",
     generation_settings: dict | None = None,
     content_sha256: str | None = None,
+    settings_hash: str = "",
+    generation_record: dict | None = None,
 ) -> tuple[Video, bool]:
     """Bring one file into the library (not yet transcoded). Idempotent: the same file for the same model
     and prompt returns the existing video, and a run interrupted after the row was written finishes the copy.
@@ -232,7 +234,8 @@ def add_video(
         raise GenerationError(
             f"{model} is marked as having refused prompt {prompt.position}; remove the refusal first"
         )
-    if seed is not None and Video.objects.filter(model=model, prompt=prompt, seed=seed).exists():
+    same_seed = Video.objects.filter(model=model, prompt=prompt, seed=seed, settings_hash=settings_hash)
+    if seed is not None and same_seed.exists():
         raise GenerationError(
             f"{model} already has a different video for prompt {prompt.position} with seed {seed}"
         )
@@ -250,6 +253,8 @@ def add_video(
         seed=seed,
         noise_id=noise_id or "",
         generation_settings=generation_settings or {},
+        settings_hash=settings_hash,
+        generation_record=generation_record or {},
         source=source,
         original_name=original_name[:500],
         content_sha256=sha,
