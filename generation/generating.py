@@ -40,7 +40,6 @@ from .backends import (
 from .models import GenerationItem, GenerationRun, Refusal, Video
 from .runs import refresh_run_status
 from .services import GenerationError, add_video, mark_refused, media_path, process_video
-from .shared_noise import shared_latents, tensor_sha256
 from .videofiles import encode_frames
 
 log = logging.getLogger(__name__)
@@ -110,6 +109,19 @@ def frames_sha256(video: GeneratedVideo) -> str:
     return hashlib.sha256(video.frames.tobytes()).hexdigest()
 
 
+def latents_sha256(latents: torch.Tensor) -> str:
+    return hashlib.sha256(
+        latents.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    ).hexdigest()
+
+
+def noise_store():
+    """Shared noise lives under MEDIA_ROOT/noise, beside the videos every worker already shares."""
+    from .backends.noise import NoiseStore
+
+    return NoiseStore(media_path("noise"))
+
+
 def _open_items(item_ids: list[int]) -> list[GenerationItem]:
     return list(
         GenerationItem.objects.filter(pk__in=item_ids).select_related("prompt", "model").order_by("id")
@@ -121,9 +133,13 @@ def _finish(item: GenerationItem, status: str, **fields: Any) -> None:
 
 
 def _existing_video(item: GenerationItem) -> Video | None:
-    videos = Video.objects.filter(model=item.model, prompt=item.prompt, settings_hash=item.settings_hash)
-    videos = videos.filter(noise_id=item.noise_id) if item.noise_id else videos.filter(seed=item.seed)
-    return videos.filter(source=Video.Source.GENERATION).first()
+    return Video.objects.filter(
+        model=item.model,
+        prompt=item.prompt,
+        seed=item.seed,
+        settings_hash=item.settings_hash,
+        source=Video.Source.GENERATION,
+    ).first()
 
 
 def run_batch(job_run: JobRun) -> dict[str, Any]:
@@ -182,30 +198,36 @@ def run_batch(job_run: JobRun) -> dict[str, Any]:
 _OPEN = [GenerationItem.Status.QUEUED, GenerationItem.Status.RUNNING]
 
 
-def _request(item: GenerationItem, backend: Backend) -> tuple[GenerationRequest, int, dict[str, Any]]:
-    """The backend request of one item, its seed (a shared noise's own seed) and its recorded settings."""
-    capabilities = backend.capabilities
+def _request(item: GenerationItem, backend: Backend) -> tuple[GenerationRequest, dict[str, Any]]:
+    """The backend request of one item and the settings recorded on its video. Shared noise is stored (or
+    read back) under its noise id, which the item and video then carry."""
+    from .runs import noise_id_for
+
     wanted = dict(item.settings)
-    negative = wanted.pop("negative_prompt", None)
-    takes_negative = any(spec.name == "negative_prompt" for spec in capabilities.settings)
-    if negative is not None and takes_negative:
-        wanted["negative_prompt"], negative = negative, None
-    resolved = capabilities.validate(wanted)
+    negative = None
+    if not any(spec.name == "negative_prompt" for spec in backend.capabilities.settings):
+        negative = wanted.pop("negative_prompt", None)
+    resolved = backend.capabilities.validate(wanted)
     recorded = {**resolved, **({"negative_prompt": negative} if negative is not None else {})}
     prompt = item.prompt.text
-    if item.noise_id:
-        shape = capabilities.latent_shape(
+    if not item.shared_noise:
+        return GenerationRequest([prompt], resolved, seeds=[item.seed], negative_prompt=negative), recorded
+    try:
+        value = noise_id_for(backend.capabilities, item.seed, resolved, item.noise_id)
+    except GenerationError as exc:
+        raise BackendError(str(exc)) from exc
+    store = noise_store()
+    store.create(
+        item.seed,
+        backend.capabilities.latent_shape(
             height=resolved["height"], width=resolved["width"], frames=resolved["frames"]
-        )
-        try:
-            latents, noise = shared_latents(item.noise_id, shape, family=capabilities.family)
-        except GenerationError as exc:
-            raise BackendError(str(exc)) from exc
-        request = GenerationRequest([prompt], resolved, latents=[latents], negative_prompt=negative)
-        return request, noise.seed, recorded
-    assert item.seed is not None
-    request = GenerationRequest([prompt], resolved, seeds=[item.seed], negative_prompt=negative)
-    return request, item.seed, recorded
+        ),
+    )
+    if item.noise_id != value:
+        GenerationItem.objects.filter(pk=item.pk).update(noise_id=value)
+        item.noise_id = value
+    latents = store.load(value)
+    return GenerationRequest([prompt], resolved, latents=[latents], negative_prompt=negative), recorded
 
 
 def generate_item(job_run: JobRun, run: GenerationRun, item: GenerationItem, backend: Backend) -> int:
@@ -233,7 +255,7 @@ def generate_item(job_run: JobRun, run: GenerationRun, item: GenerationItem, bac
 
     started = time.monotonic()
     try:
-        request, seed, recorded = _request(item, backend)
+        request, recorded = _request(item, backend)
         [output] = backend.generate(request, progress=progress, should_stop=should_stop)
     except GenerationCancelled:
         _finish(item, GenerationItem.Status.CANCELLED, error="cancelled between denoising steps")
@@ -265,18 +287,22 @@ def generate_item(job_run: JobRun, run: GenerationRun, item: GenerationItem, bac
         "backend": run.backend,
         "checkpoint": run.checkpoint,
         "adapter": run.adapter,
-        "seed": seed,
+        "seed": item.seed,
         "noise_id": item.noise_id,
         "device": str(generation_device()),
         "dtype": str(generation_dtype(generation_device())),
         "versions": library_versions(),
         "frames_sha256": frames_sha256(output),
-        "latents_sha256": tensor_sha256(output.initial_latents),
+        "latents_sha256": latents_sha256(output.initial_latents),
         "fps": output.fps,
         "seconds": round(seconds, 3),
         "backend_info": output.info,
     }
-    video = store_generated(item, output, seed=seed, recorded=recorded, record=record)
+    try:
+        video = store_generated(item, output, recorded=recorded, record=record)
+    except GenerationError as exc:
+        _finish(item, GenerationItem.Status.FAILED, error=f"could not store the video: {exc}")
+        return 0
     if video.status != Video.Status.READY:
         _finish(item, GenerationItem.Status.FAILED, error=video.error, video=video)
         return 0
@@ -293,7 +319,6 @@ def store_generated(
     item: GenerationItem,
     output: GeneratedVideo,
     *,
-    seed: int,
     recorded: dict[str, Any],
     record: dict[str, Any],
 ) -> Video:
@@ -308,7 +333,7 @@ def store_generated(
             source_path=original,
             original_name=f"generated-{item.pk}.mp4",
             source=Video.Source.GENERATION,
-            seed=seed,
+            seed=item.seed,
             noise_id=item.noise_id,
             generation_settings=json.loads(json.dumps(recorded, default=str)),
             settings_hash=item.settings_hash,

@@ -270,8 +270,10 @@ class GenerationRun(models.Model):
 
 
 class GenerationItem(models.Model):
-    """One planned video. `variant` is "seed:<n>" or "noise:<id>"; with the model, prompt and the hash of
-    the resolved settings it is unique, so no retry or later run makes a second video for the same thing."""
+    """One planned video: (model, prompt, seed, hash of the resolved settings) is unique, so no retry or
+    later run makes a second video for the same thing. With `shared_noise` its initial latents are stored
+    and named by a noise id (from the seed and the latent shape); the same seed without it draws the very
+    same latents, so the two are one video."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -286,9 +288,9 @@ class GenerationItem(models.Model):
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="items")
     model = models.ForeignKey(VideoModel, on_delete=models.PROTECT, related_name="generation_items")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="generation_items")
-    variant = models.CharField(max_length=220)
-    seed = models.BigIntegerField(null=True, blank=True)
-    noise_id = models.CharField(max_length=200, blank=True)
+    seed = models.BigIntegerField(help_text="the seed, or the seed the shared noise is drawn from")
+    shared_noise = models.BooleanField(default=False)
+    noise_id = models.CharField(max_length=200, blank=True, help_text="set once the latent shape is known")
     settings = models.JSONField(default=dict, help_text="resolved settings (defaults filled in)")
     settings_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -310,30 +312,10 @@ class GenerationItem(models.Model):
         ordering = ["run", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["model", "prompt", "variant", "settings_hash"], name="generationitem_once"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(seed__isnull=False) | ~models.Q(noise_id=""),
-                name="generationitem_seed_or_noise",
+                fields=["model", "prompt", "seed", "settings_hash"], name="generationitem_once"
             ),
         ]
         indexes = [models.Index(fields=["run", "status"])]
 
     def __str__(self) -> str:
-        return f"{self.prompt} {self.variant}"
-
-
-class SharedNoise(models.Model):
-    """A stored initial-latent tensor: a noise id names it, so two checkpoints of one family given the
-    same id start from identical latents (A/B with shared noise, Video-DPO)."""
-
-    noise_id = models.CharField(max_length=200, unique=True)
-    seed = models.BigIntegerField()
-    shape = models.JSONField(help_text="(channels, latent frames, latent height, latent width)")
-    family = models.CharField(max_length=100, blank=True)
-    file = models.CharField(max_length=300, help_text="path under MEDIA_ROOT")
-    sha256 = models.CharField(max_length=64)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return self.noise_id
+        return f"{self.prompt} {self.noise_id or f'seed {self.seed}'}"

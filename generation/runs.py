@@ -38,9 +38,10 @@ STEP_SETTINGS = ("steps", "num_inference_steps")
 @dataclass
 class RunSpec:
     """What a manager asks for. Prompts: every prompt of the benchmark, those of some categories, or an
-    explicit list of positions. Variants: explicit seeds, k seeds per prompt (0..k-1), explicit noise ids,
-    or k shared-noise ids per prompt. Settings: one set, or a grid (the cartesian product of its lists)
-    over it, both on top of the model's default settings."""
+    explicit list of positions. Variants: explicit seeds, k seeds per prompt (0..k-1), or shared noise:
+    explicit noise seeds (the same for every prompt), explicit noise ids, or k noise seeds per prompt
+    (drawn from the prompt, the same for every model, so an A/B pair shares them). Settings: one set, or a
+    grid (the cartesian product of its lists) over it, both on top of the model's default settings."""
 
     model: VideoModel
     benchmark: Benchmark
@@ -48,6 +49,7 @@ class RunSpec:
     prompt_positions: Sequence[int] = ()
     seeds: Sequence[int] = ()
     seeds_per_prompt: int = 0
+    noise_seeds: Sequence[int] = ()
     noise_ids: Sequence[str] = ()
     noise_per_prompt: int = 0
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -61,6 +63,7 @@ class RunSpec:
             "prompt_positions": list(self.prompt_positions),
             "seeds": list(self.seeds),
             "seeds_per_prompt": self.seeds_per_prompt,
+            "noise_seeds": list(self.noise_seeds),
             "noise_ids": list(self.noise_ids),
             "noise_per_prompt": self.noise_per_prompt,
             "settings": dict(self.settings),
@@ -72,14 +75,11 @@ class RunSpec:
 @dataclass
 class PlannedVideo:
     prompt: Prompt
-    seed: int | None
-    noise_id: str
+    seed: int
+    shared_noise: bool
+    noise_id: str  # known when the backend's capabilities give the latent shape; else set by the worker
     settings: dict[str, Any]
     settings_hash: str
-
-    @property
-    def variant(self) -> str:
-        return f"noise:{self.noise_id}" if self.noise_id else f"seed:{self.seed}"
 
 
 @dataclass
@@ -253,44 +253,81 @@ def prompts_of(spec: RunSpec) -> list[Prompt]:
     return prompts_list
 
 
-def shared_noise_id(prompt: Prompt, index: int) -> str:
-    """The i-th shared-noise id of a prompt (k noise ids per prompt): the same for every model."""
-    return f"{prompt.benchmark.slug}-{prompt.position}-{index}"
+def prompt_noise_seed(prompt: Prompt, index: int) -> int:
+    """The i-th shared-noise seed of a prompt (k noise seeds per prompt): the same for every model."""
+    key = f"{prompt.benchmark.slug}/{prompt.position}/{index}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") >> 1
+
+
+def _noise_seed_of(noise_id: str) -> int:
+    from .backends.noise import parse_noise_id
+
+    try:
+        return parse_noise_id(noise_id)[0]
+    except BackendError as exc:
+        raise GenerationError(str(exc)) from exc
 
 
 def _check_variants(spec: RunSpec) -> None:
-    given = [bool(spec.seeds), spec.seeds_per_prompt > 0, bool(spec.noise_ids), spec.noise_per_prompt > 0]
+    given = [
+        bool(spec.seeds),
+        spec.seeds_per_prompt > 0,
+        bool(spec.noise_seeds),
+        bool(spec.noise_ids),
+        spec.noise_per_prompt > 0,
+    ]
     if sum(given) != 1:
-        raise GenerationError("give exactly one of: seeds, seeds per prompt, noise ids, noise ids per prompt")
+        raise GenerationError(
+            "give exactly one of: seeds, seeds per prompt, noise seeds, noise ids, noise ids per prompt"
+        )
     for k, what in (
         (spec.seeds_per_prompt, "seeds per prompt"),
         (spec.noise_per_prompt, "noise ids per prompt"),
     ):
         if k < 0 or k > MAX_SEEDS_PER_PROMPT:
             raise GenerationError(f"{what} must be between 1 and {MAX_SEEDS_PER_PROMPT}")
-    if len(spec.seeds) > MAX_SEEDS_PER_PROMPT or len(spec.noise_ids) > MAX_SEEDS_PER_PROMPT:
-        raise GenerationError(f"at most {MAX_SEEDS_PER_PROMPT} seeds or noise ids per prompt")
-    if len(set(spec.seeds)) != len(spec.seeds) or len(set(spec.noise_ids)) != len(spec.noise_ids):
-        raise GenerationError("a seed or noise id is listed twice")
-    for seed in spec.seeds:
+    for listed in (spec.seeds, spec.noise_seeds, spec.noise_ids):
+        if len(listed) > MAX_SEEDS_PER_PROMPT:
+            raise GenerationError(f"at most {MAX_SEEDS_PER_PROMPT} seeds or noise ids per prompt")
+        if len(set(listed)) != len(listed):
+            raise GenerationError("a seed or noise id is listed twice")
+    for seed in [*spec.seeds, *spec.noise_seeds]:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise GenerationError(f"seed {seed!r} is not an integer between 0 and 2^63-1")
     for noise_id in spec.noise_ids:
-        if not isinstance(noise_id, str) or not noise_id.strip() or len(noise_id) > 200:
-            raise GenerationError(f"noise id {noise_id!r} must be a non-empty text of at most 200 characters")
+        if not isinstance(noise_id, str):
+            raise GenerationError(f"noise id {noise_id!r} is not text")
+        _noise_seed_of(noise_id)
     if not 1 <= spec.batch_size <= MAX_BATCH_SIZE:
         raise GenerationError(f"batch size must be between 1 and {MAX_BATCH_SIZE}")
 
 
-def variants_of(spec: RunSpec, prompt: Prompt) -> list[tuple[int | None, str]]:
-    """(seed, noise id) of each video a prompt gets."""
+def variants_of(spec: RunSpec, prompt: Prompt) -> list[tuple[int, bool, str]]:
+    """(seed, shared noise?, the noise id asked for) of each video a prompt gets."""
     if spec.seeds:
-        return [(int(seed), "") for seed in spec.seeds]
+        return [(int(seed), False, "") for seed in spec.seeds]
     if spec.seeds_per_prompt:
-        return [(seed, "") for seed in range(spec.seeds_per_prompt)]
+        return [(seed, False, "") for seed in range(spec.seeds_per_prompt)]
+    if spec.noise_seeds:
+        return [(int(seed), True, "") for seed in spec.noise_seeds]
     if spec.noise_ids:
-        return [(None, noise_id.strip()) for noise_id in spec.noise_ids]
-    return [(None, shared_noise_id(prompt, i)) for i in range(spec.noise_per_prompt)]
+        return [(_noise_seed_of(noise_id), True, noise_id) for noise_id in spec.noise_ids]
+    return [(prompt_noise_seed(prompt, i), True, "") for i in range(spec.noise_per_prompt)]
+
+
+def noise_id_for(capabilities: Capabilities, seed: int, settings: Mapping[str, Any], asked: str = "") -> str:
+    """The noise id of a seed's initial latents at these settings; a noise id asked for must be it."""
+    from .backends.noise import noise_id
+
+    shape = capabilities.latent_shape(
+        height=settings["height"], width=settings["width"], frames=settings["frames"]
+    )
+    value = noise_id(seed, shape)
+    if asked and asked != value:
+        raise GenerationError(
+            f"noise id {asked} does not fit this model and size: its latents would be {value}"
+        )
+    return value
 
 
 def seconds_per_step(model: VideoModel) -> float | None:
@@ -317,25 +354,30 @@ def plan_run(spec: RunSpec) -> RunPlan:
     if len(set(hashes)) != len(hashes):
         raise GenerationError("two grid points resolve to the same settings")
     wanted: list[PlannedVideo] = [
-        PlannedVideo(prompt, seed, noise_id, point, digest)
+        PlannedVideo(
+            prompt,
+            seed,
+            shared,
+            noise_id_for(capabilities, seed, point, asked) if shared and capabilities else asked,
+            point,
+            digest,
+        )
         for point, digest in zip(points, hashes, strict=True)
         for prompt in prompts
-        for seed, noise_id in variants_of(spec, prompt)
+        for seed, shared, asked in variants_of(spec, prompt)
     ]
     if len(wanted) > MAX_VIDEOS_PER_RUN:
         raise GenerationError(f"{len(wanted)} videos; a run makes at most {MAX_VIDEOS_PER_RUN}")
     planned = set(
         GenerationItem.objects.filter(
             model=spec.model, prompt__in=prompts, settings_hash__in=hashes
-        ).values_list("prompt_id", "variant", "settings_hash")
+        ).values_list("prompt_id", "seed", "settings_hash")
     )
     if spec.skip_existing_variants:
-        for prompt_id, seed, noise_id in Video.objects.filter(
-            model=spec.model, prompt__in=prompts
-        ).values_list("prompt_id", "seed", "noise_id"):
-            variant = f"noise:{noise_id}" if noise_id else f"seed:{seed}"
-            planned.update((prompt_id, variant, digest) for digest in hashes)
-    videos = [v for v in wanted if (v.prompt.pk, v.variant, v.settings_hash) not in planned]
+        made = Video.objects.filter(model=spec.model, prompt__in=prompts, seed__isnull=False)
+        for prompt_id, seed in made.values_list("prompt_id", "seed"):
+            planned.update((prompt_id, seed, digest) for digest in hashes)
+    videos = [v for v in wanted if (v.prompt.pk, v.seed, v.settings_hash) not in planned]
     return RunPlan(
         spec=spec,
         backend=spec.model.backend,
@@ -359,7 +401,7 @@ def _queue_batches(run: GenerationRun, items: list[GenerationItem], *, user=None
     from evalsite.jobs import start_job
 
     task = SimpleNamespace(name=GENERATE_BATCH_TASK, job_queue="gpu")  # by name: no import of tasks.py
-    ordered = sorted(items, key=lambda i: (i.settings_hash, i.prompt.position, i.variant))
+    ordered = sorted(items, key=lambda i: (i.settings_hash, i.prompt.position, i.seed))
     batches = [ordered[i : i + run.batch_size] for i in range(0, len(ordered), run.batch_size)]
     for number, batch in enumerate(batches, start=1):
         job = start_job(
@@ -396,8 +438,8 @@ def start_run(spec: RunSpec, *, user=None) -> GenerationRun:
                     run=run,
                     model=spec.model,
                     prompt=video.prompt,
-                    variant=video.variant,
                     seed=video.seed,
+                    shared_noise=video.shared_noise,
                     noise_id=video.noise_id,
                     settings=video.settings,
                     settings_hash=video.settings_hash,
