@@ -89,6 +89,7 @@ class SettingSpec:
     def coerce(self, value: Any) -> Any:
         if value is None:
             return None
+        coerced: Any
         try:
             if self.kind is bool:
                 if isinstance(value, str):
@@ -234,7 +235,9 @@ class GenerationRequest:
 class GeneratedVideo:
     frames: np.ndarray  # (frames, height, width, 3), uint8
     fps: float
-    initial_latents: torch.Tensor  # (C, F', H', W'), float32 on the CPU
+    # (C, F', H', W'), float32 on the CPU; None only where the backend cannot know them (a command backend
+    # whose program draws its own noise from the seed)
+    initial_latents: torch.Tensor | None
     seed: int | None
     info: dict[str, Any] = field(default_factory=dict)  # what a caller records: versions, resolved settings
 
