@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import statistics
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,14 @@ def check_model(model: VideoModel) -> tuple[str, str, Capabilities | None]:
         raise GenerationError(f"adapter {adapter} does not exist")
     reader = getattr(cls, "capabilities_for", None)
     if reader is None:
+        # Without a config reader, at least the backend module's folder check (diffusers' reads
+        # model_index.json and lists the components' files; no weights) runs before anything is queued.
+        folder_check = getattr(sys.modules[cls.__module__], "check_checkpoint_folder", None)
+        if folder_check is not None:
+            try:
+                folder_check(Path(checkpoint))
+            except BackendError as exc:
+                raise GenerationError(str(exc)) from exc
         return checkpoint, adapter, None
     try:
         capabilities = reader(

@@ -124,3 +124,14 @@ def test_a_run_fills_the_library_once_and_retries_only_failed_videos(
     # the video made before is linked again, not made twice
     assert retried.status == GenerationItem.Status.DONE and retried.video_id == items[(3, 1)].video_id
     assert Video.objects.filter(model=model).count() == 4
+
+
+def test_a_bad_checkpoint_folder_is_refused_before_anything_is_queued(bench, tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model_index.json").write_text(
+        '{"_class_name": "WanPipeline", "vae": ["diffusers", "AutoencoderKLWan"]}'
+    )
+    model = VideoModel.objects.create(name="Broken", backend="diffusers", checkpoint=str(tmp_path / "broken"))
+    with pytest.raises(GenerationError, match="is incomplete, missing: vae/"):
+        start_run(RunSpec(model=model, benchmark=bench, prompt_positions=[1], seeds=[1]))
+    assert not GenerationRun.objects.exists()
