@@ -109,7 +109,10 @@ def frames_sha256(video: GeneratedVideo) -> str:
     return hashlib.sha256(video.frames.tobytes()).hexdigest()
 
 
-def latents_sha256(latents: torch.Tensor) -> str:
+def latents_sha256(latents: torch.Tensor | None) -> str | None:
+    """None where the backend drew its own noise out of sight (a command without {latents})."""
+    if latents is None:
+        return None
     return hashlib.sha256(
         latents.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
     ).hexdigest()
