@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from generation.models import GenerationRun, Prompt, Refusal, Video, VideoModel
-from generation.runs import RunPlan, RunSpec, plan_run, start_run
+from generation.runs.planning import RunPlan, RunSpec, plan_run, start_run
 from generation.services import GenerationError
 
 from .campaigns import CampaignSpec

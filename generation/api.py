@@ -10,7 +10,7 @@ from evalsite.api import JobSerializer
 
 from . import selectors
 from .models import Benchmark, GenerationItem, GenerationRun, Prompt, Refusal, Video, VideoModel
-from .runs import RunSpec, cancel_run, plan_run, retry_failed, run_progress, start_run
+from .runs.planning import RunSpec, cancel_run, plan_run, retry_failed, run_progress, start_run
 from .services import GenerationError, create_video_model, mark_refused
 from .uploads import UploadError, start_import, upload_video
 

@@ -161,7 +161,7 @@ class GenerationRunForm(forms.Form):
         return data
 
     def spec(self):
-        from .runs import RunSpec
+        from .runs.planning import RunSpec
 
         data = self.cleaned_data
         variant, values = data["variant"], data["values"]

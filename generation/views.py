@@ -13,7 +13,7 @@ from evalsite.permissions import manager_required
 from . import selectors
 from .forms import GenerationRunForm, ImportForm, RefusalForm, UploadForm, VideoModelForm
 from .models import Benchmark, GenerationRun, Prompt, Video, VideoModel
-from .runs import cancel_run, plan_run, retry_failed, run_progress, start_run
+from .runs.planning import cancel_run, plan_run, retry_failed, run_progress, start_run
 from .services import GenerationError, create_video_model, mark_refused, media_path
 from .uploads import UploadError, start_import, upload_video
 

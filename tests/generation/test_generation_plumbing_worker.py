@@ -10,7 +10,7 @@ import pytest
 from evalsite.models import Job
 from generation.backends import BACKENDS, register
 from generation.models import GenerationItem, GenerationRun, Video, VideoModel
-from generation.runs import RunSpec, cancel_run, start_run
+from generation.runs.planning import RunSpec, cancel_run, start_run
 from tests.evalsite.test_worker import broker, launch_worker, wait_for  # noqa: F401  (fixtures)
 
 from .plumbing_backend import TARGET, make_checkpoint

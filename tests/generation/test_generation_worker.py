@@ -12,7 +12,7 @@ from annotation.campaigns import CampaignSpec, create_campaign
 from generation.backends.noise import NoiseStore
 from generation.backends.tiny import TINY_SETTINGS, make_tiny_wan
 from generation.models import GenerationRun, Video, VideoModel
-from generation.runs import RunSpec, run_progress, start_run
+from generation.runs.planning import RunSpec, run_progress, start_run
 from generation.services import load_benchmark, media_path
 from tests.campaign_fixtures import ANNOTATOR_PASSWORD
 from tests.evalsite.test_worker import broker, launch_worker, wait_for  # noqa: F401  (fixtures)

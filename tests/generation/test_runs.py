@@ -8,7 +8,7 @@ import generation.tasks  # noqa: F401  (registers the batch task for the eager r
 from evalsite.models import Job
 from generation.backends import BACKENDS, register
 from generation.models import GenerationItem, GenerationRun, Refusal, Video, VideoModel
-from generation.runs import RunSpec, plan_run, retry_failed, run_progress, start_run
+from generation.runs.planning import RunSpec, plan_run, retry_failed, run_progress, start_run
 from generation.services import GenerationError
 
 from .plumbing_backend import TARGET, make_checkpoint

@@ -26,7 +26,7 @@ from django.utils import timezone
 from evalsite.jobs import JobCancelled, JobError, JobRun
 from evalsite.models import Job
 
-from .backends import (
+from ..backends import (
     Backend,
     BackendError,
     CheckpointError,
@@ -37,10 +37,10 @@ from .backends import (
     PromptRejected,
     load_backend,
 )
-from .models import GenerationItem, GenerationRun, Refusal, Video
-from .runs import refresh_run_status
-from .services import GenerationError, add_video, mark_refused, media_path, process_video
-from .videofiles import encode_frames
+from ..models import GenerationItem, GenerationRun, Refusal, Video
+from ..services import GenerationError, add_video, mark_refused, media_path, process_video
+from ..videofiles import encode_frames
+from .planning import refresh_run_status
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def latents_sha256(latents: torch.Tensor | None) -> str | None:
 
 def noise_store():
     """Shared noise lives under MEDIA_ROOT/noise, beside the videos every worker already shares."""
-    from .backends.noise import NoiseStore
+    from ..backends.noise import NoiseStore
 
     return NoiseStore(media_path("noise"))
 
@@ -204,7 +204,7 @@ _OPEN = [GenerationItem.Status.QUEUED, GenerationItem.Status.RUNNING]
 def _request(item: GenerationItem, backend: Backend) -> tuple[GenerationRequest, dict[str, Any]]:
     """The backend request of one item and the settings recorded on its video. Shared noise is stored (or
     read back) under its noise id, which the item and video then carry."""
-    from .runs import noise_id_for
+    from .planning import noise_id_for
 
     wanted = dict(item.settings)
     negative = None

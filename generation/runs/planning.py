@@ -24,9 +24,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from .backends import BackendError, Capabilities, backend_class
-from .models import Benchmark, GenerationItem, GenerationRun, Prompt, Video, VideoModel
-from .services import GenerationError
+from ..backends import BackendError, Capabilities, backend_class
+from ..models import Benchmark, GenerationItem, GenerationRun, Prompt, Video, VideoModel
+from ..services import GenerationError
 
 GENERATE_BATCH_TASK = "generation.tasks.generate_batch"
 MAX_SEEDS_PER_PROMPT = 64
@@ -269,7 +269,7 @@ def prompt_noise_seed(prompt: Prompt, index: int) -> int:
 
 
 def _noise_seed_of(noise_id: str) -> int:
-    from .backends.noise import parse_noise_id
+    from ..backends.noise import parse_noise_id
 
     try:
         return parse_noise_id(noise_id)[0]
@@ -326,7 +326,7 @@ def variants_of(spec: RunSpec, prompt: Prompt) -> list[tuple[int, bool, str]]:
 
 def noise_id_for(capabilities: Capabilities, seed: int, settings: Mapping[str, Any], asked: str = "") -> str:
     """The noise id of a seed's initial latents at these settings; a noise id asked for must be it."""
-    from .backends.noise import noise_id
+    from ..backends.noise import noise_id
 
     shape = capabilities.latent_shape(
         height=settings["height"], width=settings["width"], frames=settings["frames"]
