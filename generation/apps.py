@@ -10,6 +10,8 @@ class GenerationConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        if not settings.EVALSITE_GENERATION_BACKENDS:
+            return  # the backends (and torch) load when a run needs them, not with every process
         from .backends import register
 
         for entry in settings.EVALSITE_GENERATION_BACKENDS:

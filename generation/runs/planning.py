@@ -18,15 +18,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from ..backends import BackendError, Capabilities, backend_class
 from ..models import Benchmark, GenerationItem, GenerationRun, Prompt, Video, VideoModel
 from ..services import GenerationError
+
+if TYPE_CHECKING:  # the backends (and torch) are imported only when a run is checked, not at start-up
+    from ..backends import Capabilities
 
 GENERATE_BATCH_TASK = "generation.tasks.generate_batch"
 MAX_SEEDS_PER_PROMPT = 64
@@ -166,6 +168,8 @@ def grid_points(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> l
 def resolve_settings(capabilities: Capabilities | None, point: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults filled in and every value checked by the backend's capabilities (as given without them).
     `negative_prompt` is kept beside the backend's own settings when it does not list it."""
+    from ..backends import BackendError
+
     point = dict(point)
     negative = point.pop("negative_prompt", None)
     if capabilities is None:
@@ -198,6 +202,8 @@ def check_model(model: VideoModel) -> tuple[str, str, Capabilities | None]:
     """Check that a model can be generated here, cheaply (no weights are loaded): a known backend, an
     existing checkpoint folder (and adapter) and, where the backend reads it from config files, its
     capabilities. Raises GenerationError with what is wrong."""
+    from ..backends import BackendError, backend_class
+
     if not model.backend:
         raise GenerationError(f"{model} has no generation backend; set one on its page")
     try:
@@ -269,6 +275,7 @@ def prompt_noise_seed(prompt: Prompt, index: int) -> int:
 
 
 def _noise_seed_of(noise_id: str) -> int:
+    from ..backends import BackendError
     from ..backends.noise import parse_noise_id
 
     try:
