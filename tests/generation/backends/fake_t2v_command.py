@@ -8,6 +8,7 @@ length and (when given) the initial latents. Flags make it misbehave the ways a 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -28,8 +29,10 @@ def main() -> int:
     args = parser.parse_args()
     settings = json.loads(args.settings)
     if args.pid_file:
+        # A child of its own, as a real model's data loaders or launchers have: cancel must kill it too.
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
         with open(args.pid_file, "w") as handle:
-            handle.write(str(os.getpid()))
+            handle.write(f"{os.getpid()} {child.pid}")
     print("INFO " + json.dumps({"program": "fake_t2v_command", "python": sys.version.split()[0]}), flush=True)
     print("loading the model (a log line the backend ignores)", flush=True)
     if "forbidden" in args.prompt:

@@ -91,9 +91,22 @@ def test_protocol_cancel_kills_the_process_group(tmp_path):
         )
     assert time.monotonic() - started < 10
     assert seen == [1]
-    pid = int(pid_file.read_text())
+    parent, child = (int(pid) for pid in pid_file.read_text().split())
     with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+        os.kill(parent, 0)  # killed and reaped
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child), "the command's child outlived the cancel"
+
+
+def alive(pid: int) -> bool:
+    """Running (a killed orphan may linger as a zombie until its new parent reaps it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
 
 
 def test_protocol_failure_keeps_exit_status_and_stderr(tmp_path):

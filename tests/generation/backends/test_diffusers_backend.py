@@ -238,6 +238,12 @@ def test_bad_folders_are_refused_before_loading(tmp_path, tiny_wan, monkeypatch)
     with pytest.raises(CheckpointError) as raised:
         load_backend("diffusers", broken)
     assert "transformer/ weights" in str(raised.value) and "vae/" in str(raised.value)
+    truncated = shutil.copytree(tiny_wan, tmp_path / "truncated")
+    weights = truncated / "transformer" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="diffusion_pytorch_model.safetensors"):
+        load_backend("diffusers", truncated)
     index = json.loads((broken / "model_index.json").read_text())
     (broken / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionPipeline"}))
     with pytest.raises(CheckpointError, match="StableDiffusionPipeline"):
@@ -299,3 +305,27 @@ def test_an_adapter_of_another_model_is_refused(tmp_path, tiny_wan, tiny_cogvide
         load_backend("diffusers", tiny_wan, adapter=adapter)
     with pytest.raises(CheckpointError, match="adapter_config.json"):
         load_backend("diffusers", tiny_wan, adapter=tmp_path)
+
+
+def test_batches_larger_than_max_batch_size_are_split(tiny_wan):
+    backend = load_backend("diffusers", tiny_wan, options={"max_batch_size": 2})
+    seen = []
+    videos = backend.generate(
+        GenerationRequest(prompts=["a cat", "a dog", "a bird"], settings=WAN, seeds=[1, 2, 3]),
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert [video.seed for video in videos] == [1, 2, 3]
+    assert seen == [(step, 4) for step in range(1, 5)]  # two pipeline calls of two steps
+    alone = backend.generate(one(prompt="a bird", seed=3))[0]
+    assert torch.equal(alone.initial_latents, videos[2].initial_latents)
+
+
+@pytest.mark.gpu
+def test_on_cuda_with_flash_attention_the_seed_gives_the_cpu_latents(tiny_wan):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backend = load_backend("diffusers", tiny_wan, device="cuda", dtype=torch.bfloat16)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        video = backend.generate(one(seed=5))[0]
+    assert torch.equal(video.initial_latents, initial_latents((16, 3, 2, 2), 5))
+    assert video.frames.shape == (9, 16, 16, 3) and video.frames.dtype == np.uint8
