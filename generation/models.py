@@ -126,6 +126,12 @@ class VideoModel(models.Model):
         blank=True,
         help_text="generation settings a run starts from (steps, guidance_scale, ...)",
     )
+    capabilities_record = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="what a worker read from the loaded checkpoint (settings, frame rule, ...), for checking runs",
+    )
     base_model = models.ForeignKey(
         "self",
         null=True,

@@ -229,7 +229,7 @@ def check_model(model: VideoModel) -> tuple[str, str, Capabilities | None]:
                 folder_check(Path(checkpoint))
             except BackendError as exc:
                 raise GenerationError(str(exc)) from exc
-        return checkpoint, adapter, None
+        return checkpoint, adapter, recorded_capabilities(model)
     try:
         capabilities = reader(
             Path(checkpoint), adapter=Path(adapter) if adapter else None, options=model.backend_options or {}
@@ -239,6 +239,70 @@ def check_model(model: VideoModel) -> tuple[str, str, Capabilities | None]:
     except OSError as exc:
         raise GenerationError(f"checkpoint {checkpoint}: {exc}") from exc
     return checkpoint, adapter, capabilities
+
+
+def capabilities_key(model: VideoModel) -> str:
+    """What a model's capabilities depend on: backend, checkpoint, adapter and backend options."""
+    checkpoint, adapter = checkpoint_of(model)
+    return json.dumps([model.backend, checkpoint, adapter, model.backend_options or {}], sort_keys=True)
+
+
+def capabilities_from_description(description: Mapping[str, Any]) -> Capabilities:
+    """The `Capabilities` whose `describe()` this is (a family's own latent-frame mapping aside, so such a
+    record checks settings but does not name shared noise)."""
+    from ..backends import Capabilities, FrameRule, SettingSpec
+
+    kinds = {"int": int, "float": float, "str": str, "bool": bool}
+    multiple, _, offset = str(description["frame_rule"]).partition("k")
+    return Capabilities(
+        family=description["family"],
+        frame_rule=FrameRule(int(multiple), int(offset.lstrip("+") or 0)),
+        resolution_multiple=int(description["resolution_multiple"]),
+        latent_channels=int(description["latent_channels"]),
+        spatial_compression=int(description["spatial_compression"]),
+        temporal_compression=int(description["temporal_compression"]),
+        sampler=str(description["sampler"]),
+        settings=tuple(
+            SettingSpec(
+                name=spec["name"],
+                kind=kinds[spec["type"]],
+                default=spec["default"],
+                minimum=spec["minimum"],
+                maximum=spec["maximum"],
+                choices=tuple(spec["choices"]) if spec["choices"] is not None else None,
+                help=spec.get("help", ""),
+            )
+            for spec in description["settings"]
+        ),
+        supports_negative_prompt=bool(description.get("supports_negative_prompt", True)),
+        max_batch_size=int(description.get("max_batch_size", 1)),
+    )
+
+
+def recorded_capabilities(model: VideoModel) -> Capabilities | None:
+    """The capabilities a worker recorded when it last loaded this model as it is configured now."""
+    record = model.capabilities_record or {}
+    if record.get("key") != capabilities_key(model) or not record.get("capabilities"):
+        return None
+    return capabilities_from_description(record["capabilities"])
+
+
+def record_capabilities(model: VideoModel, capabilities: Capabilities) -> None:
+    """Called by a worker after loading a model: later runs of it are checked in the web process."""
+    record = {"key": capabilities_key(model), "capabilities": capabilities.describe()}
+    if model.capabilities_record != record:
+        VideoModel.objects.filter(pk=model.pk).update(capabilities_record=record)
+        model.capabilities_record = record
+
+
+def checked_by(model: VideoModel) -> str:
+    from ..backends import backend_class
+
+    if getattr(backend_class(model.backend), "capabilities_for", None) is not None:
+        return "backend capabilities"
+    if recorded_capabilities(model) is not None:
+        return "capabilities recorded by a worker"
+    return "worker"
 
 
 # ---------------------------------------------------------------- planning
@@ -362,6 +426,8 @@ def seconds_per_step(model: VideoModel) -> float | None:
 def plan_run(spec: RunSpec) -> RunPlan:
     """Validate a run and list the videos it would make, without writing anything. Raises GenerationError."""
     checkpoint, adapter, capabilities = check_model(spec.model)
+    validated_by = checked_by(spec.model)
+    names_noise = validated_by == "backend capabilities"  # a record lacks a family's own latent-frame rule
     _check_variants(spec)
     prompts = prompts_of(spec)
     base = {**(spec.model.default_settings or {}), **dict(spec.settings)}
@@ -374,7 +440,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
             prompt,
             seed,
             shared,
-            noise_id_for(capabilities, seed, point, asked) if shared and capabilities else asked,
+            noise_id_for(capabilities, seed, point, asked) if shared and names_noise else asked,
             point,
             digest,
         )
@@ -403,7 +469,7 @@ def plan_run(spec: RunSpec) -> RunPlan:
         settings_points=points,
         videos=videos,
         already_planned=len(wanted) - len(videos),
-        validated_by="backend capabilities" if capabilities is not None else "worker",
+        validated_by=validated_by,
         seconds_per_step=seconds_per_step(spec.model),
     )
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -40,7 +41,7 @@ from ..backends import (
 from ..models import GenerationItem, GenerationRun, Refusal, Video
 from ..services import GenerationError, add_video, mark_refused, media_path, process_video
 from ..videofiles import encode_frames
-from .planning import refresh_run_status
+from .planning import checkpoint_of, record_capabilities, refresh_run_status, settings_hash
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ def loaded_backend(run: GenerationRun) -> Backend:
             options=options,
         )
         _loaded["key"], _loaded["backend"] = key, backend
+        model = run.model
+        if (model.backend, *checkpoint_of(model)) == (run.backend, run.checkpoint, run.adapter):
+            record_capabilities(model, backend.capabilities)
     return _loaded["backend"]
 
 
@@ -233,6 +237,26 @@ def _request(item: GenerationItem, backend: Backend) -> tuple[GenerationRequest,
     return GenerationRequest([prompt], resolved, latents=[latents], negative_prompt=negative), recorded
 
 
+def _same_settings_hash(item: GenerationItem, recorded: dict[str, Any]) -> bool:
+    """A run checked on the worker only was planned with its settings as given; once resolved here they
+    may name a video that another row already plans (defaults written out, say). Keep one row per video."""
+    digest = settings_hash(json.loads(json.dumps(recorded, default=str)))
+    if digest == item.settings_hash:
+        return True
+    try:
+        with transaction.atomic():
+            GenerationItem.objects.filter(pk=item.pk).update(settings=recorded, settings_hash=digest)
+    except IntegrityError:
+        other = GenerationItem.objects.filter(
+            model=item.model, prompt=item.prompt, seed=item.seed, settings_hash=digest
+        ).first()
+        where = f" (run {other.run_id})" if other is not None else ""
+        _finish(item, GenerationItem.Status.FAILED, error=f"the same video is already planned{where}")
+        return False
+    item.settings, item.settings_hash = recorded, digest
+    return True
+
+
 def generate_item(job_run: JobRun, run: GenerationRun, item: GenerationItem, backend: Backend) -> int:
     """Generate one video and store it; record a failure or refusal on its row instead. 1 if made."""
     claimed = GenerationItem.objects.filter(pk=item.pk, status__in=_OPEN).update(
@@ -259,6 +283,12 @@ def generate_item(job_run: JobRun, run: GenerationRun, item: GenerationItem, bac
     started = time.monotonic()
     try:
         request, recorded = _request(item, backend)
+    except BackendError as exc:
+        _finish(item, GenerationItem.Status.FAILED, error=f"settings: {exc}")
+        return 0
+    if not _same_settings_hash(item, recorded):
+        return 0
+    try:
         [output] = backend.generate(request, progress=progress, should_stop=should_stop)
     except GenerationCancelled:
         _finish(item, GenerationItem.Status.CANCELLED, error="cancelled between denoising steps")

@@ -12,8 +12,8 @@ from annotation.campaigns import CampaignSpec, create_campaign
 from generation.backends.noise import NoiseStore
 from generation.backends.tiny import TINY_SETTINGS, make_tiny_wan
 from generation.models import GenerationRun, Video, VideoModel
-from generation.runs.planning import RunSpec, run_progress, start_run
-from generation.services import load_benchmark, media_path
+from generation.runs.planning import RunSpec, plan_run, run_progress, start_run
+from generation.services import GenerationError, load_benchmark, media_path
 from tests.campaign_fixtures import ANNOTATOR_PASSWORD
 from tests.evalsite.test_worker import broker, launch_worker, wait_for  # noqa: F401  (fixtures)
 
@@ -116,6 +116,32 @@ def test_tiny_wan_runs_fill_the_library_reproducibly_through_a_worker(
     stored_sha = hashlib.sha256(stored.contiguous().numpy().tobytes()).hexdigest()
     assert {v.generation_record["latents_sha256"] for v in noisy} == {stored_sha}
     assert noisy[0].generation_record["frames_sha256"] != noisy[1].generation_record["frames_sha256"]
+
+    # The worker recorded what the loaded checkpoint takes: from now on a bad setting is refused before
+    # anything is queued, and planning the grid again finds every video already made.
+    alpha.refresh_from_db()
+    with pytest.raises(GenerationError, match="frames: 10 does not follow this model's frame rule 4k\\+1"):
+        start_run(
+            RunSpec(
+                model=alpha, benchmark=step_video, prompt_positions=[1], seeds=[5], settings={"frames": 10}
+            )
+        )
+    again_plan = plan_run(
+        RunSpec(
+            model=alpha,
+            benchmark=step_video,
+            prompt_positions=[1, 2],
+            seeds=[5],
+            grid={"guidance_scale": [1.0, 5.0]},
+        )
+    )
+    assert again_plan.validated_by == "capabilities recorded by a worker"
+    assert len(again_plan.videos) == 0 and again_plan.already_planned == 4
+    fresh = VideoModel.objects.create(name="Wan-Fresh", backend="diffusers", checkpoint=alpha.checkpoint)
+    assert (
+        plan_run(RunSpec(model=fresh, benchmark=step_video, prompt_positions=[1], seeds=[1])).validated_by
+        == "worker"
+    )
 
     # An A/B campaign over the generated pair: the annotator's item and media name no backend or model.
     annotator = django_user_model.objects.create_user("ann", password=ANNOTATOR_PASSWORD)
