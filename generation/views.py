@@ -252,7 +252,7 @@ def run_list(request):
 @manager_required
 def run_new(request):
     """The form shows the plan (videos, steps, estimate) on "Preview"; "Start" plans again and queues."""
-    form = GenerationRunForm(request.POST or None)
+    form = GenerationRunForm(request.POST or None, initial={"model": request.GET.get("model")})
     plan = None
     if request.method == "POST" and form.is_valid():
         try:

@@ -46,6 +46,7 @@ def test_tiny_wan_runs_fill_the_library_reproducibly_through_a_worker(
     step_video,
     tiny_wans,
     client,
+    admin_client,
     django_user_model,
 ):
     alpha, alpha_copy, beta = tiny_wans
@@ -136,6 +137,10 @@ def test_tiny_wan_runs_fill_the_library_reproducibly_through_a_worker(
         )
     )
     assert again_plan.validated_by == "capabilities recorded by a worker"
+    model_page = admin_client.get(f"/models/{alpha.pk}/").content.decode()
+    assert (
+        "wan, frames 4k+1, sides a multiple of 16" in model_page and "<code>flow_shift</code>" in model_page
+    )
     assert len(again_plan.videos) == 0 and again_plan.already_planned == 4
     fresh = VideoModel.objects.create(name="Wan-Fresh", backend="diffusers", checkpoint=alpha.checkpoint)
     assert (

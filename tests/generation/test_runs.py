@@ -135,3 +135,17 @@ def test_a_bad_checkpoint_folder_is_refused_before_anything_is_queued(bench, tmp
     with pytest.raises(GenerationError, match="is incomplete, missing: vae/"):
         start_run(RunSpec(model=model, benchmark=bench, prompt_positions=[1], seeds=[1]))
     assert not GenerationRun.objects.exists()
+
+
+def test_a_tuned_model_is_its_base_checkpoint_plus_an_adapter(model, bench, tmp_path):
+    adapter = tmp_path / "lora"
+    adapter.mkdir()
+    tuned = VideoModel.objects.create(
+        name="Plumb DPO", backend="plumbing", base_model=model, adapter=str(adapter)
+    )
+    run = start_run(spec(tuned, bench, prompt_positions=[1]))
+    assert (run.checkpoint, run.adapter) == (model.checkpoint, str(adapter))
+    tuned.adapter = str(tmp_path / "missing")
+    tuned.save()
+    with pytest.raises(GenerationError, match="adapter .*missing does not exist"):
+        plan_run(spec(tuned, bench))
