@@ -1,0 +1,193 @@
+"""Training runs through their gpu job (run inline): a Video-DPO run from a tiny export of real videos stores
+per-step figures and registers a tuned model whose adapter loads through DiffusersBackend; a reward-model
+run; bad requests are refused with a reason and store nothing."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from django.urls import reverse
+
+from preference.models import PreferenceExport, TrainingRun, TrainingStep
+from preference.services import create_export
+from preference.training_runs import DPO_FIGURES, TrainingRunError, create_training_run, curves
+from tests.metrics.conftest import TINY_CLIP_CONFIG
+
+from .conftest import judge
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+
+TINY_DPO = {
+    "max_steps": 2,
+    "height": 32,
+    "width": 32,
+    "frames": 5,
+    "max_sequence_length": 8,
+    "mixed_precision": "no",
+    "gradient_checkpointing": False,
+    "checkpoint_every": 1,
+    "validate_every": 0,
+    "lora_rank": 2,
+    "lora_alpha": 2,
+    "learning_rate": 1e-3,
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture
+def judged_export(campaign_factory, django_capture_on_commit_callbacks) -> PreferenceExport:
+    campaign = campaign_factory("pairwise", n_prompts=2, n_annotators=1, name="dpo source")
+    annotator = campaign.annotators.get()
+    for item in campaign.items.order_by("position"):
+        judge(item, annotator, "slot0")
+    with django_capture_on_commit_callbacks(execute=True):
+        export = create_export(
+            name="dpo-source",
+            campaigns=[campaign],
+            options={"validation_fraction": 0.0, "formats": ["jsonl"]},
+        )
+    export.refresh_from_db()
+    assert export.is_ready and export.manifest["counts"]["records"]["train"] == 2
+    return export
+
+
+@pytest.fixture
+def tiny_clip_folder(tmp_path) -> Path:
+    import json
+
+    import open_clip
+
+    folder = tmp_path / "tiny-clip"
+    folder.mkdir()
+    torch.manual_seed(0)
+    torch.save(open_clip.CLIP(**TINY_CLIP_CONFIG).state_dict(), folder / "open_clip_pytorch_model.bin")
+    (folder / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": {}})
+    )
+    return folder
+
+
+@pytest.fixture
+def tiny_wan_model(tmp_path):
+    from generation.backends.tiny import make_tiny_wan
+    from generation.services import create_video_model
+
+    folder = make_tiny_wan(tmp_path / "tiny-wan")
+    return create_video_model(name="TinyWan", version="base", backend="diffusers", checkpoint=str(folder))
+
+
+def test_a_dpo_run_stores_its_steps_and_registers_a_tuned_model_that_loads(
+    judged_export, tiny_wan_model, django_capture_on_commit_callbacks, settings
+):
+    from generation.backends.diffusers_backend import DiffusersBackend
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = create_training_run(
+            kind="video_dpo", export=judged_export, base_model=tiny_wan_model, settings_given=TINY_DPO
+        )
+    run.refresh_from_db()
+    assert run.job.status == "succeeded", run.job.error_detail
+    assert run.status == TrainingRun.Status.SUCCEEDED
+    assert len(run.export_sha256) == 64
+    steps = TrainingStep.objects.filter(run=run, split="train").order_by("step")
+    assert [s.step for s in steps] == [1, 2]
+    assert set(DPO_FIGURES) <= set(steps[0].values)
+    assert curves(run)["train"]["loss"][0][0] == 1
+    assert run.figures["last"]["implicit_accuracy"] in (0.0, 0.5, 1.0)
+
+    tuned = run.tuned_model
+    assert tuned.kind == "tuned" and tuned.base_model == tiny_wan_model and Path(tuned.adapter).is_dir()
+    backend = DiffusersBackend.load(Path(tiny_wan_model.checkpoint), adapter=Path(tuned.adapter))
+    lora_b = [p for name, p in backend.pipe.transformer.named_parameters() if "lora_B" in name]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # trained (B starts at zero) and loaded
+
+    # Latents were computed once for this export: a second run with the same encoding reuses the folder.
+    latents = list(Path(settings.MEDIA_ROOT, "training", "latents").rglob("index.jsonl"))
+    assert len(latents) == 1 and len(latents[0].read_text().splitlines()) == 2
+
+
+def test_a_cancelled_dpo_run_resumes_from_its_checkpoint(
+    judged_export, tiny_wan_model, django_capture_on_commit_callbacks, monkeypatch
+):
+    from evalsite.jobs import JobCancelled, JobRun
+
+    original = JobRun.progress
+    calls = {"n": 0}
+
+    def cancel_at_step_one(self, done, total=None, message=None):
+        if message and message.startswith("step 1 "):
+            calls["n"] += 1
+            raise JobCancelled()
+        return original(self, done, total, message)
+
+    monkeypatch.setattr(JobRun, "progress", cancel_at_step_one)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = create_training_run(
+            kind="video_dpo", export=judged_export, base_model=tiny_wan_model, settings_given=TINY_DPO
+        )
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.CANCELLED and run.job.status == "cancelled"
+    assert list(run.steps.values_list("step", flat=True)) == [1]
+    first_loss = run.steps.get().values["loss"]
+
+    monkeypatch.setattr(JobRun, "progress", original)
+    from preference.training_runs import retry_training_run
+
+    with django_capture_on_commit_callbacks(execute=True):
+        retry_training_run(run)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.job.error_detail
+    assert list(run.steps.filter(split="train").values_list("step", flat=True)) == [1, 2]
+    assert run.steps.get(step=1).values["loss"] == first_loss
+    assert run.tuned_model is not None
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"kind": "sft"}, "kind"),
+        ({"settings": {"max_steps": 0}}, "max_steps"),
+        ({"settings": {"beta": "big"}}, "beta"),
+        ({"settings": {"colour": 1}}, "unknown settings"),
+        ({"export": 999999}, "export"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_reason_and_store_nothing(
+    judged_export, tiny_wan_model, admin_client, payload, message
+):
+    body = {"kind": "video_dpo", "export": judged_export.pk, "base_model": tiny_wan_model.pk, "settings": {}}
+    response = admin_client.post(
+        reverse("api-training-run-list"), {**body, **payload}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert message in str(response.json())
+    assert not TrainingRun.objects.exists()
+
+
+def test_reward_model_run(
+    judged_export, tiny_wan_model, django_capture_on_commit_callbacks, settings, tiny_clip_folder
+):
+    settings.EVALSITE_CLIP_MODEL = f"local-dir:{tiny_clip_folder}"
+    with django_capture_on_commit_callbacks(execute=True):
+        run = create_training_run(
+            kind="reward_model", export=judged_export, base_model=tiny_wan_model, settings_given={"epochs": 5}
+        )
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.job.error_detail
+    assert run.figures["videos"] == 4 and run.figures["train_pairs"] == 2
+    assert (Path(settings.MEDIA_ROOT) / run.folder / "reward_head" / "reward_head.json").is_file()
+    with pytest.raises(TrainingRunError, match="epochs"):
+        create_training_run(
+            kind="reward_model",
+            export=judged_export,
+            base_model=tiny_wan_model,
+            settings_given={"epochs": "x"},
+        )
