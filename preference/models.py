@@ -109,6 +109,11 @@ class TrainingRun(models.Model):
         related_name="training_run",
         help_text="the model a finished Video-DPO run registered (base checkpoint + adapter)",
     )
+    evaluation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="evaluate against the base: benchmark id, noise ids per prompt, the generation runs started",
+    )
     evaluation_campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

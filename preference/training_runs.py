@@ -451,3 +451,84 @@ def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
 
 def reward_head_folder(run: TrainingRun) -> Path:
     return _media(run.folder) / "reward_head"
+
+
+# ------------------------------------------------------------------------------ evaluate against the base
+
+
+def _evaluation_spec(run: TrainingRun, benchmark: Any, name: str = "", annotators: Any = ()) -> Any:
+    from annotation.campaigns import CampaignSpec
+    from annotation.models import Campaign
+
+    if run.tuned_model is None:
+        raise TrainingRunError("only a finished Video-DPO run has a tuned model to evaluate")
+    return CampaignSpec(
+        name=name or f"A/B {run.base_model} vs its DPO (run {run.pk})",
+        kind=Campaign.Kind.AB_SHARED_NOISE,
+        benchmark=benchmark,
+        models=[run.base_model, run.tuned_model],  # A: baseline, B: tuned
+        annotators=list(annotators),
+    )
+
+
+def start_evaluation_generation(
+    run: TrainingRun,
+    *,
+    benchmark: Any,
+    noise_per_prompt: int = 1,
+    settings_given: Mapping[str, Any] | None = None,
+    user: Any = None,
+) -> list[Any]:
+    """Generate, for base and tuned, the shared-noise videos an A/B campaign on `benchmark` needs (the
+    same noise ids for both, so each pair starts from identical latents). Returns the generation runs."""
+    from annotation.generation_needs import start_campaign_generation
+    from generation.services import GenerationError
+
+    spec = _evaluation_spec(run, benchmark)
+    try:
+        runs = start_campaign_generation(
+            spec, user=user, count=noise_per_prompt, settings=dict(settings_given or {})
+        )
+    except GenerationError as exc:
+        raise TrainingRunError(str(exc)) from None
+    evaluation = {
+        "benchmark_id": benchmark.pk,
+        "noise_per_prompt": noise_per_prompt,
+        "generation_run_ids": [r.pk for r in runs],
+    }
+    TrainingRun.objects.filter(pk=run.pk).update(evaluation=evaluation)
+    run.evaluation = evaluation
+    return runs
+
+
+def create_evaluation_campaign(
+    run: TrainingRun, *, annotators: Any = (), name: str = "", user: Any = None
+) -> Any:
+    """The A/B-with-shared-noise campaign (A: base, B: tuned) over the benchmark's shared-noise pairs."""
+    from annotation.campaigns import CampaignError, create_campaign
+    from generation.models import Benchmark
+
+    benchmark = Benchmark.objects.filter(pk=run.evaluation.get("benchmark_id")).first()
+    if benchmark is None:
+        raise TrainingRunError("generate the evaluation videos first (choose a benchmark)")
+    try:
+        campaign = create_campaign(_evaluation_spec(run, benchmark, name, annotators), created_by=user)
+    except CampaignError as exc:
+        raise TrainingRunError(str(exc)) from None
+    TrainingRun.objects.filter(pk=run.pk).update(evaluation_campaign=campaign)
+    run.evaluation_campaign = campaign
+    return campaign
+
+
+def evaluation_shares(run: TrainingRun) -> list[dict[str, Any]]:
+    """The overall A/B preference shares with their 95% intervals, from the campaign's results (the one
+    place they are computed); [] until the campaign has judgments."""
+    from metrics.results import OVERALL, ResultsError, campaign_results, find_table
+
+    if run.evaluation_campaign is None:
+        return []
+    try:
+        table = find_table(campaign_results(run.evaluation_campaign), "ab_shares")
+    except ResultsError:
+        return []
+    return [row for row in table["rows"] if row["category"] == OVERALL]

@@ -77,15 +77,28 @@ def tiny_clip_folder(tmp_path) -> Path:
 
 @pytest.fixture
 def tiny_wan_model(tmp_path):
-    from generation.backends.tiny import make_tiny_wan
+    from generation.backends.tiny import TINY_SETTINGS, make_tiny_wan
     from generation.services import create_video_model
 
     folder = make_tiny_wan(tmp_path / "tiny-wan")
-    return create_video_model(name="TinyWan", version="base", backend="diffusers", checkpoint=str(folder))
+    return create_video_model(
+        name="TinyWan",
+        version="base",
+        backend="diffusers",
+        checkpoint=str(folder),
+        default_settings=dict(TINY_SETTINGS["wan"]),
+    )
 
 
-def test_a_dpo_run_stores_its_steps_and_registers_a_tuned_model_that_loads(
-    judged_export, tiny_wan_model, django_capture_on_commit_callbacks, settings
+def test_the_loop_export_dpo_run_tuned_model_shared_noise_generation_ab_campaign(
+    judged_export,
+    tiny_wan_model,
+    django_capture_on_commit_callbacks,
+    settings,
+    make_benchmark,
+    admin_client,
+    client,
+    django_user_model,
 ):
     from generation.backends.diffusers_backend import DiffusersBackend
 
@@ -112,6 +125,12 @@ def test_a_dpo_run_stores_its_steps_and_registers_a_tuned_model_that_loads(
     # Latents were computed once for this export: a second run with the same encoding reuses the folder.
     latents = list(Path(settings.MEDIA_ROOT, "training", "latents").rglob("index.jsonl"))
     assert len(latents) == 1 and len(latents[0].read_text().splitlines()) == 2
+
+    api = admin_client.get(reverse("api-training-run-metrics", args=[run.pk])).json()
+    assert [point[0] for point in api["train"]["loss"]] == [1, 2]
+    _loop_tail(
+        run, make_benchmark, django_capture_on_commit_callbacks, admin_client, client, django_user_model
+    )
 
 
 def test_a_cancelled_dpo_run_resumes_from_its_checkpoint(
@@ -191,3 +210,52 @@ def test_reward_model_run(
             base_model=tiny_wan_model,
             settings_given={"epochs": "x"},
         )
+
+
+def _loop_tail(run, make_benchmark, capture, admin_client, client, django_user_model):
+    """Evaluate against the base: shared-noise generation for both models, the A/B campaign, blinding."""
+    from generation.models import Video
+    from preference.training_runs import (
+        create_evaluation_campaign,
+        evaluation_shares,
+        start_evaluation_generation,
+    )
+    from tests.campaign_fixtures import ANNOTATOR_PASSWORD
+
+    benchmark = make_benchmark(["a red ball rolls on grass"], slug="dpo-eval")
+    with capture(execute=True):
+        generation_runs = start_evaluation_generation(run, benchmark=benchmark, noise_per_prompt=1)
+    assert len(generation_runs) == 2
+    videos = {v.model_id: v for v in Video.objects.filter(prompt__benchmark=benchmark, status="ready")}
+    assert set(videos) == {run.base_model_id, run.tuned_model_id}
+    assert videos[run.base_model_id].noise_id == videos[run.tuned_model_id].noise_id != ""
+
+    annotator = django_user_model.objects.create_user("dpo-ann", password=ANNOTATOR_PASSWORD)
+    campaign = create_evaluation_campaign(run, annotators=[annotator])
+    assert campaign.kind == "ab_shared_noise" and campaign.items.count() == 1
+    assert evaluation_shares(run) == []  # nothing judged yet
+
+    page = admin_client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "Evaluate against the base" in page and reverse("campaign-results", args=[campaign.pk]) in page
+
+    client.login(username="dpo-ann", password=ANNOTATOR_PASSWORD)
+    view = client.get(f"/api/annotate/{campaign.pk}/next/")
+    assert view.status_code == 200
+    received = [view.content]
+    for shown in view.json()["assignment"]["videos"]:
+        received += [b"".join(client.get(shown["url"]).streaming_content), str(shown).encode()]
+    secrets = ["TinyWan", "dpo-run", "diffusers", "adapter", run.base_model.checkpoint, f"run {run.pk}"]
+    for body in received:
+        assert not [s for s in secrets if s.encode().lower() in body.lower()]
+
+
+def test_training_pages_and_api_are_for_managers_only(admin_client, client, django_user_model):
+    from tests.campaign_fixtures import ANNOTATOR_PASSWORD
+
+    assert admin_client.get(reverse("training-run-list")).status_code == 200
+    django_user_model.objects.create_user("plain-ann", password=ANNOTATOR_PASSWORD)
+    client.login(username="plain-ann", password=ANNOTATOR_PASSWORD)
+    assert client.get(reverse("training-run-list")).status_code in (302, 403)
+    assert client.get(reverse("api-training-run-list")).status_code == 403
+    schema = admin_client.get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/training-runs/{id}/metrics/" in schema.content
