@@ -425,7 +425,7 @@ def upcoming_assignment(
     return claim_work(campaign, annotator, now=now, lookahead=True).upcoming
 
 
-def annotator_progress(campaign: Campaign, annotator: AbstractBaseUser) -> tuple[int, int]:
+def annotator_done_and_total(campaign: Campaign, annotator: AbstractBaseUser) -> tuple[int, int]:
     """(done, total): items finished (answered or reported, repeats included) and that plus what the
     annotator may still get — their live claims, items not yet full, and the repeats that will come
     back. Items other annotators are answering count as possible until they are answered."""

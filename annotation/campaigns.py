@@ -21,6 +21,11 @@ class CampaignError(ValueError):
     """Bad campaign input; the message is for the person who sent it."""
 
 
+# The bounds of a campaign's set-up, declared once: the service checks them, the form and the API show them.
+MAX_JUDGMENTS_PER_ITEM = 100
+MAX_REPEAT_FRACTION = 0.5
+MIN_CLAIM_TIMEOUT_S = 30
+
 MAX_SEED_PAIRS_PER_PROMPT = 6  # 4 seeds give 6 pairs; more seeds are paired with their neighbours only
 
 
@@ -65,14 +70,17 @@ def _check(spec: CampaignSpec) -> None:
             raise CampaignError(f"category {category.name!r} is not in benchmark {spec.benchmark.slug!r}")
     if spec.overlap not in Campaign.Overlap.values:
         raise CampaignError(f"unknown overlap {spec.overlap!r}")
-    if spec.overlap == Campaign.Overlap.K_PER_ITEM and spec.judgments_per_item < 1:
-        raise CampaignError("judgments per item must be at least 1")
+    if (
+        spec.overlap == Campaign.Overlap.K_PER_ITEM
+        and not 1 <= spec.judgments_per_item <= MAX_JUDGMENTS_PER_ITEM
+    ):
+        raise CampaignError(f"judgments per item must be between 1 and {MAX_JUDGMENTS_PER_ITEM}")
     if spec.rubric_layout not in Campaign.RubricLayout.values:
         raise CampaignError(f"unknown rubric layout {spec.rubric_layout!r}")
-    if not 0 <= spec.repeat_fraction <= 0.5:
-        raise CampaignError("the repeated share of items must be between 0 and 0.5")
-    if spec.claim_timeout_s < 30:
-        raise CampaignError("the claim timeout must be at least 30 seconds")
+    if not 0 <= spec.repeat_fraction <= MAX_REPEAT_FRACTION:
+        raise CampaignError(f"the repeated share of items must be between 0 and {MAX_REPEAT_FRACTION}")
+    if spec.claim_timeout_s < MIN_CLAIM_TIMEOUT_S:
+        raise CampaignError(f"the claim timeout must be at least {MIN_CLAIM_TIMEOUT_S} seconds")
     shown_text = spec.description.casefold()
     for model in spec.models:
         for word in {model.name, str(model)}:

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from generation.models import Benchmark, Category, VideoModel
 
-from .campaigns import CampaignSpec
+from .campaigns import MAX_JUDGMENTS_PER_ITEM, MAX_REPEAT_FRACTION, MIN_CLAIM_TIMEOUT_S, CampaignSpec
 from .models import Campaign, Item
 from .selectors import annotator_group_members
 
@@ -63,16 +63,25 @@ class CampaignForm(forms.Form):
         help_text="the report's evaluation used k = 3; its Table 11 had 6 annotators do every item",
     )
     judgments_per_item = forms.IntegerField(
-        min_value=1, max_value=100, initial=3, label="k", help_text="annotators per item, for 'k per item'"
+        min_value=1,
+        max_value=MAX_JUDGMENTS_PER_ITEM,
+        initial=3,
+        label="k",
+        help_text="annotators per item, for 'k per item'",
     )
     rubric_layout = forms.ChoiceField(
         choices=Campaign.RubricLayout.choices, initial=Campaign.RubricLayout.SINGLE
     )
     require_full_playback = forms.BooleanField(required=False)
     repeat_fraction = forms.FloatField(
-        min_value=0, max_value=0.5, initial=0.0, help_text="share of items shown again, mirrored (0 to 0.5)"
+        min_value=0,
+        max_value=MAX_REPEAT_FRACTION,
+        initial=0.0,
+        help_text=f"share of items shown again, mirrored (0 to {MAX_REPEAT_FRACTION})",
     )
-    claim_timeout_s = forms.IntegerField(min_value=30, initial=900, label="Claim timeout (seconds)")
+    claim_timeout_s = forms.IntegerField(
+        min_value=MIN_CLAIM_TIMEOUT_S, initial=900, label="Claim timeout (seconds)"
+    )
     description = forms.CharField(
         required=False,
         label="Instructions",

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from generation.models import Video
 
-from .assignment import annotator_progress, claim_work
+from .assignment import annotator_done_and_total, claim_work
 from .models import RUBRIC_DIMENSIONS, Assignment, Campaign, CampaignMedia, ItemVideo, Judgment, Rendition
 
 
@@ -104,7 +104,7 @@ def answer_view(judgment: Judgment) -> dict[str, Any]:
 
 
 def progress_view(campaign: Campaign, annotator: AbstractBaseUser) -> dict[str, int]:
-    done, total = annotator_progress(campaign, annotator)
+    done, total = annotator_done_and_total(campaign, annotator)
     return {"done": done, "total": total}
 
 

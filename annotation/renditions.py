@@ -37,6 +37,7 @@ from .campaigns import CampaignError
 from .models import Assignment, Campaign, ItemVideo, Rendition
 
 Progress = Callable[[int, int, str], None]
+NORMALISE_MEDIA_JOB = "annotation.tasks.normalise_media"
 
 # A duration recorded as frames / fps can come back a hair under the whole number of frames it holds.
 _FRAME_TOLERANCE = 1e-6
@@ -192,22 +193,20 @@ def start_normalise_media(campaign: Campaign, created_by=None) -> Job:
     videos cannot share a format."""
     from evalsite.jobs import start_job
 
-    from .tasks import normalise_media
-
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.normalise_media:
             raise CampaignError("the campaign's media is already normalised")
         _check_not_started(locked)
         pending = Job.objects.filter(
-            kind=normalise_media.name,
+            kind=NORMALISE_MEDIA_JOB,
             params__campaign_id=locked.pk,
             status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
         )
         if pending.exists():
             raise CampaignError("the campaign's media is already being normalised")
         choose_normalised_format(campaign_videos(locked))
-        earlier_attempts = Job.objects.filter(kind=normalise_media.name, params__campaign_id=locked.pk)
+        earlier_attempts = Job.objects.filter(kind=NORMALISE_MEDIA_JOB, params__campaign_id=locked.pk)
         # A campaign paused by an earlier attempt that failed is made active again as that one would have.
         resume = locked.status == Campaign.Status.ACTIVE or (
             locked.status == Campaign.Status.PAUSED and earlier_attempts.filter(params__resume=True).exists()
@@ -216,7 +215,7 @@ def start_normalise_media(campaign: Campaign, created_by=None) -> Job:
             locked.status = Campaign.Status.PAUSED
             locked.save(update_fields=["status"])
         job = start_job(
-            normalise_media,
+            NORMALISE_MEDIA_JOB,
             title=f"Normalise the media of campaign {locked.name}",
             params={"campaign_id": locked.pk, "resume": resume},
             created_by=created_by,

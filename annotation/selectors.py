@@ -126,7 +126,7 @@ class AnnotatorProgress:
         return round(100 * self.done / self.total) if self.total else 0
 
 
-def annotator_progress(campaign: Campaign) -> list[AnnotatorProgress]:
+def progress_per_annotator(campaign: Campaign) -> list[AnnotatorProgress]:
     """Progress of every annotator of the campaign and of everyone with a judgment in it, by username."""
     now = timezone.now()
     listed = set(campaign.annotators.values_list("pk", flat=True))

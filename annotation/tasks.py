@@ -9,7 +9,7 @@ from .models import Campaign
 from .renditions import normalise_campaign_media
 
 
-@job_task(queue="cpu")
+@job_task(queue="cpu", name="annotation.tasks.normalise_media")
 def normalise_media(run: JobRun) -> dict:
     """Params: campaign_id; resume (make the campaign active again when done: the starter paused it)."""
     campaign = Campaign.objects.filter(pk=run.params["campaign_id"]).first()

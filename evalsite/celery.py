@@ -10,3 +10,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 app = Celery("evalsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# metrics/ holds two parts; the automatic video metrics' jobs live in their own package.
+app.autodiscover_tasks(["metrics.automatic"])

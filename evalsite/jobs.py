@@ -1,7 +1,9 @@
 """The job machinery every long task shares: start, run, progress, cancel, retry.
 
-A job handler is a plain function `handler(run: JobRun) -> dict | None` decorated with `@job_task(queue=...)`.
-It must be idempotent: a worker killed mid-task gets the same message again (tasks are acknowledged late
+A job handler is a plain function `handler(run: JobRun) -> dict | None` decorated with
+`@job_task(queue=..., name=...)`, in its app's `tasks.py`. Services start a job by that name
+(`start_job("app.tasks.handler", ...)`) and never import the tasks module, which imports the services.
+A handler must be idempotent: a worker killed mid-task gets the same message again (tasks are acknowledged late
 and rejected when the worker is lost), and the handler then skips what it already finished. While a
 handler runs, a thread records a heartbeat; a message delivered again while the first worker still beats
 waits, and one whose worker went silent (stalled) takes the job over. Handlers call
@@ -103,8 +105,22 @@ def job_task(*, queue: str = "cpu", name: str | None = None) -> Callable[[Handle
     return decorate
 
 
-def start_job(task: Any, *, title: str, params: dict[str, Any] | None = None, created_by=None) -> Job:
-    """Create the job row and queue it once the surrounding transaction commits."""
+def job_task_named(name: str) -> Any:
+    """The job task registered under `name`. Task modules are imported on first need (the web process
+    does not import them at start), so a service starts a job by name without importing its tasks."""
+    task = current_app.tasks.get(name)
+    if task is None:
+        current_app.loader.import_default_modules()
+        task = current_app.tasks.get(name)
+    if task is None or not hasattr(task, "job_queue"):
+        raise LookupError(f"no job task is named {name!r}")
+    return task
+
+
+def start_job(task_name: str, *, title: str, params: dict[str, Any] | None = None, created_by=None) -> Job:
+    """Create the job row for the task named `task_name` and queue it once the surrounding transaction
+    commits. Raises LookupError, creating nothing, when no job task has that name."""
+    task = job_task_named(task_name)
     job = Job.objects.create(
         kind=task.name,
         queue=task.job_queue,

@@ -11,7 +11,8 @@ api_patterns = [
     path("", include("generation.api_urls")),
     path("", include("annotation.api_urls")),
     path("", include("preference.api_urls")),
-    path("", include("metrics.api_urls")),
+    path("", include("metrics.human.api_urls")),
+    path("", include("metrics.automatic.api_urls")),
 ]
 
 urlpatterns = [
@@ -32,7 +33,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path("api/", include(api_patterns)),
-    path("metrics/", include("metrics.urls")),
+    path("metrics/", include("metrics.human.urls")),
+    path("metrics/", include("metrics.automatic.urls")),
     path("campaigns/", include("annotation.urls")),
     path("preference/", include("preference.urls")),
     path("", include("generation.urls")),

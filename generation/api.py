@@ -12,7 +12,7 @@ from . import selectors
 from .models import Benchmark, GenerationItem, GenerationRun, Prompt, Refusal, Video, VideoModel
 from .runs.planning import RunSpec, cancel_run, plan_run, retry_failed, run_progress, start_run
 from .services import GenerationError, create_video_model, mark_refused
-from .uploads import UploadError, start_import, upload_video
+from .uploads import UploadError, check_generation_settings, start_import, upload_video
 
 
 class BenchmarkSerializer(serializers.ModelSerializer):
@@ -140,9 +140,10 @@ class VideoUploadSerializer(serializers.Serializer):
     generation_settings = serializers.JSONField(required=False)
 
     def validate_generation_settings(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("must be a JSON object")
-        return value
+        try:
+            return check_generation_settings(value)
+        except UploadError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
 
 class ImportSerializer(serializers.Serializer):
@@ -248,7 +249,7 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
                 prompt=data["prompt"],
                 seed=data.get("seed"),
                 noise_id=data.get("noise_id", ""),
-                generation_settings=data.get("generation_settings") or {},
+                generation_settings=data.get("generation_settings"),
                 user=request.user,
             )
         except (UploadError, GenerationError) as exc:

@@ -1,6 +1,7 @@
 from django import forms
 
 from .models import Benchmark, Prompt, VideoModel
+from .uploads import UploadError, check_generation_settings
 
 
 class VideoModelForm(forms.ModelForm):
@@ -48,6 +49,17 @@ class UploadForm(forms.Form):
     prompt_position = forms.IntegerField(min_value=1, help_text="line of the prompt in the benchmark")
     seed = forms.IntegerField(required=False)
     noise_id = forms.CharField(required=False, max_length=200)
+    generation_settings = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='a JSON object, e.g. {"sampler": "euler", "steps": 50}',
+    )
+
+    def clean_generation_settings(self):
+        try:
+            return check_generation_settings(self.cleaned_data.get("generation_settings"))
+        except UploadError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
     def clean(self):
         data = super().clean()

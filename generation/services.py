@@ -15,7 +15,7 @@ from django.utils.text import slugify
 
 from .loaders import ParsedBenchmark, parse_benchmark_file
 from .models import Benchmark, Category, Prompt, Refusal, Tag, Video, VideoModel
-from .videofiles import VideoInfo, VideoRejected, probe, temporary_beside, transcode_for_browser
+from .videofiles import ProbedVideo, VideoRejected, probe, temporary_beside, transcode_for_browser
 
 
 class GenerationError(ValueError):
@@ -220,7 +220,7 @@ def copy_atomically(src: Path, dst: Path) -> None:
         raise
 
 
-def check_video_file(path: Path) -> VideoInfo:
+def check_video_file(path: Path) -> ProbedVideo:
     """Decode the file once; raise GenerationError naming the problem if it is not a usable video."""
     try:
         return probe(path, max_bytes=settings.EVALSITE_MAX_VIDEO_BYTES)

@@ -14,7 +14,7 @@ from .models import Benchmark, Video
 from .services import GenerationError, process_video
 
 
-@job_task(queue="cpu")
+@job_task(queue="cpu", name="generation.tasks.transcode_video")
 def transcode_video(run: JobRun) -> dict:
     video = Video.objects.get(pk=run.params["video_id"])
     run.progress(0, 1, "transcoding")
@@ -28,7 +28,7 @@ def archive_folder(job_id: str) -> Path:
     return Path(settings.MEDIA_ROOT) / "tmp" / "imports" / str(job_id)
 
 
-@job_task(queue="cpu")
+@job_task(queue="cpu", name="generation.tasks.import_videos")
 def import_videos(run: JobRun) -> dict:
     """Params: root (folder) or archive (a stored zip), manifest, benchmark (slug), model, create_models, dry_run."""
     params = run.params

@@ -17,7 +17,8 @@ from evalsite.models import Job
 from .importing import check_import_root
 from .models import Prompt, Video, VideoModel
 from .services import GenerationError, add_video
-from .tasks import import_videos, transcode_video
+
+IMPORT_VIDEOS_JOB = "generation.tasks.import_videos"
 
 
 class UploadError(ValueError):
@@ -44,6 +45,16 @@ def _spool(uploaded: UploadedFile, suffix: str) -> Path:
     return Path(name)
 
 
+def check_generation_settings(value: object) -> dict:
+    """The generation settings of an upload (sampler, steps, guidance...): a JSON object, or nothing.
+    The one check for the web form, the API and `upload_video`."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise UploadError("generation_settings must be a JSON object")
+    return value
+
+
 def upload_video(
     *,
     uploaded: UploadedFile,
@@ -55,6 +66,7 @@ def upload_video(
     user=None,
 ) -> tuple[Video, Job | None]:
     """Check the upload by decoding it, store it, and queue its transcode. A rejected file leaves nothing."""
+    generation_settings = check_generation_settings(generation_settings)
     suffix = Path(uploaded.name or "").suffix[:6]
     spooled = _spool(uploaded, suffix)
     try:
@@ -72,7 +84,7 @@ def upload_video(
             job = None
             if video.status != Video.Status.READY:
                 job = start_job(
-                    transcode_video,
+                    "generation.tasks.transcode_video",
                     title=f"Transcode video {video.pk}",
                     params={"video_id": video.pk},
                     created_by=user,
@@ -100,7 +112,7 @@ def start_archive_import(archive: UploadedFile, options: dict, *, user=None) -> 
     stored.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(spooled, stored)
     return start_job(
-        import_videos,
+        IMPORT_VIDEOS_JOB,
         title=f"{'Check' if options.get('dry_run') else 'Import'} archive {archive.name}",
         params={**options, "archive": str(stored), "archive_name": archive.name},
         created_by=user,
@@ -113,7 +125,7 @@ def start_folder_import(root: Path, options: dict, *, user=None) -> Job:
     except GenerationError as exc:
         raise UploadError(str(exc)) from exc
     return start_job(
-        import_videos,
+        IMPORT_VIDEOS_JOB,
         title=f"{'Check' if options.get('dry_run') else 'Import'} folder {root.name}",
         params={**options, "root": str(root)},
         created_by=user,

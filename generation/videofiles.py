@@ -51,7 +51,7 @@ class VideoRejected(Exception):
 
 
 @dataclass(frozen=True)
-class VideoInfo:
+class ProbedVideo:
     width: int
     height: int
     fps: float
@@ -62,7 +62,7 @@ class VideoInfo:
     size_bytes: int
 
 
-def probe(path: str | os.PathLike[str], *, max_bytes: int) -> VideoInfo:
+def probe(path: str | os.PathLike[str], *, max_bytes: int) -> ProbedVideo:
     """Check that `path` is a playable video by decoding all of its frames (one at a time, so memory stays
     bounded) and describe it. `duration_s` is frame_count / fps. Raises VideoRejected."""
     info, _rate = _probe(Path(path), max_bytes=max_bytes)
@@ -99,12 +99,12 @@ def transcode_for_browser(
     crf: int = DEFAULT_CRF,
     max_side: int | None = None,
     preset: str = DEFAULT_PRESET,
-) -> VideoInfo:
+) -> ProbedVideo:
     """Re-encode `src` to an H.264/yuv420p MP4 with the moov atom first (fast start), the source's average
     frame rate and every decoded frame re-timed to 0..N-1 at that rate, no audio and no metadata; and write
     the frame at 10% of the clip as a JPEG poster. Odd sides are padded by one pixel (the edge row/column
     repeated) so no pixel is resampled; with `max_side`, a larger video is scaled down (aspect kept, sides
-    rounded to even) instead. Both outputs appear atomically or not at all. Returns the output's VideoInfo.
+    rounded to even) instead. Both outputs appear atomically or not at all. Returns the output's ProbedVideo.
     Raises VideoRejected (the source is checked with the same rules as `probe`, with no size limit)."""
     src, dst_mp4, dst_poster_jpg = Path(src), Path(dst_mp4), Path(dst_poster_jpg)
     if max_side is not None and max_side < MIN_SIDE:
@@ -132,7 +132,7 @@ def transcode_for_browser(
     return output_info
 
 
-def _probe(path: Path, *, max_bytes: int, name: str | None = None) -> tuple[VideoInfo, Fraction]:
+def _probe(path: Path, *, max_bytes: int, name: str | None = None) -> tuple[ProbedVideo, Fraction]:
     name = name or path.name
     try:
         size = path.stat().st_size
@@ -183,7 +183,7 @@ def _probe(path: Path, *, max_bytes: int, name: str | None = None) -> tuple[Vide
     if rate is None or not 0 < rate <= MAX_FPS:
         shown = "unknown" if rate is None else f"{float(rate):g} fps"
         raise VideoRejected(f"{name}: the frame rate is unusable ({shown})")
-    info = VideoInfo(
+    info = ProbedVideo(
         width=width,
         height=height,
         fps=float(rate),
@@ -384,7 +384,7 @@ def transcode_to_format(
     duration_s: float,
     crf: int = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
-) -> VideoInfo:
+) -> ProbedVideo:
     """Re-encode `src` to exactly `width`x`height` at `fps` for `duration_s`, so that clips of different
     sizes, rates and lengths come out indistinguishable in format: an H.264/yuv420p MP4 (fast start, no
     audio, no metadata) and a JPEG poster (the frame at 10% of the output).
@@ -397,7 +397,7 @@ def transcode_to_format(
     - Length: `round(duration_s * fps)` frames; the rest of the source is cut. A source shorter than that
       is rejected rather than padded.
     A float `fps` is read as the nearest fraction with a denominator up to 1001 (29.97 is 30000/1001).
-    Both outputs appear atomically or not at all. Returns the output's VideoInfo. Raises ValueError for an
+    Both outputs appear atomically or not at all. Returns the output's ProbedVideo. Raises ValueError for an
     impossible format and VideoRejected for a source that cannot fill it."""
     src, dst_mp4, dst_poster_jpg = Path(src), Path(dst_mp4), Path(dst_poster_jpg)
     rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)

@@ -118,6 +118,7 @@ def video_list(request):
                 prompt=data["prompt"],
                 seed=data.get("seed"),
                 noise_id=data.get("noise_id") or "",
+                generation_settings=data.get("generation_settings"),
                 user=request.user,
             )
         except (UploadError, GenerationError) as exc:
@@ -179,14 +180,17 @@ def import_for_real(request, job_id):
     from evalsite.jobs import start_job
     from evalsite.models import Job
 
-    from .tasks import import_videos as import_task
+    from .uploads import IMPORT_VIDEOS_JOB
 
-    checked = get_object_or_404(Job, pk=job_id, kind=import_task.name, status=Job.Status.SUCCEEDED)
+    checked = get_object_or_404(Job, pk=job_id, kind=IMPORT_VIDEOS_JOB, status=Job.Status.SUCCEEDED)
     if not checked.params.get("dry_run"):
         raise Http404("not a dry run")
     params = {**checked.params, "dry_run": False}
     job = start_job(
-        import_task, title=checked.title.replace("Check", "Import", 1), params=params, created_by=request.user
+        IMPORT_VIDEOS_JOB,
+        title=checked.title.replace("Check", "Import", 1),
+        params=params,
+        created_by=request.user,
     )
     return redirect("job-detail", job_id=job.pk)
 

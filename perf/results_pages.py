@@ -380,8 +380,8 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     from django.test import Client
 
     from annotation.models import Judgment
-    from metrics.human import JudgmentFilters, battle_counts, judgment_scope, judgments_fingerprint
-    from metrics.leaderboard import battle_rows, fitted_ratings
+    from metrics.human.judgments import JudgmentFilters, battle_counts, judgment_scope, judgments_fingerprint
+    from metrics.human.leaderboard import battle_rows, fitted_ratings
 
     print(f"database: {connection.vendor} ({url.split('@')[-1]})")
     benchmark, prompts, models, annotators, video_of = build_library(args.models)

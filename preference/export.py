@@ -130,7 +130,7 @@ class PromptInfo:
 
 
 @dataclass(frozen=True)
-class VideoInfo:
+class ExportedVideo:
     video_id: str  # the video's public id
     original_file: str  # relative to MEDIA_ROOT
     playable_file: str  # relative to MEDIA_ROOT
@@ -148,12 +148,12 @@ def _prompt_dict(prompt: PromptInfo) -> dict[str, Any]:
     return asdict(prompt)
 
 
-def _video_dict(video: VideoInfo) -> dict[str, Any]:
+def _video_dict(video: ExportedVideo) -> dict[str, Any]:
     return asdict(video)
 
 
 def pair_record(
-    pair: PreferencePair, split: Split, prompts: Mapping[int, PromptInfo], videos: Mapping[str, VideoInfo]
+    pair: PreferencePair, split: Split, prompts: Mapping[int, PromptInfo], videos: Mapping[str, ExportedVideo]
 ) -> dict[str, Any]:
     return {
         "record_id": pair.record_id,
@@ -174,7 +174,7 @@ def pair_record(
 
 
 def dpo_record(
-    pair: PreferencePair, prompts: Mapping[int, PromptInfo], videos: Mapping[str, VideoInfo]
+    pair: PreferencePair, prompts: Mapping[int, PromptInfo], videos: Mapping[str, ExportedVideo]
 ) -> dict[str, Any]:
     return {
         "prompt": prompts[pair.prompt_id].text,
@@ -186,7 +186,7 @@ def dpo_record(
 
 
 def score_record(
-    scores: VideoScores, split: Split, prompts: Mapping[int, PromptInfo], videos: Mapping[str, VideoInfo]
+    scores: VideoScores, split: Split, prompts: Mapping[int, PromptInfo], videos: Mapping[str, ExportedVideo]
 ) -> dict[str, Any]:
     return {
         "split": split,

@@ -2,7 +2,7 @@
 `pairs.py`, the prompt and video facts the records carry, and the exports themselves.
 
 What counts: paired judgments (left/tie/right) and rubric scores of the chosen campaigns, except what every
-analysis leaves out (`metrics.left_out`, the same rules as the results pages: repeats, judgments of
+analysis leaves out (`metrics.human.left_out`, the same rules as the results pages: repeats, judgments of
 annotators a manager excluded from that campaign, every judgment of a prompt with a problem report on any
 of its items, every judgment of a prompt that a model compared in that campaign refused), and answers
 without stored videos (imported ones may name only the models)."""
@@ -23,9 +23,9 @@ from django.urls import reverse
 from annotation.models import Campaign, Judgment, RubricScore
 from generation.models import Prompt, Video
 from generation.selectors import playable_url
-from metrics.left_out import REASONS, left_out_rules
+from metrics.human.left_out import REASONS, left_out_rules
 
-from .export import MANIFEST_NAME, PromptInfo, VideoInfo
+from .export import MANIFEST_NAME, ExportedVideo, PromptInfo
 from .models import PreferenceExport
 from .pairs import ScoreRow, Vote, hash_annotator
 
@@ -189,11 +189,11 @@ def prompt_infos(prompt_ids: Iterable[int]) -> dict[int, PromptInfo]:
     return infos
 
 
-def video_infos(public_ids: Iterable[str]) -> dict[str, VideoInfo]:
-    infos: dict[str, VideoInfo] = {}
+def exported_videos(public_ids: Iterable[str]) -> dict[str, ExportedVideo]:
+    infos: dict[str, ExportedVideo] = {}
     for chunk in _chunks(public_ids):
         for video in Video.objects.filter(public_id__in=chunk).select_related("model"):
-            infos[video.public_id] = VideoInfo(
+            infos[video.public_id] = ExportedVideo(
                 video_id=video.public_id,
                 original_file=video.original_file,
                 playable_file=video.playable_file,

@@ -82,8 +82,6 @@ def create_export(
 ) -> PreferenceExport:
     """Record the next version of the export `name` and queue the job that builds it (queue "cpu").
     Raises ExportError, storing nothing, when the name, campaigns or options are bad."""
-    from .tasks import build_preference_export
-
     name = _check_name(name)
     chosen = list(campaigns)
     if not chosen:
@@ -104,7 +102,7 @@ def create_export(
                     created_by=user if user is not None and user.is_authenticated else None,
                 )
                 export.campaigns.set(chosen)
-                export.job = _start_build_job(build_preference_export, export, user)
+                export.job = _start_build_job(export, user)
                 export.save(update_fields=["job"])
             return export
         except IntegrityError:
@@ -113,11 +111,11 @@ def create_export(
     raise ExportError(f"could not reserve a version number for {name!r}; try again")
 
 
-def _start_build_job(task, export: PreferenceExport, user):
+def _start_build_job(export: PreferenceExport, user):
     from evalsite.jobs import start_job
 
     return start_job(
-        task,
+        "preference.tasks.build_preference_export",
         title=f"Preference export {export.name} v{export.version}",
         params={"export_id": export.pk},
         created_by=user,
@@ -161,7 +159,7 @@ def build_export(export: PreferenceExport, progress: Progress | None = None) -> 
         seed=options.split_seed,
         validation_fraction=options.validation_fraction,
     )
-    videos = selectors.video_infos(
+    videos = selectors.exported_videos(
         {p.chosen for p in pairs} | {p.rejected for p in pairs} | {s.video for s in video_scores}
     )
     pairs_by_split = partition(pairs, splits)

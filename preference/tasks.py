@@ -22,7 +22,7 @@ def _result(export: PreferenceExport) -> dict[str, Any]:
     }
 
 
-@job_task(queue="cpu")
+@job_task(queue="cpu", name="preference.tasks.build_preference_export")
 def build_preference_export(run: JobRun) -> dict[str, Any]:
     """Params: export_id."""
     export = PreferenceExport.objects.filter(pk=run.params.get("export_id")).first()

@@ -42,6 +42,7 @@ DPO_FIGURES = (
 # How exported videos become latents: the size they are resized to, and the text length.
 ENCODE_DEFAULTS: dict[str, Any] = {"height": 480, "width": 832, "frames": 81, "max_sequence_length": 226}
 REWARD_SCORE_METRIC = "reward_score"
+TRAIN_TASK = "preference.tasks.train_preference_model"
 
 
 class TrainingRunError(ValueError):
@@ -111,8 +112,6 @@ def create_training_run(
     """Record a run and queue its gpu job. Raises TrainingRunError, storing nothing, on bad input."""
     from evalsite.jobs import start_job
 
-    from .tasks import train_preference_model
-
     if kind not in TrainingRun.Kind.values:
         raise TrainingRunError(f"unknown kind {kind!r}; use one of {', '.join(TrainingRun.Kind.values)}")
     if not isinstance(export, PreferenceExport) or not export.is_ready:
@@ -144,7 +143,7 @@ def create_training_run(
         )
         run.folder = f"training/run-{run.pk}"
         run.job = start_job(
-            train_preference_model,
+            TRAIN_TASK,
             title=f"{run.get_kind_display()} run {run.pk} on {export}",
             params={"training_run_id": run.pk},
             created_by=user,
@@ -392,7 +391,7 @@ def register_tuned_model(run: TrainingRun, adapter: Path) -> VideoModel:
 def _clip() -> Any:
     import torch
 
-    from metrics.tasks import _clip_scorer
+    from metrics.automatic.tasks import _clip_scorer
 
     scorer, _settings_row, reason = _clip_scorer("cuda" if torch.cuda.is_available() else "cpu")
     if scorer is None:
@@ -523,7 +522,7 @@ def create_evaluation_campaign(
 def evaluation_shares(run: TrainingRun) -> list[dict[str, Any]]:
     """The overall A/B preference shares with their 95% intervals, from the campaign's results (the one
     place they are computed); [] until the campaign has judgments."""
-    from metrics.results import OVERALL, ResultsError, campaign_results, find_table
+    from metrics.human.results import OVERALL, ResultsError, campaign_results, find_table
 
     if run.evaluation_campaign is None:
         return []

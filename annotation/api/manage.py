@@ -97,6 +97,8 @@ class CampaignSerializer(serializers.ModelSerializer):
 
 
 class CampaignCreateSerializer(serializers.Serializer):
+    """Parses the request; `create_campaign` validates the set-up (the same check as the web form's)."""
+
     name = serializers.CharField(max_length=200)
     kind = serializers.ChoiceField(choices=Campaign.Kind.choices)
     benchmark = serializers.SlugRelatedField(slug_field="slug", queryset=Benchmark.objects.all())
@@ -497,7 +499,7 @@ class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         """Progress per annotator, time per item, the excluded prompts and the latest problem reports."""
         campaign = self._campaign(pk)
         body = {
-            "annotators": selectors.annotator_progress(campaign),
+            "annotators": selectors.progress_per_annotator(campaign),
             "time_per_item": selectors.time_per_item(campaign),
             "excluded_prompts": selectors.excluded_prompts(campaign),
             "problem_reports": selectors.problem_reports(campaign)[:PROBLEMS_LISTED],

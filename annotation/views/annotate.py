@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 from evalsite.middleware import LanguageError, save_user_language
 from evalsite.permissions import is_manager
 
-from ..assignment import annotator_progress
+from ..assignment import annotator_done_and_total
 from ..models import Campaign
 from ..rubric import rubric_for_display
 
@@ -87,7 +87,7 @@ def annotator_tasks(user: AbstractBaseUser) -> list[AnnotatorTask]:
     campaigns = Campaign.objects.filter(annotators=user).exclude(status=Campaign.Status.CLOSED)
     tasks = []
     for campaign in campaigns.order_by("-created_at", "-pk"):
-        done, total = annotator_progress(campaign, user)
+        done, total = annotator_done_and_total(campaign, user)
         tasks.append(
             AnnotatorTask(
                 campaign_id=campaign.pk,

@@ -76,7 +76,7 @@ def campaign_detail(request, pk):
         {
             "campaign": campaign,
             "model_roles": selectors.model_roles(campaign),
-            "annotators": selectors.annotator_progress(campaign),
+            "annotators": selectors.progress_per_annotator(campaign),
             "time": selectors.time_per_item(campaign),
             "excluded_prompts": selectors.excluded_prompts(campaign),
             "problems": selectors.problem_reports(campaign)[:PROBLEMS_SHOWN],

@@ -17,7 +17,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
@@ -482,12 +481,11 @@ def _queue_batches(run: GenerationRun, items: list[GenerationItem], *, user=None
     generation job is started."""
     from evalsite.jobs import start_job
 
-    task = SimpleNamespace(name=GENERATE_BATCH_TASK, job_queue="gpu")  # by name: no import of tasks.py
     ordered = sorted(items, key=lambda i: (i.settings_hash, i.prompt.position, i.seed))
     batches = [ordered[i : i + run.batch_size] for i in range(0, len(ordered), run.batch_size)]
     for number, batch in enumerate(batches, start=1):
         job = start_job(
-            task,
+            GENERATE_BATCH_TASK,
             title=f"Generation run {run.pk}: batch {number} of {len(batches)} ({len(batch)} videos)",
             params={"run_id": run.pk, "item_ids": [item.pk for item in batch]},
             created_by=user,

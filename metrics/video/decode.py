@@ -48,19 +48,19 @@ DEFAULT_SLOT_MEGABYTES = 40
 
 
 @dataclass(frozen=True)
-class VideoInfo:
+class VideoStreamInfo:
     width: int
     height: int
     frames: int  # as the container declares it; 0 when unknown
     fps: float
 
 
-def probe_video(path: PathLike) -> VideoInfo:
+def probe_video(path: PathLike) -> VideoStreamInfo:
     """Size, declared frame count and frame rate of the first video stream (no decoding)."""
     with av.open(os.fspath(path)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or 0
-        return VideoInfo(
+        return VideoStreamInfo(
             width=stream.codec_context.width,
             height=stream.codec_context.height,
             frames=int(stream.frames or 0),
@@ -501,7 +501,7 @@ __all__ = [
     "LengthMismatch",
     "PairChunk",
     "PathLike",
-    "VideoInfo",
+    "VideoStreamInfo",
     "VideoPairMismatch",
     "decode_video",
     "iter_decoded_frames",

@@ -9,7 +9,7 @@ from django.utils import timezone
 from annotation.assignment import (
     REPEAT_MIN_GAP,
     AssignmentError,
-    annotator_progress,
+    annotator_done_and_total,
     next_assignment,
     release_expired_claims,
     repeats_planned,
@@ -119,9 +119,9 @@ def test_an_item_goes_to_at_most_its_required_number_of_annotators(campaign_fact
     answer(claim_a)
     assert next_assignment(campaign, a) is None  # never the same item twice
     assert next_assignment(campaign, c) is None  # one answer and one live claim still fill it
-    assert annotator_progress(campaign, c) == (0, 1)  # but it may still come to c
+    assert annotator_done_and_total(campaign, c) == (0, 1)  # but it may still come to c
     answer(claim_b)
-    assert annotator_progress(campaign, c) == (0, 0)
+    assert annotator_done_and_total(campaign, c) == (0, 0)
 
 
 def test_an_abandoned_claim_is_released_and_claimed_by_another_annotator(campaign_factory):
@@ -251,9 +251,9 @@ def test_every_annotator_overlap_gives_every_listed_annotator_every_item(campaig
 def test_repeats_come_back_mirrored_after_five_other_items(campaign_factory):
     campaign = campaign_factory(n_prompts=12, n_annotators=1, overlap="every_annotator", repeat_fraction=0.5)
     person = campaign.annotators.get()
-    assert annotator_progress(campaign, person) == (0, 18)  # 12 items and 6 planned repeats
+    assert annotator_done_and_total(campaign, person) == (0, 18)  # 12 items and 6 planned repeats
     shown = work_through(campaign, person)
-    assert annotator_progress(campaign, person) == (18, 18)
+    assert annotator_done_and_total(campaign, person) == (18, 18)
     repeats = [a for a in shown if a.is_repeat]
     assert len(repeats) == 6 == len(repeats_planned(campaign, person.pk, 12))
     assert len({a.item_id for a in repeats}) == 6
@@ -300,7 +300,7 @@ def test_a_problem_report_counts_as_done_and_frees_the_item_for_another(campaign
     assert next_assignment(campaign, b) is None
     report_problem(token=claim.token, annotator=a, kind="video_broken", note="black screen")
     assert next_assignment(campaign, a) is None
-    assert annotator_progress(campaign, a) == (1, 1)
+    assert annotator_done_and_total(campaign, a) == (1, 1)
     taken = next_assignment(campaign, b)
     assert taken.item_id == claim.item_id
 

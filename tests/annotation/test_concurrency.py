@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import Count
 
-from annotation.assignment import annotator_progress, claim_work
+from annotation.assignment import annotator_done_and_total, claim_work
 from annotation.judging import AnswerError, report_problem, submit_answer
 from annotation.models import Assignment, Judgment
 
@@ -34,7 +34,7 @@ def annotate_until_done(campaign, annotator, failures: list, start: threading.Ba
         for _ in range(2000):
             current = claim_work(campaign, annotator).current
             if current is None:
-                done, total = annotator_progress(campaign, annotator)
+                done, total = annotator_done_and_total(campaign, annotator)
                 if done >= total:
                     return
                 time.sleep(0.02)  # others hold the last items; one may report a problem and free it

@@ -127,7 +127,8 @@ def test_manager_creates_a_campaign_by_api(api, library, annotators):
         ({"description": "Alpha is the baseline"}, ("detail", "the instructions name a compared model")),
         ({"repeat_fraction": 0.75}, ("detail", "between 0 and 0.5")),
         ({"claim_timeout_s": 1}, ("detail", "at least 30 seconds")),
-        ({"judgments_per_item": 0}, ("detail", "at least 1")),
+        ({"judgments_per_item": 0}, ("detail", "between 1 and 100")),
+        ({"judgments_per_item": 101}, ("detail", "between 1 and 100")),  # the web form's bound too
     ],
 )
 def test_a_bad_campaign_request_is_a_400_with_the_message_and_stores_nothing(

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from annotation.models import AnnotatorExclusion, Assignment, Campaign, Item, Judgment, ProblemReport
-from annotation.selectors import annotator_progress, campaigns_with_progress, item_progress, time_per_item
+from annotation.selectors import campaigns_with_progress, item_progress, progress_per_annotator, time_per_item
 from generation.models import Category
 
 from .test_quality import MIRRORED, answer
@@ -170,7 +170,7 @@ def test_progress_per_annotator_per_item_and_time(admin_client, campaign_factory
     broken = claim(first, a2, status=Assignment.Status.PROBLEM)
     ProblemReport.objects.create(assignment=broken, kind="video_broken", note="black frames")
 
-    progress = {p.username: p for p in annotator_progress(campaign)}
+    progress = {p.username: p for p in progress_per_annotator(campaign)}
     figures = {
         name: (p.done, p.claimed, p.total, p.problems, p.median_duration_ms) for name, p in progress.items()
     }

@@ -133,7 +133,7 @@ def test_job_task_rejects_unknown_queue():
 def test_start_job_runs_through_celery_when_eager(django_capture_on_commit_callbacks, celery_eager):
     task = job_task(queue="cpu", name="tests.counting")(counting_handler)
     with django_capture_on_commit_callbacks(execute=True):
-        job = start_job(task, title="count", params={"n": 3})
+        job = start_job(task.name, title="count", params={"n": 3})
     job.refresh_from_db()
     assert job.queue == "cpu" and job.kind == "tests.counting" and job.status == Job.Status.SUCCEEDED
 
@@ -166,3 +166,9 @@ def test_a_second_delivery_waits_while_the_first_worker_beats_and_takes_over_onc
     execute(str(job.pk), counting_handler)
     job.refresh_from_db()
     assert calls == [str(job.pk)] and job.status == Job.Status.SUCCEEDED and job.attempts == 2
+
+
+def test_start_job_refuses_a_name_that_is_no_job_task():
+    with pytest.raises(LookupError, match="no job task is named 'metrics.tasks.no_such_job'"):
+        start_job("metrics.tasks.no_such_job", title="nothing")
+    assert not Job.objects.exists()

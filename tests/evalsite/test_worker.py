@@ -130,7 +130,7 @@ def folder_of_videos(make_video, make_benchmark, settings):
 def test_a_job_runs_in_a_real_worker(worker_factory, folder_of_videos):
     worker_factory("w1")
     job = start_job(
-        import_videos,
+        import_videos.name,
         title="import",
         params={"root": str(folder_of_videos), "benchmark": "bench", "dry_run": True},
     )
@@ -169,7 +169,7 @@ def test_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
 ):
     first = worker_factory("w1")
     job = start_job(
-        import_videos, title="import", params={"root": str(folder_of_videos), "benchmark": "bench"}
+        import_videos.name, title="import", params={"root": str(folder_of_videos), "benchmark": "bench"}
     )
     wait_for(
         lambda: Job.objects.filter(pk=job.pk, message__startswith="importing", progress_done__gte=4).exists(),

@@ -147,6 +147,24 @@ def test_upload_page_shows_the_error_and_accepts_a_good_file(
     assert response.status_code == 302 and Video.objects.count() == 1
 
 
+def test_the_upload_page_keeps_generation_settings_and_refuses_what_is_not_an_object(
+    admin_client, bench, model, make_video, tmp_path
+):
+    form = {"model": model.pk, "benchmark": bench.pk, "prompt_position": 1}
+    data = make_video(tmp_path / "a.mp4").read_bytes()
+    response = admin_client.post(
+        "/videos/", {**form, "file": as_upload(data, "a.mp4"), "generation_settings": "[1, 2]"}
+    )
+    assert response.status_code == 200 and "must be a JSON object" in response.content.decode()
+    assert Video.objects.count() == 0
+    settings_sent = '{"sampler": "euler", "steps": 50}'
+    response = admin_client.post(
+        "/videos/", {**form, "file": as_upload(data, "a.mp4"), "generation_settings": settings_sent}
+    )
+    assert response.status_code == 302
+    assert Video.objects.get().generation_settings == {"sampler": "euler", "steps": 50}
+
+
 def test_original_is_for_managers_only(
     client, admin_client, bench, model, make_video, tmp_path, django_user_model
 ):

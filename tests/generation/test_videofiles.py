@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generation.videofiles import VideoInfo, VideoRejected, probe, transcode_for_browser
+from generation.videofiles import ProbedVideo, VideoRejected, probe, transcode_for_browser
 
 LIMIT = 50_000_000
 SECRET = b"SecretModel-X"
@@ -90,7 +90,7 @@ def test_probe_reports_decoded_facts(tmp_path, name, codec, container_format, fr
 
     info = probe(path, max_bytes=LIMIT)
 
-    assert info == VideoInfo(
+    assert info == ProbedVideo(
         width=64,
         height=48,
         fps=pytest.approx(float(fps)),

@@ -10,10 +10,10 @@ import pytest
 from preference.export import (
     DATASETS,
     FORMATS,
+    ExportedVideo,
     ExportOptions,
     ExportOptionsError,
     PromptInfo,
-    VideoInfo,
     data_files,
     dpo_record,
     pair_record,
@@ -32,7 +32,7 @@ PROMPTS = {
 
 
 def video(public_id, model, seed, settings):
-    return VideoInfo(
+    return ExportedVideo(
         video_id=public_id,
         original_file=f"originals/{public_id[:2]}/{public_id}.mp4",
         playable_file=f"playable/{public_id[:2]}/{public_id}.mp4",

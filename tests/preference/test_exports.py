@@ -225,7 +225,7 @@ def test_prompts_refused_by_a_compared_model_are_left_out_as_in_the_results(
 ):
     """Beta refused the prompt of item 1 (after the answers were given): the export leaves out its votes,
     counts them under their own reason, and keeps exactly the judgments the results page analyses."""
-    from metrics.human import load_campaign
+    from metrics.human.judgments import load_campaign
     from preference.selectors import paired_votes
 
     item = scenario.pairwise.items.get(position=1)

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Campaign
-from metrics.results import ResultsError, campaign_results, check_rounds, parse_id
+from metrics.human.results import ResultsError, campaign_results, check_rounds, parse_id
 
 
 class Command(BaseCommand):

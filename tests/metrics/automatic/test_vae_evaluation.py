@@ -12,9 +12,9 @@ from evalsite.jobs import execute, retry_job
 from evalsite.models import Job
 from generation.models import VideoModel
 from generation.services import delete_video, media_path
-from metrics.models import VaeEvaluation, VaeEvaluationVideo
-from metrics.services import MetricsError, start_vae_evaluation
-from metrics.tasks import evaluate_vae
+from metrics.automatic.models import VaeEvaluation, VaeEvaluationVideo
+from metrics.automatic.services import MetricsError, start_vae_evaluation
+from metrics.automatic.tasks import evaluate_vae
 from metrics.video.decode import write_video
 from metrics.video.fvd import fvd_from_features
 from metrics.video.psnr import PSNR_CAP_DB

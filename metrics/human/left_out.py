@@ -1,5 +1,5 @@
 """What every analysis of judgments leaves out, and why: one set of rules, read here once, for the results
-pages (`metrics.human.load_campaign`), the leaderboard (`metrics.human.judgment_scope`) and the preference
+pages (`metrics.human.judgments.load_campaign`), the leaderboard (`metrics.human.judgments.judgment_scope`) and the preference
 exports (`preference.selectors`).
 
 A judgment is checked against the rules in this order and counted under the first that matches:

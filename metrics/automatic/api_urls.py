@@ -1,4 +1,3 @@
-from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from . import api
@@ -8,12 +7,4 @@ router.include_root_view = False
 router.register("vae-evaluations", api.VaeEvaluationViewSet, basename="vae-evaluation")
 router.register("auto-scores", api.AutoScoreViewSet, basename="auto-score")
 router.register("auto-score-runs", api.AutoScoreRunViewSet, basename="auto-score-run")
-urlpatterns = [
-    *router.urls,
-    path(
-        "results/campaigns/<int:campaign_id>/",
-        api.CampaignResultsView.as_view(),
-        name="campaign-results-api",
-    ),
-    path("leaderboard/", api.LeaderboardView.as_view(), name="leaderboard-api"),
-]
+urlpatterns = router.urls

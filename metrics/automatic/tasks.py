@@ -1,8 +1,10 @@
-"""Jobs of the metrics app (gpu queue): thin shells that load rows, call `metrics.video`, save the figures.
+"""Jobs of the automatic video metrics (gpu queue): thin shells that load rows, call `metrics.video` and
+save the figures.
 
 Both jobs save each video's figures as soon as they are computed and skip videos already stored, so a job
 killed or cancelled midway resumes where it stopped and never stores a video twice. torch and the models
-are imported inside the handlers: the web process imports this module to start jobs, not to run them.
+are imported inside the handlers: the web process may import this module to look a job up by name
+(`evalsite.jobs.start_job`), not to run it.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def _load_i3d(device: str) -> tuple[Any, str, dict[str, Any]]:
     return model, "", {"i3d_path": path, "i3d": model.source}
 
 
-@job_task(queue="gpu")
+# The names are those from before metrics/ was split in two: job rows and queued messages carry them.
+@job_task(queue="gpu", name="metrics.tasks.evaluate_vae")
 def evaluate_vae(run: JobRun) -> dict:
     """Params: evaluation_id. Measures every test video against its reconstruction, then the summary."""
     from metrics.video.decode import decode_video
@@ -222,7 +225,7 @@ def _clip_scorer(device: str) -> tuple[Any, ScoreSettings | None, str]:
     return scorer, score_settings(ScoreSettings.Family.CLIP, values, label), ""
 
 
-@job_task(queue="gpu")
+@job_task(queue="gpu", name="metrics.tasks.compute_auto_scores")
 def compute_auto_scores(run: JobRun) -> dict:
     """Params: run_id. CLIP score (when CLIP weights are there) and motion score of each ready video."""
     from metrics.video.decode import decode_video

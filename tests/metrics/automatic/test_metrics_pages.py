@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from evalsite.models import Job
 from generation.models import Video, VideoModel
-from metrics.models import AutoScore, ScoreSettings, VaeEvaluation, VaeEvaluationVideo
+from metrics.automatic.models import AutoScore, ScoreSettings, VaeEvaluation, VaeEvaluationVideo
 
 pytestmark = pytest.mark.django_db
 

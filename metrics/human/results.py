@@ -1,5 +1,5 @@
 """The results of one campaign: the report's tables, significance, agreement and plots, assembled from the
-rows `metrics.human.load_campaign` gives by calling the pure statistics in `metrics.stats`.
+rows `metrics.human.judgments.load_campaign` gives by calling the pure statistics in `metrics.stats`.
 
 Everything comes out as one JSON-ready dict (`campaign_results`): the page, the API, the downloads and the
 `results` command all show the same numbers. A table is {key, title, note, columns: [{key, label, kind}],
@@ -30,7 +30,7 @@ from typing import Any
 from django.core.cache import cache
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign
-from metrics.human import CampaignJudgments, PairedJudgment, RubricRow, load_campaign
+from metrics.human.judgments import CampaignJudgments, PairedJudgment, RubricRow, load_campaign
 from metrics.stats.agreement import fleiss_kappa, krippendorff_alpha, pairwise_agreement, position_bias
 from metrics.stats.pairwise import WinTieLoss, bootstrap_over_prompts, majority, sign_test
 from metrics.stats.preference_share import preference_shares

@@ -22,8 +22,8 @@ from annotation.models import (
     RubricScore,
 )
 from generation.models import Benchmark, Category, Prompt, Refusal, Video, VideoModel
-from metrics.human import load_campaign
-from metrics.results import build_results, campaign_results, display_rows, find_table, format_value
+from metrics.human.judgments import load_campaign
+from metrics.human.results import build_results, campaign_results, display_rows, find_table, format_value
 from metrics.stats.pairwise import bootstrap_over_prompts
 from metrics.stats.preference_share import preference_shares
 

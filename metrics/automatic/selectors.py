@@ -1,7 +1,8 @@
-"""Reads shared by the metrics pages and the API."""
+"""Reads of the automatic video metrics shared by their pages, the API and the leaderboard's columns."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,3 +171,47 @@ def auto_score_runs() -> QuerySet[AutoScoreRun]:
     return AutoScoreRun.objects.select_related(
         "model", "benchmark", "job", "clip_settings", "motion_settings"
     ).order_by("-created_at", "-id")
+
+
+# ---------------------------------------------------------------- the leaderboard's automatic columns
+
+LEADERBOARD_METRICS = (AutoScore.Metric.CLIP_SCORE, AutoScore.Metric.MOTION_MEAN)
+
+
+def model_metric_means(
+    model_ids: list[int], *, benchmark_id: int | None = None, category_id: int | None = None
+) -> tuple[list[dict[str, Any]], dict]:
+    """Per automatic metric, the settings with the most scores among these models, and each model's mean
+    with those settings: ([{metric, label, settings}], {(model id, metric): (mean, count)}). Two queries."""
+    scores = AutoScore.objects.filter(
+        video__model_id__in=model_ids, video__status=Video.Status.READY, metric__in=LEADERBOARD_METRICS
+    )
+    if benchmark_id is not None:
+        scores = scores.filter(video__prompt__benchmark_id=benchmark_id)
+    if category_id is not None:
+        scores = scores.filter(video__prompt__category_id=category_id)
+    groups = list(
+        scores.order_by()
+        .values_list("video__model_id", "metric", "settings_id")
+        .annotate(mean=Avg("value"), n=Count("id"))
+    )
+    totals: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for _, metric, settings_id, _, n in groups:
+        totals[metric][settings_id] += n
+    chosen = {
+        metric: max(per_settings, key=lambda s: (per_settings[s], s))
+        for metric, per_settings in totals.items()
+    }
+    settings = ScoreSettings.objects.in_bulk(set(chosen.values())) if chosen else {}
+    labels = dict(AutoScore.Metric.choices)
+    columns = [
+        {"metric": metric, "label": labels[metric], "settings": settings[chosen[metric]].label}
+        for metric in LEADERBOARD_METRICS
+        if metric in chosen
+    ]
+    means = {
+        (model_id, metric): (mean, n)
+        for model_id, metric, settings_id, mean, n in groups
+        if chosen.get(metric) == settings_id
+    }
+    return columns, means

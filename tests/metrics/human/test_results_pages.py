@@ -11,7 +11,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import CommandError, call_command
 
-from tests.metrics.test_results import (
+from tests.metrics.human.test_results import (
     build_pairwise,
     build_rubric,
     empty_cache,

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import Group
 from django.core.cache import cache
-from django.db.models import Avg, Count
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign
-from generation.models import Benchmark, Category, Video, VideoModel
-from metrics.human import (
+from generation.models import Benchmark, Category, VideoModel
+from metrics.automatic.selectors import model_metric_means
+from metrics.human.judgments import (
     BattleCount,
     JudgmentFilters,
     JudgmentScope,
@@ -45,8 +45,7 @@ from metrics.human import (
     judgments_fingerprint,
     rubric_means,
 )
-from metrics.models import AutoScore, ScoreSettings
-from metrics.results import DIMENSION_LABELS, Column, Table, parse_id, plot
+from metrics.human.results import DIMENSION_LABELS, Column, Table, parse_id, plot
 from metrics.stats.ratings import (
     A_WINS,
     B_WINS,
@@ -67,7 +66,6 @@ DEFAULT_ROUNDS = 1000
 PAIRED_KINDS_RATED = (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE)
 ALL_POOL = "all"
 OUTCOME_CODES = {"left": A_WINS, "tie": TIE, "right": B_WINS}
-AUTO_METRICS = (AutoScore.Metric.CLIP_SCORE, AutoScore.Metric.MOTION_MEAN)
 TIES_NOTE = (
     "Ties count as half a win for each side (as Chatbot Arena counts them). Ratings: maximum-likelihood "
     "Bradley-Terry, base 10, scale 400, mean 1000; 95% intervals from {rounds} bootstrap rounds over battles; "
@@ -205,43 +203,6 @@ def fitted_ratings(rows: BattleRows, n_models: int, *, rounds: int, seed: int) -
     return fit
 
 
-def auto_metric_means(model_ids: list[int], filters: JudgmentFilters) -> tuple[list[dict[str, Any]], dict]:
-    """Per automatic metric, the settings with the most scores among these models, and each model's mean
-    with those settings: ([{metric, label, settings}], {(model id, metric): (mean, count)}). Two queries."""
-    scores = AutoScore.objects.filter(
-        video__model_id__in=model_ids, video__status=Video.Status.READY, metric__in=AUTO_METRICS
-    )
-    if filters.benchmark_id is not None:
-        scores = scores.filter(video__prompt__benchmark_id=filters.benchmark_id)
-    if filters.category_id is not None:
-        scores = scores.filter(video__prompt__category_id=filters.category_id)
-    groups = list(
-        scores.order_by()
-        .values_list("video__model_id", "metric", "settings_id")
-        .annotate(mean=Avg("value"), n=Count("id"))
-    )
-    totals: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for _, metric, settings_id, _, n in groups:
-        totals[metric][settings_id] += n
-    chosen = {
-        metric: max(per_settings, key=lambda s: (per_settings[s], s))
-        for metric, per_settings in totals.items()
-    }
-    settings = ScoreSettings.objects.in_bulk(set(chosen.values())) if chosen else {}
-    labels = dict(AutoScore.Metric.choices)
-    columns = [
-        {"metric": metric, "label": labels[metric], "settings": settings[chosen[metric]].label}
-        for metric in AUTO_METRICS
-        if metric in chosen
-    ]
-    means = {
-        (model_id, metric): (mean, n)
-        for model_id, metric, settings_id, mean, n in groups
-        if chosen.get(metric) == settings_id
-    }
-    return columns, means
-
-
 def _status_label(code: str, won_or_lost_every_battle: bool) -> str:
     if code == UNBOUNDED_HIGH:
         return (
@@ -269,7 +230,11 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
     battled_ids = sorted({c.left_model_id for c in counts} | {c.right_model_id for c in counts})
     model_ids = sorted(set(battled_ids) | set(means))
     models = VideoModel.objects.in_bulk(model_ids)
-    auto_columns, auto_means = auto_metric_means(model_ids, filters) if model_ids else ([], {})
+    auto_columns, auto_means = (
+        model_metric_means(model_ids, benchmark_id=filters.benchmark_id, category_id=filters.category_id)
+        if model_ids
+        else ([], {})
+    )
 
     record: dict[int, list[int]] = {model_id: [0, 0, 0] for model_id in model_ids}  # wins, ties, losses
     for row in counts:

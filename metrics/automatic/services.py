@@ -1,4 +1,4 @@
-"""Writes of the metrics app: starting VAE evaluations and automatic-score runs (with their validation),
+"""Writes of the automatic video metrics: starting VAE evaluations and automatic-score runs (with their validation),
 and recording what the jobs compute. Views, the API and the jobs all go through these functions.
 
 The numerical work lives in `metrics.video` (torch, no Django); it is imported inside the functions that
@@ -158,8 +158,6 @@ def start_vae_evaluation(
     user=None,
 ) -> VaeEvaluation:
     """Check the inputs, record the evaluation and queue its job (on the gpu queue)."""
-    from .tasks import evaluate_vae
-
     name, vae_path, vae_kind = name.strip(), vae_path.strip(), vae_kind.strip()
     if not name:
         raise MetricsError("give the evaluation a name (how the VAE appears in the table)")
@@ -200,7 +198,7 @@ def start_vae_evaluation(
             created_by=user if user is not None and user.is_authenticated else None,
         )
         evaluation.job = start_job(
-            evaluate_vae,
+            "metrics.tasks.evaluate_vae",
             title=f"VAE evaluation: {evaluation.name} on {test_model}",
             params={"evaluation_id": evaluation.pk},
             created_by=user,
@@ -355,8 +353,6 @@ def clip_unavailable_reason(config: dict[str, Any]) -> str | None:
 
 def start_auto_score_run(*, model: VideoModel, benchmark: Benchmark, user=None) -> AutoScoreRun:
     """Queue CLIP and motion scores for the model's ready videos on the benchmark (gpu queue)."""
-    from .tasks import compute_auto_scores
-
     if not Video.objects.filter(model=model, prompt__benchmark=benchmark, status=Video.Status.READY).exists():
         raise MetricsError(f"{model} has no ready videos on {benchmark}")
     with transaction.atomic():
@@ -366,7 +362,7 @@ def start_auto_score_run(*, model: VideoModel, benchmark: Benchmark, user=None) 
             created_by=user if user is not None and user.is_authenticated else None,
         )
         run.job = start_job(
-            compute_auto_scores,
+            "metrics.tasks.compute_auto_scores",
             title=f"Automatic scores: {model} on {benchmark}",
             params={"run_id": run.pk},
             created_by=user,

@@ -7,9 +7,9 @@ import pytest
 from evalsite.models import Job
 from generation.models import VideoModel
 from generation.services import load_benchmark, media_path
-from metrics import selectors
-from metrics.models import AutoScore, AutoScoreRun, ScoreSettings
-from metrics.services import MetricsError, start_auto_score_run
+from metrics.automatic import selectors
+from metrics.automatic.models import AutoScore, AutoScoreRun, ScoreSettings
+from metrics.automatic.services import MetricsError, start_auto_score_run
 from metrics.video.clip_score import load_clip_scorer
 from metrics.video.decode import decode_video
 from metrics.video.motion import motion_score
@@ -123,7 +123,7 @@ def test_without_clip_weights_motion_is_scored_and_clip_reported_unavailable(
 
 
 def test_clip_needs_a_local_text_folder_and_never_a_hub(bench, two_models, tmp_path, settings):
-    from metrics.services import clip_configuration, clip_unavailable_reason
+    from metrics.automatic.services import clip_configuration, clip_unavailable_reason
 
     weights = tmp_path / "open_clip_pytorch_model.bin"
     weights.write_bytes(b"x")

@@ -3,13 +3,6 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("", views.metrics_home, name="metrics-home"),
-    path("vae/", views.vae_evaluation_list, name="vae-evaluation-list"),
-    path("vae/<int:pk>/", views.vae_evaluation_detail, name="vae-evaluation-detail"),
-    path("scores/", views.auto_scores, name="auto-scores"),
-]
-
-urlpatterns += [
     path("results/", views.results_list, name="results-list"),
     path("results/campaigns/<int:campaign_id>/", views.campaign_results_page, name="campaign-results"),
     path(

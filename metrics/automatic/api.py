@@ -1,18 +1,14 @@
+"""REST API of the automatic video metrics: VAE evaluations, automatic scores and their runs."""
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotation.models import Campaign
 from evalsite.api import JobSerializer
 from generation.models import Benchmark, VideoModel
 
 from . import selectors
-from .leaderboard import LeaderboardError, leaderboard, parse_filters
 from .models import AutoScoreRun, VaeEvaluation, VaeEvaluationVideo
-from .results import ResultsError, campaign_results, check_rounds
 from .services import MetricsError, start_auto_score_run, start_vae_evaluation
 
 
@@ -215,33 +211,3 @@ class AutoScoreRunViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return selectors.auto_score_runs()
-
-
-class CampaignResultsView(APIView):
-    """Every table and plot of a campaign's results (the same JSON as `manage.py results`): Metric-1,
-    Metric-2, A/B shares, agreement, position bias, and what was left out and why. `?rounds=` sets the
-    bootstrap rounds (100-20000, default 1000). Managers only."""
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["results"])
-    def get(self, request, campaign_id: int):
-        campaign = get_object_or_404(Campaign.objects.select_related("benchmark"), pk=campaign_id)
-        try:
-            rounds = check_rounds(request.query_params.get("rounds"))
-        except ResultsError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(campaign_results(campaign, rounds=rounds))
-
-
-class LeaderboardView(APIView):
-    """Bradley-Terry ratings of every model from all pairwise judgments, with 95% bootstrap intervals,
-    ranks, battle counts, mean Metric-2 scores and automatic metrics. Filters: `benchmark` (slug),
-    `category` (id), `pool` (group name or "all"), `campaign` (id or name); `rounds` (default 1000)."""
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, tags=["results"])
-    def get(self, request):
-        try:
-            filters = parse_filters(request.query_params)
-            rounds = check_rounds(request.query_params.get("rounds"))
-        except (LeaderboardError, ResultsError) as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(leaderboard(filters, rounds=rounds))

@@ -1,6 +1,6 @@
 """Judgments of human evaluations, loaded for analysis as plain rows.
 
-What is left out, and why, follows the rules of `metrics.left_out`, shared with the preference exports:
+What is left out, and why, follows the rules of `metrics.human.left_out`, shared with the preference exports:
 repeats, judgments of excluded annotators, every judgment of a prompt with a problem report on any of its
 items, and every judgment of a prompt that a compared model refused. Every analysis page lists them.
 
@@ -34,7 +34,7 @@ from annotation.models import (
     RubricScore,
 )
 from generation.models import Prompt, VideoModel
-from metrics.left_out import (
+from metrics.human.left_out import (
     EXCLUDED_ANNOTATOR,
     PROBLEM_PROMPT,
     REASON_LABELS,
@@ -463,7 +463,7 @@ def judgment_scope(filters: JudgmentFilters) -> JudgmentScope:
 
 def left_out(campaign_ids: list[int]) -> Q:
     """A condition matching the judgments of these campaigns that analyses leave out (the rules of
-    `metrics.left_out`), with no subquery per row. Three small queries."""
+    `metrics.human.left_out`), with no subquery per row. Three small queries."""
     return left_out_rules(campaign_ids).condition()
 
 

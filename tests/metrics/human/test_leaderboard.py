@@ -11,10 +11,10 @@ from django.contrib.auth.models import Group
 
 from annotation.models import AnnotatorExclusion, Campaign, CampaignModel, Judgment
 from generation.models import Prompt, VideoModel
-from metrics.human import JudgmentFilters
-from metrics.leaderboard import LeaderboardError, leaderboard, parse_filters
-from metrics.models import AutoScore, ScoreSettings
-from tests.metrics.test_results import (
+from metrics.automatic.models import AutoScore, ScoreSettings
+from metrics.human.judgments import JudgmentFilters
+from metrics.human.leaderboard import LeaderboardError, leaderboard, parse_filters
+from tests.metrics.human.test_results import (
     build_rubric,
     empty_cache,
     make_campaign,
@@ -286,7 +286,7 @@ def test_the_fingerprint_keying_cached_counts_moves_with_every_write(campaign_fa
     from annotation.assignment import next_assignment
     from annotation.judging import submit_answer
     from annotation.models import Judgment
-    from metrics.human import judgments_fingerprint
+    from metrics.human.judgments import judgments_fingerprint
 
     campaign = campaign_factory(n_prompts=2, n_annotators=1)
     person = campaign.annotators.get()
