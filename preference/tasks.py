@@ -56,3 +56,11 @@ def train_preference_model(run: JobRun) -> dict[str, Any]:
     if training_run is None:
         raise JobError("this training run no longer exists")
     return execute_training_run(training_run, run)
+
+
+@job_task(queue="gpu")
+def apply_reward_model(run: JobRun) -> dict[str, Any]:
+    """Params: training_run_id, model_id, benchmark_id, min_gap, export_id (optional, on-policy pairs)."""
+    from .training_runs import apply_reward_model as apply
+
+    return apply(run)

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from evalsite.jobs import JobCancelled, JobError, JobRun, cancel_job, retry_job
-from generation.models import VideoModel
+from generation.models import Video, VideoModel
 
 from .export import MANIFEST_NAME, file_name, read_jsonl, read_parquet
 from .models import PreferenceExport, TrainingRun, TrainingStep
@@ -531,3 +531,175 @@ def evaluation_shares(run: TrainingRun) -> list[dict[str, Any]]:
     except ResultsError:
         return []
     return [row for row in table["rows"] if row["category"] == OVERALL]
+
+
+# ------------------------------------------------------------------- applying a finished reward model
+
+APPLY_REWARD_TASK = "preference.tasks.apply_reward_model"
+
+
+def start_reward_scoring(
+    run: TrainingRun,
+    *,
+    model: VideoModel,
+    benchmark: Any,
+    on_policy_export: str = "",
+    min_gap: float = 0.5,
+    user: Any = None,
+) -> Any:
+    """Queue a gpu job that scores the model's ready videos on the benchmark with the run's reward model
+    (stored as AutoScore `reward_score`, beside CLIP and motion) and, with `on_policy_export`, publishes the
+    best-vs-worst pairs per prompt as the next version of that export, marked reward-model labelled."""
+    from evalsite.jobs import start_job
+
+    from .models import export_folder
+    from .services import _check_name
+
+    if run.kind != TrainingRun.Kind.REWARD_MODEL or run.status != TrainingRun.Status.SUCCEEDED:
+        raise TrainingRunError("only a finished reward-model run can score videos")
+    if not Video.objects.filter(model=model, prompt__benchmark=benchmark, status=Video.Status.READY).exists():
+        raise TrainingRunError(f"{model} has no ready videos on {benchmark}")
+    if not isinstance(min_gap, int | float) or min_gap < 0:
+        raise TrainingRunError("min_gap must be a number >= 0")
+    params: dict[str, Any] = {
+        "training_run_id": run.pk,
+        "model_id": model.pk,
+        "benchmark_id": benchmark.pk,
+        "min_gap": float(min_gap),
+    }
+    with transaction.atomic():
+        if on_policy_export:
+            from django.db.models import Max
+
+            from .export import ExportOptions
+            from .services import ExportError
+
+            try:
+                name = _check_name(on_policy_export)
+            except ExportError as exc:
+                raise TrainingRunError(str(exc)) from None
+            version = (PreferenceExport.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0) + 1
+            export = PreferenceExport.objects.create(
+                name=name,
+                version=version,
+                options=ExportOptions(formats=("jsonl",)).to_dict(),
+                folder=export_folder(name, version),
+                created_by=user if user is not None and user.is_authenticated else None,
+            )
+            params["export_id"] = export.pk
+        job = start_job(
+            APPLY_REWARD_TASK,
+            title=f"Reward model of run {run.pk} on {model} / {benchmark}",
+            params=params,
+            created_by=user,
+        )
+        if on_policy_export:
+            PreferenceExport.objects.filter(pk=params["export_id"]).update(job=job)
+    return job
+
+
+def apply_reward_model(job: JobRun) -> dict[str, Any]:
+    """The job body of `start_reward_scoring`; re-running it stores nothing twice."""
+    from generation.models import Benchmark
+    from metrics.automatic.models import AutoScore, ScoreSettings
+    from metrics.automatic.services import record_auto_scores, score_settings
+    from metrics.video.decode import decode_video
+
+    from .training.on_policy import score_candidates, select_pairs
+    from .training.reward_model import RewardScorer, load_reward_head
+
+    params = job.params
+    run = TrainingRun.objects.filter(pk=params.get("training_run_id")).first()
+    model = VideoModel.objects.filter(pk=params.get("model_id")).first()
+    benchmark = Benchmark.objects.filter(pk=params.get("benchmark_id")).first()
+    if run is None or model is None or benchmark is None:
+        raise JobError("the run, the model or the benchmark no longer exists")
+    videos = list(
+        Video.objects.filter(model=model, prompt__benchmark=benchmark, status=Video.Status.READY)
+        .select_related("prompt")
+        .order_by("prompt__position", "seed", "pk")
+    )
+    scorer = RewardScorer(_clip(), load_reward_head(reward_head_folder(run)))
+    settings_row = score_settings(
+        ScoreSettings.Family.REWARD,
+        {"training_run": run.pk, "export_sha256": run.export_sha256, "head": "overall"},
+        f"Reward model of training run {run.pk} (overall head, standardised on its validation videos)",
+    )
+    candidates = []
+    for done, video in enumerate(videos):
+        job.progress(done, len(videos), f"scoring video {done + 1} of {len(videos)}")
+        [candidate] = score_candidates(
+            scorer,
+            [decode_video(_media(video.original_file))],
+            video_ids=[video.public_id],
+            prompts=[video.prompt.text],
+            seeds=[video.seed if video.seed is not None else 0],
+        )
+        candidates.append(candidate)
+        record_auto_scores(video, {AutoScore.Metric.REWARD_SCORE: candidate.scores["overall"]}, settings_row)
+    result: dict[str, Any] = {"scored": len(videos)}
+    export = PreferenceExport.objects.filter(pk=params.get("export_id")).first()
+    if export is not None and not export.is_ready:
+        selection = select_pairs(candidates, min_gap=params["min_gap"], reward_model=f"training-run-{run.pk}")
+        _publish_on_policy_export(export, run, selection)
+        result |= {"export_id": export.pk, "pairs": len(selection.records)}
+    return result
+
+
+def _publish_on_policy_export(export: PreferenceExport, run: TrainingRun, selection: Any) -> None:
+    """Write reward-model pairs as an export version whose records read like the human ones (prompt and
+    video dicts, label 1.0), plus `label_source: "reward_model"` and both scores."""
+    from dataclasses import asdict
+
+    from . import selectors
+    from .export import SCHEMA_VERSION, ExportOptions, staged_folder, write_data_file, write_manifest
+    from .export import DataFile as ExportDataFile
+    from .pairs import SPLITS, split_by_prompt
+
+    options = ExportOptions.from_dict(export.options)
+    records = selection.records
+    ids = {r["chosen"] for r in records} | {r["rejected"] for r in records}
+    videos = selectors.exported_videos(ids)
+    rows = {v.public_id: v for v in Video.objects.filter(public_id__in=ids)}
+    prompts = selectors.prompt_infos({row.prompt_id for row in rows.values()})
+    prompt_of = {r["record_id"]: rows[r["chosen"]].prompt_id for r in records}
+    splits = split_by_prompt(
+        {pid: prompts[pid].text for pid in prompts},
+        seed=options.split_seed,
+        validation_fraction=options.validation_fraction,
+    )
+    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for record in records:
+        split = splits[prompt_of[record["record_id"]]]
+        by_split[split].append(
+            {
+                **record,
+                "split": split,
+                "prompt": asdict(prompts[prompt_of[record["record_id"]]]),
+                "chosen": asdict(videos[record["chosen"]]),
+                "rejected": asdict(videos[record["rejected"]]),
+            }
+        )
+    final = _media(export.folder)
+    with staged_folder(final) as staging:
+        entries = [write_data_file(staging, ExportDataFile("pairs", s, "jsonl", by_split[s])) for s in SPLITS]
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": export.name,
+            "version": export.version,
+            "options": options.to_dict(),
+            "label_source": "reward_model",
+            "reward_model": {"training_run": run.pk, "export_sha256": run.export_sha256},
+            "campaigns": [],
+            "counts": {
+                "records": {s: len(by_split[s]) for s in SPLITS},
+                "prompts_scored": selection.prompts,
+                "too_few_videos": selection.too_few_videos,
+                "gap_too_small": selection.gap_too_small,
+            },
+            "files": entries,
+        }
+        write_manifest(staging, manifest)
+    PreferenceExport.objects.filter(pk=export.pk).update(
+        manifest=manifest, status=PreferenceExport.Status.READY
+    )

@@ -257,3 +257,47 @@ def test_training_pages_and_api_are_for_managers_only(admin_client, client, djan
     assert client.get("/api/training-runs/").status_code == 403
     schema = admin_client.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/training-runs/{id}/metrics/" in schema.content
+
+
+def test_a_reward_model_scores_videos_for_the_leaderboard_and_builds_on_policy_pairs(
+    judged_export, tiny_wan_model, django_capture_on_commit_callbacks, settings, tiny_clip_folder, library
+):
+    from metrics.automatic.models import AutoScore
+    from metrics.automatic.selectors import model_metric_means
+    from preference.export import read_jsonl
+    from preference.training_runs import export_records, start_reward_scoring
+
+    settings.EVALSITE_CLIP_MODEL = f"local-dir:{tiny_clip_folder}"
+    with django_capture_on_commit_callbacks(execute=True):
+        run = create_training_run(
+            kind="reward_model", export=judged_export, base_model=tiny_wan_model, settings_given={"epochs": 5}
+        )
+    run.refresh_from_db()
+    benchmark, [gamma] = library(["a dog runs", "a cat sleeps"], ("Gamma",), seeds=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start_reward_scoring(
+            run, model=gamma, benchmark=benchmark, on_policy_export="on-policy", min_gap=0.0
+        )
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_detail
+    scores = AutoScore.objects.filter(video__model=gamma, metric="reward_score")
+    assert scores.count() == 4
+    columns, means = model_metric_means([gamma.pk])
+    assert "reward_score" in [c["metric"] for c in columns] and means[(gamma.pk, "reward_score")][1] == 4
+
+    export = PreferenceExport.objects.get(name="on-policy")
+    assert export.is_ready and export.manifest["label_source"] == "reward_model"
+    records = export_records(export, "pairs", "train") + export_records(export, "pairs", "validation")
+    assert len(records) == 2 and {r["label_source"] for r in records} == {"reward_model"}
+    for record in records:
+        assert record["chosen_score"] > record["rejected_score"]
+        assert record["chosen"]["seed"] != record["rejected"]["seed"]
+    manifest_files = {f["name"] for f in export.manifest["files"]}
+    assert manifest_files == {"pairs-train.jsonl", "pairs-validation.jsonl"}
+    assert read_jsonl(Path(settings.MEDIA_ROOT) / export.folder / "pairs-train.jsonl") == export_records(
+        export, "pairs", "train"
+    )
+    # The on-policy export is a published version the next Video-DPO run can start from.
+    assert create_training_run(
+        kind="video_dpo", export=export, base_model=tiny_wan_model, settings_given=TINY_DPO
+    )
