@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from annotation.models import Campaign
 from evalsite.api import JobSerializer
 from evalsite.jobs import JobStateError
-from generation.models import VideoModel
+from generation.models import Benchmark, VideoModel
 
 from . import selectors
 from .export import FORMATS, OPTION_HELP, ExportOptions
@@ -18,9 +18,12 @@ from .services import ExportError, create_export
 from .training_runs import (
     TrainingRunError,
     cancel_training_run,
+    create_evaluation_campaign,
     create_training_run,
     curves,
     retry_training_run,
+    start_evaluation_generation,
+    start_reward_scoring,
 )
 from .views import serve_export_file
 
@@ -180,6 +183,26 @@ class TrainingRunMetricsSerializer(serializers.Serializer):
     validation = serializers.DictField(help_text="figure -> [[step, value], ...] on the held-out split")
 
 
+class RewardScoringSerializer(serializers.Serializer):
+    model = serializers.PrimaryKeyRelatedField(queryset=VideoModel.objects.all())
+    benchmark = serializers.PrimaryKeyRelatedField(queryset=Benchmark.objects.all())
+    on_policy_export = serializers.RegexField(
+        regex=EXPORT_NAME_PATTERN,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="name of the export whose next version gets the on-policy pairs; empty: scores only",
+    )
+    min_gap = serializers.FloatField(
+        min_value=0, default=0.5, help_text="standardised reward gap a pair must exceed"
+    )
+
+
+class EvaluationSerializer(serializers.Serializer):
+    benchmark = serializers.PrimaryKeyRelatedField(queryset=Benchmark.objects.all())
+    noise_per_prompt = serializers.IntegerField(min_value=1, max_value=16, default=1)
+
+
 class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Reward-model and Video-DPO training runs (managers only). POST {kind, export, base_model, settings}
     queues a gpu job; `metrics/` gives the per-step curves; `cancel/` and `retry/` (resume) act on the job."""
@@ -231,3 +254,43 @@ class TrainingRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         return self._act(retry_training_run)
+
+    @extend_schema(request=RewardScoringSerializer, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def score(self, request, pk=None):
+        """A finished reward model: score the model's videos on the benchmark, and build on-policy pairs."""
+        form = RewardScoringSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            job = start_reward_scoring(self.get_object(), **form.validated_data, user=request.user)
+        except TrainingRunError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=EvaluationSerializer, responses=TrainingRunSerializer)
+    @action(detail=True, methods=["post"], url_path="evaluate")
+    def evaluate(self, request, pk=None):
+        """A finished Video-DPO run: generate base and tuned with shared noise ids on the benchmark."""
+        form = EvaluationSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        run = self.get_object()
+        try:
+            start_evaluation_generation(run, **form.validated_data, user=request.user)
+        except TrainingRunError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(request=None, responses=TrainingRunSerializer)
+    @action(detail=True, methods=["post"], url_path="evaluation-campaign")
+    def evaluation_campaign(self, request, pk=None):
+        """Create the A/B-with-shared-noise campaign (A: base, B: tuned) once the videos are generated."""
+        run = self.get_object()
+        try:
+            create_evaluation_campaign(run, user=request.user)
+        except TrainingRunError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data, status=status.HTTP_201_CREATED
+        )
