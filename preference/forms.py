@@ -85,3 +85,23 @@ class EvaluateAgainstBaseForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["benchmark"].queryset = Benchmark.objects.all()
+
+
+class RewardScoringForm(forms.Form):
+    model = forms.ModelChoiceField(queryset=None)
+    benchmark = forms.ModelChoiceField(queryset=None)
+    on_policy_export = forms.RegexField(
+        regex=EXPORT_NAME_PATTERN,
+        required=False,
+        help_text="export name for the on-policy pairs (its next version); empty: scores only",
+    )
+    min_gap = forms.FloatField(
+        min_value=0, initial=0.5, help_text="standardised reward gap a pair must exceed"
+    )
+
+    def __init__(self, *args, **kwargs):
+        from generation.models import Benchmark, VideoModel
+
+        super().__init__(*args, **kwargs)
+        self.fields["model"].queryset = VideoModel.objects.all()
+        self.fields["benchmark"].queryset = Benchmark.objects.all()

@@ -96,7 +96,7 @@ def training_run_list(request):
 
 @manager_required
 def training_run_detail(request, pk):
-    from .forms import EvaluateAgainstBaseForm
+    from .forms import EvaluateAgainstBaseForm, RewardScoringForm
     from .models import TrainingRun
     from .training_runs import (
         TrainingRunError,
@@ -105,6 +105,7 @@ def training_run_detail(request, pk):
         evaluation_shares,
         retry_training_run,
         start_evaluation_generation,
+        start_reward_scoring,
     )
 
     run = get_object_or_404(
@@ -116,6 +117,7 @@ def training_run_detail(request, pk):
     evaluate_form = EvaluateAgainstBaseForm(
         request.POST if request.POST.get("action") == "generate" else None
     )
+    score_form = RewardScoringForm(request.POST if request.POST.get("action") == "score" else None)
     if request.method == "POST":
         action = request.POST.get("action")
         try:
@@ -130,6 +132,16 @@ def training_run_detail(request, pk):
                     noise_per_prompt=evaluate_form.cleaned_data["noise_per_prompt"],
                     user=request.user,
                 )
+            elif action == "score" and score_form.is_valid():
+                job = start_reward_scoring(
+                    run,
+                    model=score_form.cleaned_data["model"],
+                    benchmark=score_form.cleaned_data["benchmark"],
+                    on_policy_export=score_form.cleaned_data["on_policy_export"] or "",
+                    min_gap=score_form.cleaned_data["min_gap"],
+                    user=request.user,
+                )
+                messages.success(request, f"Queued {job.title}.")
             elif action == "campaign":
                 create_evaluation_campaign(run, user=request.user)
             else:
@@ -141,5 +153,10 @@ def training_run_detail(request, pk):
     return render(
         request,
         "preference/training_run_detail.html",
-        {"run": run, "evaluate_form": evaluate_form, "shares": evaluation_shares(run)},
+        {
+            "run": run,
+            "evaluate_form": evaluate_form,
+            "score_form": score_form,
+            "shares": evaluation_shares(run),
+        },
     )

@@ -190,7 +190,12 @@ def test_bad_requests_are_refused_with_a_reason_and_store_nothing(
 
 
 def test_reward_model_run(
-    judged_export, tiny_wan_model, django_capture_on_commit_callbacks, settings, tiny_clip_folder
+    judged_export,
+    tiny_wan_model,
+    django_capture_on_commit_callbacks,
+    settings,
+    tiny_clip_folder,
+    admin_client,
 ):
     settings.EVALSITE_CLIP_MODEL = f"local-dir:{tiny_clip_folder}"
     with django_capture_on_commit_callbacks(execute=True):
@@ -201,6 +206,8 @@ def test_reward_model_run(
     assert run.status == TrainingRun.Status.SUCCEEDED, run.job.error_detail
     assert run.figures["videos"] == 4 and run.figures["train_pairs"] == 2
     assert (Path(settings.MEDIA_ROOT) / run.folder / "reward_head" / "reward_head.json").is_file()
+    page = admin_client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "Score videos and build on-policy pairs" in page
     with pytest.raises(TrainingRunError, match="epochs"):
         create_training_run(
             kind="reward_model",
