@@ -325,6 +325,9 @@ def _run_video_dpo(run: TrainingRun, job: JobRun) -> dict[str, Any]:
     config = DPOConfig(**{k: v for k, v in run.config.items() if k not in ENCODE_DEFAULTS})
     backend = _load_backend(run.base_model)
     folder = prepare_pair_latents(run, backend.pipe, lambda d, t, m: job.progress(0, config.max_steps, m))
+    for component in ("text_encoder", "vae"):  # only the transformer trains: free the accelerator's memory
+        if getattr(backend.pipe, component, None) is not None:
+            getattr(backend.pipe, component).to("cpu")
     validation = PairLatents(folder, "validation")
     output = _media(run.folder)
     stop = {"asked": False}
