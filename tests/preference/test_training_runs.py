@@ -253,6 +253,13 @@ def _loop_tail(run, make_benchmark, capture, admin_client, client, django_user_m
     for body in received:
         assert not [s for s in secrets if s.encode().lower() in body.lower()]
 
+    # Judged for the tuned model (B): the page shows the report's shares, as the campaign's results compute them.
+    judge(campaign.items.get(), annotator, "slot1")
+    shares = evaluation_shares(run)
+    assert [(row["model"].endswith("(A)"), row["share"]) for row in shares] == [(True, 0.0), (False, 100.0)]
+    page = admin_client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "100.0%" in page
+
 
 def test_training_pages_and_api_are_for_managers_only(admin_client, client, django_user_model):
     from tests.campaign_fixtures import ANNOTATOR_PASSWORD
