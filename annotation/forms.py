@@ -88,6 +88,14 @@ class CampaignForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="shown to annotators; must not name a compared model",
     )
+    generate_count = forms.IntegerField(
+        min_value=1,
+        max_value=16,
+        initial=2,
+        required=False,
+        label="Videos per prompt to generate",
+        help_text="for “Generate the missing videos”: seeds (seed preference) or shared-noise ids (A/B) per prompt",
+    )
 
     def ordered_models(self) -> list[VideoModel]:
         data = self.cleaned_data

@@ -191,6 +191,11 @@ EVALSITE_BENCHMARKS_DIR = Path(
 
 # Automatic video metrics (metrics app). "auto" runs them on CUDA when the worker has it, else on the CPU.
 EVALSITE_METRICS_DEVICE = os.environ.get("EVALSITE_METRICS_DEVICE", "auto")
+# Generation on gpu workers: device ("auto": CUDA when present), dtype ("auto": bfloat16 on CUDA, float32
+# on the CPU), and extra backends as "name=module:Class,..." (a site's own model code).
+EVALSITE_GENERATION_DEVICE = os.environ.get("EVALSITE_GENERATION_DEVICE", "auto")
+EVALSITE_GENERATION_DTYPE = os.environ.get("EVALSITE_GENERATION_DTYPE", "auto")
+EVALSITE_GENERATION_BACKENDS = env_list("EVALSITE_GENERATION_BACKENDS", "")
 # The Kinetics-400 I3D of FVD (i3d_torchscript.pt, or a state dict of metrics.video.i3d.I3D); rFVD is
 # reported as unavailable while no file is there.
 EVALSITE_I3D_PATH = os.environ.get("EVALSITE_I3D_PATH", str(DATA_DIR / "weights" / "i3d_torchscript.pt"))

@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from .models import Benchmark, Category, Prompt, Refusal, Tag, Video, VideoModel
+from .models import (
+    Benchmark,
+    Category,
+    GenerationItem,
+    GenerationRun,
+    Prompt,
+    Refusal,
+    Tag,
+    Video,
+    VideoModel,
+)
 
 
 @admin.register(Benchmark)
@@ -29,7 +39,7 @@ class PromptAdmin(admin.ModelAdmin):
 
 @admin.register(VideoModel)
 class VideoModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "version", "kind", "checkpoint", "created_at"]
+    list_display = ["name", "version", "kind", "backend", "checkpoint", "adapter", "created_at"]
 
 
 @admin.register(Video)
@@ -42,3 +52,26 @@ class VideoAdmin(admin.ModelAdmin):
 @admin.register(Refusal)
 class RefusalAdmin(admin.ModelAdmin):
     list_display = ["model", "prompt", "reason", "created_at"]
+
+
+@admin.register(GenerationRun)
+class GenerationRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "model", "benchmark", "backend", "status", "created_at", "finished_at"]
+    list_filter = ["status", "backend"]
+
+
+@admin.register(GenerationItem)
+class GenerationItemAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "run",
+        "prompt",
+        "seed",
+        "noise_id",
+        "status",
+        "steps_done",
+        "steps_total",
+        "attempts",
+    ]
+    list_filter = ["status"]
+    raw_id_fields = ["run", "prompt", "video", "job"]

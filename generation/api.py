@@ -1,4 +1,6 @@
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -7,7 +9,8 @@ from rest_framework.response import Response
 from evalsite.api import JobSerializer
 
 from . import selectors
-from .models import Benchmark, Prompt, Refusal, Video, VideoModel
+from .models import Benchmark, GenerationItem, GenerationRun, Prompt, Refusal, Video, VideoModel
+from .runs.planning import RunSpec, cancel_run, plan_run, retry_failed, run_progress, start_run
 from .services import GenerationError, create_video_model, mark_refused
 from .uploads import UploadError, check_generation_settings, start_import, upload_video
 
@@ -64,6 +67,10 @@ class VideoModelSerializer(serializers.ModelSerializer):
             "description",
             "checkpoint",
             "base_model",
+            "backend",
+            "adapter",
+            "backend_options",
+            "default_settings",
             "video_count",
             "created_at",
         ]
@@ -98,6 +105,8 @@ class VideoSerializer(serializers.ModelSerializer):
             "seed",
             "noise_id",
             "generation_settings",
+            "settings_hash",
+            "generation_record",
             "source",
             "original_name",
             "status",
@@ -279,3 +288,176 @@ class RefusalViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets
 
     def get_queryset(self):
         return Refusal.objects.select_related("model", "prompt").order_by("id")
+
+
+# ---------------------------------------------------------------- generation runs
+
+
+class GenerationRunSerializer(serializers.ModelSerializer):
+    model_label = serializers.CharField(source="model.label", read_only=True)
+    benchmark = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    progress = serializers.SerializerMethodField()
+    created_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = GenerationRun
+        fields = [
+            "id",
+            "model",
+            "model_label",
+            "benchmark",
+            "spec",
+            "backend",
+            "checkpoint",
+            "adapter",
+            "batch_size",
+            "status",
+            "cancel_requested",
+            "progress",
+            "created_by",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress(self, run) -> dict:
+        return run_progress(run)
+
+
+class GenerationItemSerializer(serializers.ModelSerializer):
+    prompt_position = serializers.IntegerField(source="prompt.position", read_only=True)
+
+    class Meta:
+        model = GenerationItem
+        fields = [
+            "id",
+            "prompt",
+            "prompt_position",
+            "seed",
+            "shared_noise",
+            "noise_id",
+            "settings",
+            "settings_hash",
+            "status",
+            "error",
+            "oom_hint",
+            "steps_done",
+            "steps_total",
+            "attempts",
+            "video",
+            "job",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class RunRequestSerializer(serializers.Serializer):
+    """A run: a model, a benchmark, its prompts (all, some categories, or positions), one way of choosing
+    seeds or shared noise, settings and an optional grid of settings (name -> list of values)."""
+
+    model = serializers.PrimaryKeyRelatedField(queryset=VideoModel.objects.all())
+    benchmark = serializers.SlugRelatedField(slug_field="slug", queryset=Benchmark.objects.all())
+    categories = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    prompts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        help_text="prompt positions",
+    )
+    seeds = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False, default=list)
+    seeds_per_prompt = serializers.IntegerField(min_value=0, required=False, default=0)
+    noise_seeds = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False, default=list
+    )
+    noise_ids = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+    noise_per_prompt = serializers.IntegerField(min_value=0, required=False, default=0)
+    settings = serializers.DictField(required=False, default=dict)
+    grid = serializers.DictField(child=serializers.ListField(), required=False, default=dict)
+    batch_size = serializers.IntegerField(min_value=1, required=False, default=4)
+
+    def spec(self) -> RunSpec:
+        data = self.validated_data
+        return RunSpec(
+            model=data["model"],
+            benchmark=data["benchmark"],
+            categories=data["categories"],
+            prompt_positions=data["prompts"],
+            seeds=data["seeds"],
+            seeds_per_prompt=data["seeds_per_prompt"],
+            noise_seeds=data["noise_seeds"],
+            noise_ids=data["noise_ids"],
+            noise_per_prompt=data["noise_per_prompt"],
+            settings=data["settings"],
+            grid=data["grid"],
+            batch_size=data["batch_size"],
+        )
+
+
+class GenerationRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Generation runs. POST plan/ with a run's body to see its videos and estimate without starting it;
+    POST the same body here to start it. cancel/ stops it (between denoising steps), retry/ queues its
+    failed videos again, items/ lists its videos (?status=failed)."""
+
+    serializer_class = GenerationRunSerializer
+
+    def get_queryset(self):
+        return GenerationRun.objects.select_related("model", "benchmark", "created_by")
+
+    def get_serializer_class(self):
+        if self.action in ("create", "plan"):
+            return RunRequestSerializer
+        if self.action == "items":
+            return GenerationItemSerializer
+        return GenerationRunSerializer
+
+    @extend_schema(request=RunRequestSerializer, responses={201: GenerationRunSerializer})
+    def create(self, request):
+        form = RunRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            run = start_run(form.spec(), user=request.user)
+        except GenerationError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(GenerationRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RunRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["post"])
+    def plan(self, request):
+        form = RunRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            plan = plan_run(form.spec())
+        except GenerationError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(plan.report())
+
+    def _act(self, pk, act):
+        run = get_object_or_404(GenerationRun, pk=pk)
+        try:
+            run = act(run)
+        except GenerationError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(GenerationRunSerializer(run).data)
+
+    @extend_schema(request=None, responses={200: GenerationRunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._act(pk, cancel_run)
+
+    @extend_schema(request=None, responses={200: GenerationRunSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        return self._act(pk, lambda run: retry_failed(run, user=request.user))
+
+    @extend_schema(responses={200: GenerationItemSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def items(self, request, pk=None):
+        run = get_object_or_404(GenerationRun, pk=pk)
+        items = run.items.select_related("prompt").order_by("id")
+        if request.query_params.get("status"):
+            items = items.filter(status=request.query_params["status"])
+        page = self.paginate_queryset(items)
+        return self.get_paginated_response(GenerationItemSerializer(page, many=True).data)

@@ -9,4 +9,5 @@ router.register("prompts", api.PromptViewSet, basename="prompt")
 router.register("models", api.VideoModelViewSet, basename="videomodel")
 router.register("videos", api.VideoViewSet, basename="video")
 router.register("refusals", api.RefusalViewSet, basename="refusal")
+router.register("generation-runs", api.GenerationRunViewSet, basename="generationrun")
 urlpatterns = router.urls

@@ -7,8 +7,36 @@ from .uploads import UploadError, check_generation_settings
 class VideoModelForm(forms.ModelForm):
     class Meta:
         model = VideoModel
-        fields = ["name", "version", "kind", "checkpoint", "base_model", "description"]
-        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+        fields = [
+            "name",
+            "version",
+            "kind",
+            "backend",
+            "checkpoint",
+            "adapter",
+            "base_model",
+            "default_settings",
+            "backend_options",
+            "description",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "default_settings": forms.Textarea(
+                attrs={"rows": 2, "placeholder": '{"steps": 50, "guidance_scale": 5}'}
+            ),
+            "backend_options": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        from .backends import BACKENDS
+
+        super().__init__(*args, **kwargs)
+        self.fields["backend"] = forms.ChoiceField(
+            required=False,
+            choices=[("", "none: videos are uploaded or imported")]
+            + [(name, name) for name in sorted(BACKENDS)],
+            help_text="how the site generates this model's videos",
+        )
 
     def validate_unique(self):
         pass  # create_video_model reports a taken name/version with a clearer message
@@ -85,3 +113,87 @@ class RefusalForm(forms.Form):
     benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.order_by("name"))
     prompt_position = forms.IntegerField(min_value=1)
     reason = forms.CharField(required=False, max_length=500)
+
+
+def _numbers(text: str, what: str) -> list[int]:
+    """ "1, 2, 5-8" -> [1, 2, 5, 6, 7, 8]."""
+    numbers: list[int] = []
+    for part in (p.strip() for p in (text or "").split(",")):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise forms.ValidationError(f"{what}: {part!r} is not a number or a range a-b") from None
+        if high < low or high - low > 10_000:
+            raise forms.ValidationError(f"{what}: {part!r} is not a usable range")
+        numbers.extend(range(low, high + 1))
+    return numbers
+
+
+class GenerationRunForm(forms.Form):
+    VARIANTS = [
+        ("seeds", "these seeds"),
+        ("seeds_per_prompt", "k seeds per prompt (0..k-1)"),
+        ("noise_seeds", "shared noise from these seeds"),
+        ("noise_ids", "these noise ids"),
+        ("noise_per_prompt", "k shared noise ids per prompt"),
+    ]
+
+    model = forms.ModelChoiceField(
+        queryset=VideoModel.objects.exclude(backend="").order_by("name", "version")
+    )
+    benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.order_by("name"), to_field_name="slug")
+    categories = forms.CharField(required=False, help_text="category names, comma-separated; empty: all")
+    prompts = forms.CharField(required=False, help_text="or prompt positions, e.g. 1,2,10-20")
+    variant = forms.ChoiceField(choices=VARIANTS, initial="seeds")
+    values = forms.CharField(
+        initial="0",
+        help_text="the seeds, noise seeds or noise ids (comma-separated), or k",
+        label="Seeds / k",
+    )
+    settings = forms.JSONField(
+        required=False, initial=dict, help_text='on top of the model\'s, e.g. {"steps": 30}'
+    )
+    grid = forms.JSONField(
+        required=False,
+        initial=dict,
+        help_text='lists of values to combine, e.g. {"steps": [10, 50], "guidance_scale": [1, 5]}',
+    )
+    batch_size = forms.IntegerField(min_value=1, max_value=64, initial=4, help_text="videos per gpu job")
+
+    def clean(self):
+        data = super().clean()
+        for name in ("settings", "grid"):
+            if data.get(name) in (None, ""):
+                data[name] = {}
+            elif not isinstance(data[name], dict):
+                self.add_error(name, "must be a JSON object")
+        return data
+
+    def spec(self):
+        from .runs.planning import RunSpec
+
+        data = self.cleaned_data
+        variant, values = data["variant"], data["values"]
+        kwargs: dict = {}
+        if variant in ("seeds", "noise_seeds"):
+            kwargs[variant] = _numbers(values, "seeds")
+        elif variant == "noise_ids":
+            kwargs[variant] = [v.strip() for v in values.split(",") if v.strip()]
+        else:
+            try:
+                kwargs[variant] = int(values)
+            except ValueError:
+                raise forms.ValidationError("k must be a whole number") from None
+        return RunSpec(
+            model=data["model"],
+            benchmark=data["benchmark"],
+            categories=[c.strip() for c in data.get("categories", "").split(",") if c.strip()],
+            prompt_positions=_numbers(data.get("prompts", ""), "prompts"),
+            settings=data["settings"],
+            grid=data["grid"],
+            batch_size=data["batch_size"],
+            **kwargs,
+        )

@@ -340,7 +340,7 @@ def plan_import(
                 if (
                     model.pk
                     and seed is not None
-                    and Video.objects.filter(model=model, prompt=prompt, seed=seed).exists()
+                    and Video.objects.filter(model=model, prompt=prompt, seed=seed, settings_hash="").exists()
                 ):
                     raise GenerationError(
                         f"{model} already has a different video for prompt {prompt.position}, seed {seed}"

@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -102,7 +103,35 @@ class VideoModel(models.Model):
     version = models.CharField(max_length=100, blank=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHECKPOINT)
     description = models.TextField(blank=True)
-    checkpoint = models.CharField(max_length=500, blank=True, help_text="checkpoint path or hub id")
+    checkpoint = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="checkpoint path or hub id; for generation, a local folder (the base folder when an adapter is set)",
+    )
+    backend = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="generation backend (diffusers, command, ...); empty: not generated here",
+    )
+    adapter = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="LoRA adapter folder applied on top of the checkpoint (tuned models)",
+    )
+    backend_options = models.JSONField(
+        default=dict, blank=True, help_text="options of the backend (the command backend's command, say)"
+    )
+    default_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="generation settings a run starts from (steps, guidance_scale, ...)",
+    )
+    capabilities_record = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="what a worker read from the loaded checkpoint (settings, frame rule, ...), for checking runs",
+    )
     base_model = models.ForeignKey(
         "self",
         null=True,
@@ -145,6 +174,14 @@ class Video(models.Model):
         max_length=200, blank=True, help_text="id of the initial noise; equal ids pair videos made from it"
     )
     generation_settings = models.JSONField(default=dict, blank=True)
+    settings_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="hash of the resolved settings of a generated video; empty otherwise",
+    )
+    generation_record = models.JSONField(
+        default=dict, blank=True, help_text="backend, checkpoint, adapter, library versions (managers only)"
+    )
     source = models.CharField(max_length=20, choices=Source.choices)
     original_name = models.CharField(
         max_length=500, blank=True, help_text="file name as brought in (managers only)"
@@ -171,9 +208,9 @@ class Video(models.Model):
                 fields=["model", "prompt", "content_sha256"], name="video_same_file_once_per_model_prompt"
             ),
             models.UniqueConstraint(
-                fields=["model", "prompt", "seed"],
+                fields=["model", "prompt", "seed", "settings_hash"],
                 condition=models.Q(seed__isnull=False),
-                name="video_one_per_model_prompt_seed",
+                name="video_one_per_model_prompt_seed_settings",
             ),
             models.CheckConstraint(
                 condition=~models.Q(status="ready") | ~models.Q(playable_file=""),
@@ -201,3 +238,90 @@ class Refusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} refused {self.prompt}"
+
+
+class GenerationRun(models.Model):
+    """A manager's request to generate videos: one model over some prompts, seeds or shared noise ids,
+    and one setting or a grid of settings. Its planned videos are `GenerationItem` rows."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done", "Done"
+        DONE_WITH_PROBLEMS = "problems", "Done, with failures or refusals"
+        CANCELLED = "cancelled"
+
+    model = models.ForeignKey(VideoModel, on_delete=models.PROTECT, related_name="generation_runs")
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="generation_runs")
+    spec = models.JSONField(
+        default=dict, help_text="what was asked: categories or prompts, seeds or noise ids, settings grid"
+    )
+    backend = models.CharField(max_length=50)
+    checkpoint = models.CharField(max_length=500)
+    adapter = models.CharField(max_length=500, blank=True)
+    batch_size = models.PositiveIntegerField(default=4, help_text="videos per gpu-queue job")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"generation run {self.pk}"
+
+
+class GenerationItem(models.Model):
+    """One planned video: (model, prompt, seed, hash of the resolved settings) is unique, so no retry or
+    later run makes a second video for the same thing. With `shared_noise` its initial latents are stored
+    and named by a noise id (from the seed and the latent shape); the same seed without it draws the very
+    same latents, so the two are one video."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        REFUSED = "refused"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.DONE, Status.FAILED, Status.REFUSED, Status.CANCELLED)
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="items")
+    model = models.ForeignKey(VideoModel, on_delete=models.PROTECT, related_name="generation_items")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="generation_items")
+    seed = models.BigIntegerField(help_text="the seed, or the seed the shared noise is drawn from")
+    shared_noise = models.BooleanField(default=False)
+    noise_id = models.CharField(max_length=200, blank=True, help_text="set once the latent shape is known")
+    settings = models.JSONField(default=dict, help_text="resolved settings (defaults filled in)")
+    settings_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    oom_hint = models.CharField(max_length=300, blank=True, help_text="which setting to lower")
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    job = models.ForeignKey(
+        "evalsite.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_items"
+    )
+    video = models.OneToOneField(
+        Video, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_item"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "prompt", "seed", "settings_hash"], name="generationitem_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.prompt} {self.noise_id or f'seed {self.seed}'}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.urls import reverse
 
-from .models import Benchmark, Category, Prompt, Refusal, Video, VideoModel
+from .models import Benchmark, Category, GenerationItem, GenerationRun, Prompt, Refusal, Video, VideoModel
 
 
 def benchmarks_with_counts() -> QuerySet[Benchmark]:
@@ -89,3 +89,16 @@ def poster_url(video: Video) -> str | None:
     if not video.poster_file:
         return None
     return reverse("media-poster", kwargs={"public_id": video.public_id})
+
+
+def runs_with_counts() -> QuerySet[GenerationRun]:
+    done, problems = GenerationItem.Status.DONE, [GenerationItem.Status.FAILED, GenerationItem.Status.REFUSED]
+    return (
+        GenerationRun.objects.select_related("model", "benchmark", "created_by")
+        .annotate(
+            video_count=Count("items"),
+            done_count=Count("items", filter=Q(items__status=done)),
+            problem_count=Count("items", filter=Q(items__status__in=problems)),
+        )
+        .order_by("-created_at", "-id")
+    )

@@ -130,10 +130,28 @@ def create_video_model(
     description: str = "",
     checkpoint: str = "",
     base_model: VideoModel | None = None,
+    backend: str = "",
+    adapter: str = "",
+    backend_options: dict | None = None,
+    default_settings: dict | None = None,
 ) -> VideoModel:
+    """A model row. With a backend it can be generated here: the checkpoint folder (or, for a tuned model
+    with only an adapter, its base model's) is checked when a run is planned."""
+    from .backends import BACKENDS
+
     name, version = name.strip(), version.strip()
     if not name:
         raise GenerationError("a video model needs a name")
+    backend, adapter = (backend or "").strip(), (adapter or "").strip()
+    if backend and backend not in BACKENDS:
+        raise GenerationError(f"unknown backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
+    for label, value in (("backend options", backend_options), ("default settings", default_settings)):
+        if value is not None and not isinstance(value, dict):
+            raise GenerationError(f"{label} must be a JSON object")
+    if adapter and not (checkpoint or (base_model and base_model.checkpoint)):
+        raise GenerationError(
+            "a model with an adapter needs a checkpoint folder or a base model that has one"
+        )
     if VideoModel.objects.filter(name=name, version=version).exists():
         raise GenerationError(f"a model named {name!r} with version {version!r} already exists")
     return VideoModel.objects.create(
@@ -143,6 +161,10 @@ def create_video_model(
         description=description,
         checkpoint=checkpoint,
         base_model=base_model,
+        backend=backend,
+        adapter=adapter,
+        backend_options=backend_options or {},
+        default_settings=default_settings or {},
     )
 
 
@@ -217,6 +239,8 @@ def add_video(
     noise_id: str = "",
     generation_settings: dict | None = None,
     content_sha256: str | None = None,
+    settings_hash: str = "",
+    generation_record: dict | None = None,
 ) -> tuple[Video, bool]:
     """Bring one file into the library (not yet transcoded). Idempotent: the same file for the same model
     and prompt returns the existing video, and a run interrupted after the row was written finishes the copy.
@@ -232,7 +256,8 @@ def add_video(
         raise GenerationError(
             f"{model} is marked as having refused prompt {prompt.position}; remove the refusal first"
         )
-    if seed is not None and Video.objects.filter(model=model, prompt=prompt, seed=seed).exists():
+    same_seed = Video.objects.filter(model=model, prompt=prompt, seed=seed, settings_hash=settings_hash)
+    if seed is not None and same_seed.exists():
         raise GenerationError(
             f"{model} already has a different video for prompt {prompt.position} with seed {seed}"
         )
@@ -250,6 +275,8 @@ def add_video(
         seed=seed,
         noise_id=noise_id or "",
         generation_settings=generation_settings or {},
+        settings_hash=settings_hash,
+        generation_record=generation_record or {},
         source=source,
         original_name=original_name[:500],
         content_sha256=sha,

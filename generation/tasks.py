@@ -69,3 +69,11 @@ def import_videos(run: JobRun) -> dict:
     if params.get("archive"):
         Path(params["archive"]).unlink(missing_ok=True)
     return summary
+
+
+@job_task(queue="gpu")
+def generate_batch(run: JobRun) -> dict:
+    """Params: run_id, item_ids. Generates the batch's videos (see generation/runs/worker.py)."""
+    from .runs.worker import run_batch  # torch and the backends load on the worker only
+
+    return run_batch(run)

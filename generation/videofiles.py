@@ -308,6 +308,45 @@ def _convert_frame(frame: av.VideoFrame, out_width: int, out_height: int) -> av.
     return frame.reformat(width=out_width, height=out_height, format="yuv420p", interpolation="AREA")
 
 
+GENERATED_CRF = (
+    12  # generated originals are kept near-lossless; the library's playable copy is made from them
+)
+
+
+def encode_frames(
+    frames: np.ndarray[Any, np.dtype[np.uint8]], fps: float, dst: str | os.PathLike[str]
+) -> None:
+    """Write (frames, height, width, 3) uint8 RGB frames as an H.264 4:4:4 MP4 with no metadata, atomically
+    (a partial file never appears under `dst`). This is the original of a generated video."""
+    dst = Path(dst)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(
+            f"expected (frames, height, width, 3) uint8 frames, got {frames.shape} {frames.dtype}"
+        )
+    rate = Fraction(fps).limit_denominator(1001)
+    tmp = temporary_beside(dst, ".mp4")
+    try:
+        options = {"movflags": "+faststart", "fflags": "+bitexact"}
+        with av.open(str(tmp), mode="w", format="mp4", options=options) as out:
+            stream = out.add_stream("libx264", rate=rate)
+            stream.height, stream.width = int(frames.shape[1]), int(frames.shape[2])
+            stream.pix_fmt = "yuv444p"
+            stream.codec_context.time_base = 1 / rate
+            stream.options = {"crf": str(GENERATED_CRF), "preset": DEFAULT_PRESET}
+            for index, rgb in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                frame = frame.reformat(format="yuv444p")
+                frame.pts, frame.time_base = index, 1 / rate
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def temporary_beside(destination: Path, suffix: str = "") -> Path:
     """An empty temporary file in the destination's folder, so os.replace onto it is atomic. Its name
     is derived from the destination's (never from a source), so a retry after a crash first removes

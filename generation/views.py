@@ -1,3 +1,4 @@
+from django import forms
 from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,8 +11,9 @@ from evalsite.http import ranged_file_response
 from evalsite.permissions import manager_required
 
 from . import selectors
-from .forms import ImportForm, RefusalForm, UploadForm, VideoModelForm
-from .models import Benchmark, Prompt, Video, VideoModel
+from .forms import GenerationRunForm, ImportForm, RefusalForm, UploadForm, VideoModelForm
+from .models import Benchmark, GenerationRun, Prompt, Video, VideoModel
+from .runs.planning import cancel_run, plan_run, retry_failed, run_progress, start_run
 from .services import GenerationError, create_video_model, mark_refused, media_path
 from .uploads import UploadError, start_import, upload_video
 
@@ -239,3 +241,66 @@ def media_poster(request, public_id):
 @manager_required
 def media_original(request, public_id):
     return _media(request, public_id, "original_file", None)
+
+
+# ---------------------------------------------------------------- generation runs
+
+
+@manager_required
+def run_list(request):
+    runs = selectors.runs_with_counts()
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    return render(request, "generation/run_list.html", {"page": page})
+
+
+@manager_required
+def run_new(request):
+    """The form shows the plan (videos, steps, estimate) on "Preview"; "Start" plans again and queues."""
+    form = GenerationRunForm(request.POST or None, initial={"model": request.GET.get("model")})
+    plan = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            spec = form.spec()
+            if request.POST.get("action") == "start":
+                run = start_run(spec, user=request.user)
+                messages.success(request, f"Started run {run.pk}.")
+                return redirect("run-detail", pk=run.pk)
+            plan = plan_run(spec).report()
+        except forms.ValidationError as exc:
+            form.add_error(None, exc)
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+    return render(request, "generation/run_new.html", {"form": form, "plan": plan})
+
+
+@manager_required
+def run_detail(request, pk):
+    run = get_object_or_404(GenerationRun.objects.select_related("model", "benchmark"), pk=pk)
+    items = run.items.select_related("prompt", "video").order_by("id")
+    status = request.GET.get("status") or None
+    if status:
+        items = items.filter(status=status)
+    page = Paginator(items, 100).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "generation/run_detail.html",
+        {"run": run, "progress": run_progress(run), "page": page, "status_filter": status},
+    )
+
+
+@manager_required
+@require_POST
+def run_action(request, pk, action):
+    run = get_object_or_404(GenerationRun, pk=pk)
+    acts = {"cancel": cancel_run, "retry": lambda r: retry_failed(r, user=request.user)}
+    if action not in acts:
+        raise Http404("no such action")
+    try:
+        acts[action](run)
+    except GenerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, "Cancelling the run." if action == "cancel" else "Queued the failed videos again."
+        )
+    return redirect("run-detail", pk=run.pk)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import PreferenceExport
+from .models import PreferenceExport, TrainingRun
 
 
 @admin.register(PreferenceExport)
@@ -22,6 +22,23 @@ class PreferenceExportAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    """Read-only: runs are made by `create_training_run` (the Training page or the API)."""
+
+    list_display = ("id", "kind", "export", "base_model", "status", "tuned_model", "created_at")
+    list_filter = ("kind", "status")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in TrainingRun._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -73,3 +73,90 @@ class PreferenceExport(models.Model):
 
 def export_folder(name: str, version: int) -> str:
     return f"exports/{name}/v{version}"
+
+
+class TrainingRun(models.Model):
+    """One reward-model or Video-DPO training run from one published export version and a base model.
+    Runs as a `gpu` job (`tasks.train_preference_model`); its files live in MEDIA_ROOT/training/run-<id>/."""
+
+    class Kind(models.TextChoices):
+        REWARD_MODEL = "reward_model", "Reward model"
+        VIDEO_DPO = "video_dpo", "Video-DPO"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    export = models.ForeignKey(PreferenceExport, on_delete=models.PROTECT, related_name="training_runs")
+    export_sha256 = models.CharField(max_length=64, help_text="sha256 of the export's manifest.json")
+    base_model = models.ForeignKey(
+        "generation.VideoModel", on_delete=models.PROTECT, related_name="training_runs"
+    )
+    config = models.JSONField(default=dict, help_text="the trainer's settings, as resolved")
+    figures = models.JSONField(default=dict, blank=True, help_text="final figures (last step, validation)")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    folder = models.CharField(max_length=300, help_text="path under MEDIA_ROOT")
+    tuned_model = models.OneToOneField(
+        "generation.VideoModel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="training_run",
+        help_text="the model a finished Video-DPO run registered (base checkpoint + adapter)",
+    )
+    evaluation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="evaluate against the base: benchmark id, noise ids per prompt, the generation runs started",
+    )
+    evaluation_campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} run {self.pk} on {self.export}"
+
+    @property
+    def current_status(self) -> str:
+        """The run's status; while its job is queued or ended without the handler saying so, the job's."""
+        job = self.job
+        if job is not None and self.status in (self.Status.QUEUED, self.Status.RUNNING):
+            mapping = {
+                Job.Status.CANCELLED: self.Status.CANCELLED,
+                Job.Status.FAILED: self.Status.FAILED,
+                Job.Status.RUNNING: self.Status.RUNNING,
+                Job.Status.QUEUED: self.Status.QUEUED,
+            }
+            return mapping.get(job.status, self.status)
+        return self.status
+
+
+class TrainingStep(models.Model):
+    """One logged step of a training run: `split` "train" (every step) or "validation" (held out)."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="steps")
+    step = models.PositiveIntegerField()
+    split = models.CharField(max_length=10, default="train")
+    values = models.JSONField(default=dict, help_text="figure name -> value")
+
+    class Meta:
+        ordering = ["run", "split", "step"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "split", "step"], name="trainingstep_once_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.split} step {self.step}"

@@ -40,3 +40,27 @@ def build_preference_export(run: JobRun) -> dict[str, Any]:
         mark_export(export, PreferenceExport.Status.FAILED)
         raise
     return _result(export)
+
+
+@job_task(queue="gpu")
+def train_preference_model(run: JobRun) -> dict[str, Any]:
+    """Params: training_run_id. Resumable: latents are reused and Video-DPO continues from its checkpoint."""
+    from .models import TrainingRun
+    from .training_runs import execute_training_run
+
+    training_run = (
+        TrainingRun.objects.select_related("export", "base_model")
+        .filter(pk=run.params.get("training_run_id"))
+        .first()
+    )
+    if training_run is None:
+        raise JobError("this training run no longer exists")
+    return execute_training_run(training_run, run)
+
+
+@job_task(queue="gpu")
+def apply_reward_model(run: JobRun) -> dict[str, Any]:
+    """Params: training_run_id, model_id, benchmark_id, min_gap, export_id (optional, on-policy pairs)."""
+    from .training_runs import apply_reward_model as apply
+
+    return apply(run)

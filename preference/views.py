@@ -3,6 +3,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
 from evalsite.http import ranged_file_response
+from evalsite.jobs import JobStateError
 from evalsite.permissions import manager_required
 
 from . import selectors
@@ -63,3 +64,99 @@ def export_detail(request, pk):
 @manager_required
 def export_file(request, pk, filename):
     return serve_export_file(request, get_object_or_404(selectors.exports(), pk=pk), filename)
+
+
+# ------------------------------------------------------------------------------------------ training runs
+
+
+@manager_required
+def training_run_list(request):
+    from .forms import TrainingRunForm
+    from .models import TrainingRun
+    from .training_runs import TrainingRunError, create_training_run
+
+    form = TrainingRunForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = create_training_run(
+                kind=form.cleaned_data["kind"],
+                export=form.cleaned_data["export"],
+                base_model=form.cleaned_data["base_model"],
+                settings_given=form.cleaned_data["settings"] or {},
+                user=request.user,
+            )
+        except TrainingRunError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Queued {run}.")
+            return redirect("training-run-detail", pk=run.pk)
+    runs = TrainingRun.objects.select_related("job", "export", "base_model", "tuned_model")
+    return render(request, "preference/training_run_list.html", {"runs": runs, "form": form})
+
+
+@manager_required
+def training_run_detail(request, pk):
+    from .forms import EvaluateAgainstBaseForm, RewardScoringForm
+    from .models import TrainingRun
+    from .training_runs import (
+        TrainingRunError,
+        cancel_training_run,
+        create_evaluation_campaign,
+        evaluation_shares,
+        retry_training_run,
+        start_evaluation_generation,
+        start_reward_scoring,
+    )
+
+    run = get_object_or_404(
+        TrainingRun.objects.select_related(
+            "job", "export", "base_model", "tuned_model", "evaluation_campaign"
+        ),
+        pk=pk,
+    )
+    evaluate_form = EvaluateAgainstBaseForm(
+        request.POST if request.POST.get("action") == "generate" else None
+    )
+    score_form = RewardScoringForm(request.POST if request.POST.get("action") == "score" else None)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "cancel":
+                cancel_training_run(run)
+            elif action == "retry":
+                retry_training_run(run)
+            elif action == "generate" and evaluate_form.is_valid():
+                start_evaluation_generation(
+                    run,
+                    benchmark=evaluate_form.cleaned_data["benchmark"],
+                    noise_per_prompt=evaluate_form.cleaned_data["noise_per_prompt"],
+                    user=request.user,
+                )
+            elif action == "score" and score_form.is_valid():
+                job = start_reward_scoring(
+                    run,
+                    model=score_form.cleaned_data["model"],
+                    benchmark=score_form.cleaned_data["benchmark"],
+                    on_policy_export=score_form.cleaned_data["on_policy_export"] or "",
+                    min_gap=score_form.cleaned_data["min_gap"],
+                    user=request.user,
+                )
+                messages.success(request, f"Queued {job.title}.")
+            elif action == "campaign":
+                create_evaluation_campaign(run, user=request.user)
+            else:
+                raise TrainingRunError("unknown or incomplete request")
+        except (TrainingRunError, JobStateError) as exc:
+            messages.error(request, str(exc))
+        else:
+            return redirect("training-run-detail", pk=run.pk)
+    return render(
+        request,
+        "preference/training_run_detail.html",
+        {
+            "run": run,
+            "evaluate_form": evaluate_form,
+            "score_form": score_form,
+            "shares": evaluation_shares(run),
+        },
+    )

@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -158,6 +159,18 @@ class CampaignCreateSerializer(serializers.Serializer):
             claim_timeout_s=data["claim_timeout_s"],
             description=data["description"],
         )
+
+
+class CampaignNeedsSerializer(CampaignCreateSerializer):
+    """A campaign set-up (as for creating one; the name is optional) and how to fill what it lacks."""
+
+    name = serializers.CharField(max_length=200, required=False, default="")
+    count = serializers.IntegerField(
+        default=1, help_text="seeds per prompt (seed preference) or shared-noise ids per prompt (A/B)"
+    )
+    settings = serializers.DictField(required=False, default=dict, help_text="on top of each model's own")
+    batch_size = serializers.IntegerField(default=4, min_value=1, max_value=64)
+    dry_run = serializers.BooleanField(default=False, help_text="only plan: list the runs and their videos")
 
 
 class AddAnnotatorsSerializer(serializers.Serializer):
@@ -372,7 +385,35 @@ class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return campaigns
 
     def get_serializer_class(self):
+        if self.action == "generate_missing":
+            return CampaignNeedsSerializer
         return CampaignCreateSerializer if self.action == "create" else CampaignSerializer
+
+    @extend_schema(
+        request=CampaignNeedsSerializer, responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT}
+    )
+    @action(detail=False, methods=["post"], url_path="generate-missing")
+    def generate_missing(self, request):
+        """Start (or with dry_run, plan) the generation runs that give a campaign set-up every video it needs."""
+        from generation.api import GenerationRunSerializer
+        from generation.services import GenerationError
+
+        from ..generation_needs import plan_campaign_generation, start_campaign_generation
+
+        form = CampaignNeedsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        options = {"count": data["count"], "settings": data["settings"], "batch_size": data["batch_size"]}
+        try:
+            if data["dry_run"]:
+                plans = plan_campaign_generation(form.to_spec(), **options)
+                return Response({"plans": [plan.report() for plan in plans]})
+            runs = start_campaign_generation(form.to_spec(), user=request.user, **options)
+        except GenerationError as exc:
+            return _refusal(exc)
+        return Response(
+            {"runs": GenerationRunSerializer(runs, many=True).data}, status=status.HTTP_201_CREATED
+        )
 
     def _campaign(self, pk) -> Campaign:
         return get_object_or_404(Campaign, pk=pk)

@@ -36,7 +36,25 @@ def campaign_list(request):
 @manager_required
 def campaign_new(request):
     form = CampaignForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and request.POST.get("action") == "generate":
+        from generation.services import GenerationError
+
+        from ..generation_needs import start_campaign_generation
+
+        try:
+            runs = start_campaign_generation(
+                form.to_spec(), count=form.cleaned_data.get("generate_count") or 1, user=request.user
+            )
+        except GenerationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            videos = sum(run.items.count() for run in runs)
+            messages.success(
+                request,
+                f"Started {len(runs)} generation run(s), {videos} videos; create the campaign once they are done.",
+            )
+            return redirect("run-list")
+    elif request.method == "POST" and form.is_valid():
         try:
             campaign = create_campaign(form.to_spec(), created_by=request.user)
         except CampaignError as exc:

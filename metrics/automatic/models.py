@@ -140,6 +140,7 @@ class ScoreSettings(models.Model):
     class Family(models.TextChoices):
         CLIP = "clip", "CLIP score"
         MOTION = "motion", "Motion score"
+        REWARD = "reward", "Reward model"
 
     key = models.CharField(max_length=64, unique=True)
     family = models.CharField(max_length=20, choices=Family.choices)
@@ -161,6 +162,7 @@ class AutoScore(models.Model):
         MOTION_MEAN = "motion_mean", "Motion_Mean"
         MOTION_MAX = "motion_max", "Motion_Max"
         MOTION_MIN = "motion_min", "Motion_Min"
+        REWARD_SCORE = "reward_score", "Reward score"
 
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="auto_scores")
     metric = models.CharField(max_length=20, choices=Metric.choices)

@@ -175,7 +175,11 @@ def auto_score_runs() -> QuerySet[AutoScoreRun]:
 
 # ---------------------------------------------------------------- the leaderboard's automatic columns
 
-LEADERBOARD_METRICS = (AutoScore.Metric.CLIP_SCORE, AutoScore.Metric.MOTION_MEAN)
+LEADERBOARD_METRICS = (
+    AutoScore.Metric.CLIP_SCORE,
+    AutoScore.Metric.MOTION_MEAN,
+    AutoScore.Metric.REWARD_SCORE,
+)
 
 
 def model_metric_means(

@@ -63,6 +63,7 @@ SECRET_MODELS = [
     },
 ]
 CAMPAIGN_NAME_TOKEN = "CampaignLabel-Ocelot-5501"
+GENERATED_TOKEN = "Pangolin-Generated-3141"
 SEED_BASE = 7_310_551  # library seed k becomes SEED_BASE + 17 k
 
 # Keys that would name a model, a video's origin, the canonical order or when something was made.
@@ -98,6 +99,12 @@ FORBIDDEN_KEYS = {
     "expires_at",
     "received_at",
     "video_id",
+    "backend",
+    "adapter",
+    "generation_record",
+    "generation_settings",
+    "settings_hash",
+    "source",
 }
 # The container and stream tags any MP4 the site makes may carry; anything else is metadata to look at.
 NEUTRAL_MP4_TAGS = {"major_brand", "minor_version", "compatible_brands", "language", "handler_name"}
@@ -131,7 +138,27 @@ def disguise_origins(campaign: Campaign) -> None:
         video.seed = SEED_BASE + 17 * video.seed
         # Videos made from one noise keep sharing an id.
         video.noise_id = f"noise-Wombat-{video.noise_id}" if video.noise_id else ""
-        video.save(update_fields=["original_name", "seed", "noise_id"])
+        # What a generated video records: its backend, checkpoint, adapter, versions and settings.
+        video.source = Video.Source.GENERATION
+        video.settings_hash = f"{GENERATED_TOKEN}-hash-{video.pk}"
+        video.generation_settings = {"steps": 37, "negative_prompt": f"{GENERATED_TOKEN}-negative"}
+        video.generation_record = {
+            "backend": f"{GENERATED_TOKEN}-backend",
+            "checkpoint": f"/ckpt/{GENERATED_TOKEN}-checkpoint",
+            "adapter": f"/lora/{GENERATED_TOKEN}-adapter",
+            "versions": {"diffusers": f"{GENERATED_TOKEN}-version"},
+        }
+        video.save(
+            update_fields=[
+                "original_name",
+                "seed",
+                "noise_id",
+                "source",
+                "settings_hash",
+                "generation_settings",
+                "generation_record",
+            ]
+        )
 
 
 def give_each_model_its_own_format(campaign: Campaign, make_video, folder: Path) -> None:
@@ -304,7 +331,7 @@ def work_through(browser: AnnotatorBrowser, campaign: Campaign) -> None:
 def secrets_of(campaign: Campaign) -> tuple[list[str], set[int]]:
     """Texts that must not reach the annotator, and model keys that must not appear as JSON numbers."""
     models = [entry.model for entry in campaign.campaign_models.select_related("model")]
-    texts = [CAMPAIGN_NAME_TOKEN, campaign.name, "slot0", "slot1"]
+    texts = [CAMPAIGN_NAME_TOKEN, GENERATED_TOKEN, campaign.name, "slot0", "slot1"]
     for model in models:
         texts += [model.name, model.name.split("-")[0], model.version, str(model), model.checkpoint]
         texts.append(str(model.pk))

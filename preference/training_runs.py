@@ -1,0 +1,708 @@
+"""Training runs (reward model, Video-DPO) from a published export: create, run (the gpu job's body),
+register the tuned model, evaluate it against its base, and score or pair videos with a reward model.
+
+The job (`tasks.train_preference_model`) is a thin shell around `execute_training_run`, which is safe to
+run again: pair latents are written once per (export, base model, encode settings) into a folder that
+appears only when complete, and a Video-DPO run resumes from its latest checkpoint. The numbers come from
+`preference/training/` (pure torch); this module only loads rows and files and stores figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from evalsite.jobs import JobCancelled, JobError, JobRun, cancel_job, retry_job
+from generation.models import Video, VideoModel
+
+from .export import MANIFEST_NAME, file_name, read_jsonl, read_parquet
+from .models import PreferenceExport, TrainingRun, TrainingStep
+
+DPO_FIGURES = (
+    "loss",
+    "implicit_accuracy",
+    "margin",
+    "policy_chosen_error",
+    "policy_rejected_error",
+    "reference_chosen_error",
+    "reference_rejected_error",
+    "grad_norm",
+    "learning_rate",
+)
+# How exported videos become latents: the size they are resized to, and the text length.
+ENCODE_DEFAULTS: dict[str, Any] = {"height": 480, "width": 832, "frames": 81, "max_sequence_length": 226}
+REWARD_SCORE_METRIC = "reward_score"
+TRAIN_TASK = "preference.tasks.train_preference_model"
+
+
+class TrainingRunError(ValueError):
+    """A request a training run cannot carry out; the message is for the person who asked."""
+
+
+# --------------------------------------------------------------------------------------------- creation
+
+
+def manifest_sha256(export: PreferenceExport) -> str:
+    path = Path(settings.MEDIA_ROOT) / export.folder / MANIFEST_NAME
+    if not path.is_file():
+        raise TrainingRunError(f"export {export} has no {MANIFEST_NAME} on disk")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _resolve_settings(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    from .training.reward_model import RewardConfig
+    from .training.video_dpo import DPOConfig
+
+    if not isinstance(given, Mapping):
+        raise TrainingRunError("settings must be a JSON object")
+    config_class: Any = DPOConfig if kind == TrainingRun.Kind.VIDEO_DPO else RewardConfig
+    extra = dict(ENCODE_DEFAULTS) if kind == TrainingRun.Kind.VIDEO_DPO else {}
+    known = {f.name: f for f in fields(config_class)} | {name: None for name in extra}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise TrainingRunError(f"unknown settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    trainer_values = {}
+    for name, value in given.items():
+        default = getattr(config_class(), name, None) if name not in extra else extra[name]
+        expected = type(default)
+        if expected is bool:
+            if not isinstance(value, bool):
+                raise TrainingRunError(f"{name} must be true or false")
+        elif expected in (int, float):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (expected is int and value != int(value))
+            ):
+                raise TrainingRunError(f"{name} must be {'an integer' if expected is int else 'a number'}")
+            value = expected(value)
+        elif not isinstance(value, expected):
+            raise TrainingRunError(f"{name} must be a {expected.__name__}")
+        if name in extra:
+            if value < 1:
+                raise TrainingRunError(f"{name} must be at least 1")
+            extra[name] = value
+        else:
+            trainer_values[name] = value
+    try:
+        config = config_class(**trainer_values)
+    except (ValueError, TypeError) as exc:
+        raise TrainingRunError(str(exc)) from None
+    return {**config.to_dict(), **extra}
+
+
+def create_training_run(
+    *,
+    kind: str,
+    export: PreferenceExport,
+    base_model: VideoModel,
+    settings_given: Mapping[str, Any] | None = None,
+    user=None,
+) -> TrainingRun:
+    """Record a run and queue its gpu job. Raises TrainingRunError, storing nothing, on bad input."""
+    from evalsite.jobs import start_job
+
+    if kind not in TrainingRun.Kind.values:
+        raise TrainingRunError(f"unknown kind {kind!r}; use one of {', '.join(TrainingRun.Kind.values)}")
+    if not isinstance(export, PreferenceExport) or not export.is_ready:
+        raise TrainingRunError("a training run starts from a published (ready) export version")
+    if not isinstance(base_model, VideoModel):
+        raise TrainingRunError("choose a base model")
+    if kind == TrainingRun.Kind.VIDEO_DPO:
+        from generation.runs.planning import checkpoint_of
+
+        checkpoint, _ = checkpoint_of(base_model)
+        if base_model.backend != "diffusers" or not checkpoint or not Path(checkpoint).is_dir():
+            raise TrainingRunError(
+                f"Video-DPO tunes a diffusers checkpoint folder; {base_model} has "
+                f"{'backend ' + repr(base_model.backend) if base_model.backend else 'no backend'} "
+                f"and checkpoint {checkpoint or '(none)'}"
+            )
+        if base_model.adapter:
+            raise TrainingRunError(f"{base_model} already carries an adapter; tune its base model instead")
+    resolved = _resolve_settings(kind, settings_given or {})
+    sha = manifest_sha256(export)
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            kind=kind,
+            export=export,
+            export_sha256=sha,
+            base_model=base_model,
+            config=resolved,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        run.folder = f"training/run-{run.pk}"
+        run.job = start_job(
+            TRAIN_TASK,
+            title=f"{run.get_kind_display()} run {run.pk} on {export}",
+            params={"training_run_id": run.pk},
+            created_by=user,
+        )
+        run.save(update_fields=["folder", "job"])
+    return run
+
+
+def cancel_training_run(run: TrainingRun) -> TrainingRun:
+    if run.job is None:
+        raise TrainingRunError("this run has no job")
+    cancel_job(run.job)
+    run.refresh_from_db()
+    return run
+
+
+def retry_training_run(run: TrainingRun) -> TrainingRun:
+    """Queue a failed or cancelled run again; a Video-DPO run resumes from its latest checkpoint."""
+    if run.job is None:
+        raise TrainingRunError("this run has no job")
+    retry_job(run.job)
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.QUEUED, finished_at=None)
+    run.refresh_from_db()
+    return run
+
+
+# ------------------------------------------------------------------------------------------- the figures
+
+
+def record_step(run: TrainingRun, step: int, values: Mapping[str, float], split: str = "train") -> None:
+    """Store one step's figures; a step logged again (after a resume) replaces the earlier line."""
+    TrainingStep.objects.update_or_create(
+        run=run, step=step, split=split, defaults={"values": {k: float(v) for k, v in values.items()}}
+    )
+
+
+def curves(run: TrainingRun) -> dict[str, Any]:
+    """{"train": {figure: [[step, value], ...]}, "validation": {...}}: what the page plots and the API serves."""
+    out: dict[str, dict[str, list[list[float]]]] = {"train": {}, "validation": {}}
+    for row in run.steps.order_by("split", "step"):
+        for name, value in row.values.items():
+            out.setdefault(row.split, {}).setdefault(name, []).append([row.step, value])
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the job body
+
+
+def _mark(run: TrainingRun, status: str, **fields_: Any) -> None:
+    values = {"status": status, **fields_}
+    if status in (TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED):
+        values["finished_at"] = timezone.now()
+    TrainingRun.objects.filter(pk=run.pk).update(**values)
+    for name, value in values.items():
+        setattr(run, name, value)
+
+
+def execute_training_run(run: TrainingRun, job: JobRun) -> dict[str, Any]:
+    if run.status == TrainingRun.Status.SUCCEEDED:
+        return {"training_run_id": run.pk, "figures": run.figures}
+    if manifest_sha256(run.export) != run.export_sha256:
+        raise JobError(f"export {run.export}'s manifest changed since the run was created")
+    _mark(run, TrainingRun.Status.RUNNING)
+    try:
+        if run.kind == TrainingRun.Kind.VIDEO_DPO:
+            figures = _run_video_dpo(run, job)
+        else:
+            figures = _run_reward_model(run, job)
+    except JobCancelled:
+        _mark(run, TrainingRun.Status.CANCELLED)
+        raise
+    except Exception:
+        _mark(run, TrainingRun.Status.FAILED)
+        raise
+    _mark(run, TrainingRun.Status.SUCCEEDED, figures=figures)
+    return {"training_run_id": run.pk, "figures": figures}
+
+
+def _media(relative: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+def export_records(export: PreferenceExport, dataset: str, split: str) -> list[dict[str, Any]]:
+    """One dataset's records of one split, from whichever format the export wrote."""
+    folder = _media(export.folder)
+    for fmt, reader in (("jsonl", read_jsonl), ("parquet", lambda p: read_parquet(p, dataset))):
+        path = folder / file_name(dataset, split, fmt)
+        if path.is_file():
+            return list(reader(path))
+    raise JobError(f"export {export} has no {dataset} file for the {split} split")
+
+
+def _load_backend(model: VideoModel, *, adapter: str | None = None) -> Any:
+    import torch
+
+    from generation.backends.diffusers_backend import DiffusersBackend
+    from generation.runs.planning import checkpoint_of
+
+    checkpoint, _ = checkpoint_of(model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return DiffusersBackend.load(
+        Path(checkpoint),
+        device=device,
+        adapter=Path(adapter) if adapter else None,
+        options=model.backend_options,
+    )
+
+
+def latents_folder(run: TrainingRun) -> Path:
+    """Where the pair latents of (export, base model, encode settings) live: shared by runs that agree."""
+    encode = {name: run.config[name] for name in ENCODE_DEFAULTS}
+    key = hashlib.sha256(
+        json.dumps(
+            {"export": run.export_sha256, "model": run.base_model_id, **encode}, sort_keys=True
+        ).encode()
+    ).hexdigest()[:16]
+    return _media(f"training/latents/{run.export.name}/v{run.export.version}/{key}")
+
+
+def prepare_pair_latents(run: TrainingRun, pipe: Any, progress: Callable[[int, int, str], None]) -> Path:
+    """VAE latents of every exported pair's videos and their prompt's text embeddings, written once."""
+    from metrics.video.decode import decode_video
+
+    from .training.encode import encode_text, encode_video
+    from .training.video_dpo import write_pair_latents
+
+    final = latents_folder(run)
+    if (final / "index.jsonl").is_file():
+        return final
+    records = [
+        (split, r) for split in ("train", "validation") for r in export_records(run.export, "pairs", split)
+    ]
+    if not any(r["label"] == 1.0 for split, r in records if split == "train"):
+        raise JobError(f"export {run.export} has no decided training pairs")
+    staging = final.parent / f".{final.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    size = {"height": run.config["height"], "width": run.config["width"], "num_frames": run.config["frames"]}
+    texts: dict[str, dict[str, Any]] = {}
+    try:
+        for done, (split, record) in enumerate(records):
+            progress(done, len(records), f"encoding pair {done + 1} of {len(records)}")
+            latents = [
+                encode_video(pipe, decode_video(_media(record[side]["original_file"])), **size)
+                for side in ("chosen", "rejected")
+            ]
+            prompt = record["prompt"]["text"]
+            if prompt not in texts:
+                texts[prompt] = encode_text(
+                    pipe, prompt, max_sequence_length=run.config["max_sequence_length"]
+                )
+            write_pair_latents(
+                staging,
+                record_id=record["record_id"],
+                prompt=prompt,
+                split=split,
+                chosen=latents[0],
+                rejected=latents[1],
+                conditioning=texts[prompt],
+                label=float(record["label"]),
+            )
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _run_video_dpo(run: TrainingRun, job: JobRun) -> dict[str, Any]:
+    from .training.video_dpo import (
+        DIFFUSERS_ADAPTER,
+        DPOConfig,
+        PairLatents,
+        VideoDPOTrainer,
+        latest_checkpoint,
+    )
+
+    config = DPOConfig(**{k: v for k, v in run.config.items() if k not in ENCODE_DEFAULTS})
+    backend = _load_backend(run.base_model)
+    folder = prepare_pair_latents(run, backend.pipe, lambda d, t, m: job.progress(0, config.max_steps, m))
+    for component in ("text_encoder", "vae"):  # only the transformer trains: free the accelerator's memory
+        if getattr(backend.pipe, component, None) is not None:
+            getattr(backend.pipe, component).to("cpu")
+    validation = PairLatents(folder, "validation")
+    output = _media(run.folder)
+    stop = {"asked": False}
+
+    def on_step(metrics: dict[str, float]) -> None:
+        step = int(metrics.get("step", 0))
+        record_step(run, step, {k: v for k, v in metrics.items() if k != "step"})
+        try:
+            job.progress(step, config.max_steps, f"step {step} of {config.max_steps}")
+        except JobCancelled:
+            stop["asked"] = True
+
+    trainer = VideoDPOTrainer(
+        backend.pipe.transformer,
+        DIFFUSERS_ADAPTER,
+        config,
+        PairLatents(folder, "train"),
+        output,
+        validation_data=validation if len(validation) else None,
+        on_step=on_step,
+        should_stop=lambda: stop["asked"],
+    )
+    checkpoint = latest_checkpoint(output)
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+    result = trainer.fit()
+    for row in result.get("validation", []):
+        record_step(run, int(row["step"]), {k: v for k, v in row.items() if k != "step"}, "validation")
+    if result["stopped"]:
+        raise JobCancelled()
+    figures = {"last": result["last"], "validation": result["validation"][-1] if result["validation"] else {}}
+    adapter = Path(result["adapter"])
+    register_tuned_model(run, adapter)
+    return figures
+
+
+def register_tuned_model(run: TrainingRun, adapter: Path) -> VideoModel:
+    """The finished run's model: the base checkpoint plus the trained adapter (idempotent)."""
+    from generation.services import create_video_model
+
+    if run.tuned_model_id is not None:
+        return run.tuned_model  # type: ignore[return-value]
+    base = run.base_model
+    existing = VideoModel.objects.filter(name=base.name, version=f"dpo-run-{run.pk}").first()
+    model = existing or create_video_model(
+        name=base.name,
+        version=f"dpo-run-{run.pk}",
+        kind=VideoModel.Kind.TUNED,
+        description=f"Video-DPO run {run.pk} on export {run.export} (manifest sha256 {run.export_sha256[:12]})",
+        base_model=base,
+        backend=base.backend,
+        adapter=str(adapter),
+        backend_options=dict(base.backend_options or {}),
+        default_settings=dict(base.default_settings or {}),
+    )
+    TrainingRun.objects.filter(pk=run.pk).update(tuned_model=model)
+    run.tuned_model = model
+    return model
+
+
+# ----------------------------------------------------------------------------------------- reward model
+
+
+def _clip() -> Any:
+    import torch
+
+    from metrics.automatic.tasks import _clip_scorer
+
+    scorer, _settings_row, reason = _clip_scorer("cuda" if torch.cuda.is_available() else "cpu")
+    if scorer is None:
+        raise JobError(reason)
+    return scorer
+
+
+def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
+    from metrics.video.decode import decode_video
+
+    from .training.reward_model import (
+        RewardConfig,
+        comparisons_from_pairs,
+        fit_reward_model,
+        save_reward_head,
+        video_features,
+    )
+
+    records = {split: export_records(run.export, "pairs", split) for split in ("train", "validation")}
+    videos: dict[str, tuple[str, str]] = {}  # video id -> (file, prompt)
+    for split_records in records.values():
+        for record in split_records:
+            for side in ("chosen", "rejected"):
+                info = record[side]
+                videos[info["video_id"]] = (info["original_file"], record["prompt"]["text"])
+    if not records["train"]:
+        raise JobError(f"export {run.export} has no training pairs")
+    scorer = _clip()
+    ids = sorted(videos)
+    job.progress(0, 2, f"CLIP features of {len(ids)} videos")
+    features = video_features(
+        scorer, [decode_video(_media(videos[v][0])) for v in ids], [videos[v][1] for v in ids]
+    )
+
+    def comparisons(split: str) -> list:
+        return comparisons_from_pairs(
+            [
+                {
+                    "chosen": r["chosen"]["video_id"],
+                    "rejected": r["rejected"]["video_id"],
+                    "label": r["label"],
+                }
+                for r in records[split]
+            ]
+        )
+
+    job.progress(1, 2, "training the head")
+    fitted = fit_reward_model(
+        features, ids, comparisons("train"), comparisons("validation"), config=RewardConfig(**run.config)
+    )
+    save_reward_head(
+        fitted.head, _media(run.folder) / "reward_head", extra={"export_sha256": run.export_sha256}
+    )
+    return {"validation": fitted.report, "videos": len(ids), "train_pairs": len(records["train"])}
+
+
+def reward_head_folder(run: TrainingRun) -> Path:
+    return _media(run.folder) / "reward_head"
+
+
+# ------------------------------------------------------------------------------ evaluate against the base
+
+
+def _evaluation_spec(run: TrainingRun, benchmark: Any, name: str = "", annotators: Any = ()) -> Any:
+    from annotation.campaigns import CampaignSpec
+    from annotation.models import Campaign
+
+    if run.tuned_model is None:
+        raise TrainingRunError("only a finished Video-DPO run has a tuned model to evaluate")
+    return CampaignSpec(
+        name=name or f"A/B {run.base_model} vs its DPO (run {run.pk})",
+        kind=Campaign.Kind.AB_SHARED_NOISE,
+        benchmark=benchmark,
+        models=[run.base_model, run.tuned_model],  # A: baseline, B: tuned
+        annotators=list(annotators),
+    )
+
+
+def start_evaluation_generation(
+    run: TrainingRun,
+    *,
+    benchmark: Any,
+    noise_per_prompt: int = 1,
+    settings_given: Mapping[str, Any] | None = None,
+    user: Any = None,
+) -> list[Any]:
+    """Generate, for base and tuned, the shared-noise videos an A/B campaign on `benchmark` needs (the
+    same noise ids for both, so each pair starts from identical latents). Returns the generation runs."""
+    from annotation.generation_needs import start_campaign_generation
+    from generation.services import GenerationError
+
+    spec = _evaluation_spec(run, benchmark)
+    try:
+        runs = start_campaign_generation(
+            spec, user=user, count=noise_per_prompt, settings=dict(settings_given or {})
+        )
+    except GenerationError as exc:
+        raise TrainingRunError(str(exc)) from None
+    evaluation = {
+        "benchmark_id": benchmark.pk,
+        "noise_per_prompt": noise_per_prompt,
+        "generation_run_ids": [r.pk for r in runs],
+    }
+    TrainingRun.objects.filter(pk=run.pk).update(evaluation=evaluation)
+    run.evaluation = evaluation
+    return runs
+
+
+def create_evaluation_campaign(
+    run: TrainingRun, *, annotators: Any = (), name: str = "", user: Any = None
+) -> Any:
+    """The A/B-with-shared-noise campaign (A: base, B: tuned) over the benchmark's shared-noise pairs."""
+    from annotation.campaigns import CampaignError, create_campaign
+    from generation.models import Benchmark
+
+    benchmark = Benchmark.objects.filter(pk=run.evaluation.get("benchmark_id")).first()
+    if benchmark is None:
+        raise TrainingRunError("generate the evaluation videos first (choose a benchmark)")
+    try:
+        campaign = create_campaign(_evaluation_spec(run, benchmark, name, annotators), created_by=user)
+    except CampaignError as exc:
+        raise TrainingRunError(str(exc)) from None
+    TrainingRun.objects.filter(pk=run.pk).update(evaluation_campaign=campaign)
+    run.evaluation_campaign = campaign
+    return campaign
+
+
+def evaluation_shares(run: TrainingRun) -> list[dict[str, Any]]:
+    """The overall A/B preference shares with their 95% intervals, from the campaign's results (the one
+    place they are computed); [] until the campaign has judgments."""
+    from metrics.human.results import OVERALL, ResultsError, campaign_results, find_table
+
+    if run.evaluation_campaign is None:
+        return []
+    try:
+        table = find_table(campaign_results(run.evaluation_campaign), "ab_shares")
+    except ResultsError:
+        return []
+    return [row for row in table["rows"] if row["category"] == OVERALL]
+
+
+# ------------------------------------------------------------------- applying a finished reward model
+
+APPLY_REWARD_TASK = "preference.tasks.apply_reward_model"
+
+
+def start_reward_scoring(
+    run: TrainingRun,
+    *,
+    model: VideoModel,
+    benchmark: Any,
+    on_policy_export: str = "",
+    min_gap: float = 0.5,
+    user: Any = None,
+) -> Any:
+    """Queue a gpu job that scores the model's ready videos on the benchmark with the run's reward model
+    (stored as AutoScore `reward_score`, beside CLIP and motion) and, with `on_policy_export`, publishes the
+    best-vs-worst pairs per prompt as the next version of that export, marked reward-model labelled."""
+    from evalsite.jobs import start_job
+
+    from .models import export_folder
+    from .services import _check_name
+
+    if run.kind != TrainingRun.Kind.REWARD_MODEL or run.status != TrainingRun.Status.SUCCEEDED:
+        raise TrainingRunError("only a finished reward-model run can score videos")
+    if not Video.objects.filter(model=model, prompt__benchmark=benchmark, status=Video.Status.READY).exists():
+        raise TrainingRunError(f"{model} has no ready videos on {benchmark}")
+    if not isinstance(min_gap, int | float) or min_gap < 0:
+        raise TrainingRunError("min_gap must be a number >= 0")
+    params: dict[str, Any] = {
+        "training_run_id": run.pk,
+        "model_id": model.pk,
+        "benchmark_id": benchmark.pk,
+        "min_gap": float(min_gap),
+    }
+    with transaction.atomic():
+        if on_policy_export:
+            from django.db.models import Max
+
+            from .export import ExportOptions
+            from .services import ExportError
+
+            try:
+                name = _check_name(on_policy_export)
+            except ExportError as exc:
+                raise TrainingRunError(str(exc)) from None
+            version = (PreferenceExport.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0) + 1
+            export = PreferenceExport.objects.create(
+                name=name,
+                version=version,
+                options=ExportOptions(formats=("jsonl",)).to_dict(),
+                folder=export_folder(name, version),
+                created_by=user if user is not None and user.is_authenticated else None,
+            )
+            params["export_id"] = export.pk
+        job = start_job(
+            APPLY_REWARD_TASK,
+            title=f"Reward model of run {run.pk} on {model} / {benchmark}",
+            params=params,
+            created_by=user,
+        )
+        if on_policy_export:
+            PreferenceExport.objects.filter(pk=params["export_id"]).update(job=job)
+    return job
+
+
+def apply_reward_model(job: JobRun) -> dict[str, Any]:
+    """The job body of `start_reward_scoring`; re-running it stores nothing twice."""
+    from generation.models import Benchmark
+    from metrics.automatic.models import AutoScore, ScoreSettings
+    from metrics.automatic.services import record_auto_scores, score_settings
+    from metrics.video.decode import decode_video
+
+    from .training.on_policy import score_candidates, select_pairs
+    from .training.reward_model import RewardScorer, load_reward_head
+
+    params = job.params
+    run = TrainingRun.objects.filter(pk=params.get("training_run_id")).first()
+    model = VideoModel.objects.filter(pk=params.get("model_id")).first()
+    benchmark = Benchmark.objects.filter(pk=params.get("benchmark_id")).first()
+    if run is None or model is None or benchmark is None:
+        raise JobError("the run, the model or the benchmark no longer exists")
+    videos = list(
+        Video.objects.filter(model=model, prompt__benchmark=benchmark, status=Video.Status.READY)
+        .select_related("prompt")
+        .order_by("prompt__position", "seed", "pk")
+    )
+    scorer = RewardScorer(_clip(), load_reward_head(reward_head_folder(run)))
+    settings_row = score_settings(
+        ScoreSettings.Family.REWARD,
+        {"training_run": run.pk, "export_sha256": run.export_sha256, "head": "overall"},
+        f"Reward model of training run {run.pk} (overall head, standardised on its validation videos)",
+    )
+    candidates = []
+    for done, video in enumerate(videos):
+        job.progress(done, len(videos), f"scoring video {done + 1} of {len(videos)}")
+        [candidate] = score_candidates(
+            scorer,
+            [decode_video(_media(video.original_file))],
+            video_ids=[video.public_id],
+            prompts=[video.prompt.text],
+            seeds=[video.seed if video.seed is not None else 0],
+        )
+        candidates.append(candidate)
+        record_auto_scores(video, {AutoScore.Metric.REWARD_SCORE: candidate.scores["overall"]}, settings_row)
+    result: dict[str, Any] = {"scored": len(videos)}
+    export = PreferenceExport.objects.filter(pk=params.get("export_id")).first()
+    if export is not None and not export.is_ready:
+        selection = select_pairs(candidates, min_gap=params["min_gap"], reward_model=f"training-run-{run.pk}")
+        _publish_on_policy_export(export, run, selection)
+        result |= {"export_id": export.pk, "pairs": len(selection.records)}
+    return result
+
+
+def _publish_on_policy_export(export: PreferenceExport, run: TrainingRun, selection: Any) -> None:
+    """Write reward-model pairs as an export version whose records read like the human ones (prompt and
+    video dicts, label 1.0), plus `label_source: "reward_model"` and both scores."""
+    from dataclasses import asdict
+
+    from . import selectors
+    from .export import SCHEMA_VERSION, ExportOptions, staged_folder, write_data_file, write_manifest
+    from .export import DataFile as ExportDataFile
+    from .pairs import SPLITS, split_by_prompt
+
+    options = ExportOptions.from_dict(export.options)
+    records = selection.records
+    ids = {r["chosen"] for r in records} | {r["rejected"] for r in records}
+    videos = selectors.exported_videos(ids)
+    rows = {v.public_id: v for v in Video.objects.filter(public_id__in=ids)}
+    prompts = selectors.prompt_infos({row.prompt_id for row in rows.values()})
+    prompt_of = {r["record_id"]: rows[r["chosen"]].prompt_id for r in records}
+    splits = split_by_prompt(
+        {pid: prompts[pid].text for pid in prompts},
+        seed=options.split_seed,
+        validation_fraction=options.validation_fraction,
+    )
+    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for record in records:
+        split = splits[prompt_of[record["record_id"]]]
+        by_split[split].append(
+            {
+                **record,
+                "split": split,
+                "prompt": asdict(prompts[prompt_of[record["record_id"]]]),
+                "chosen": asdict(videos[record["chosen"]]),
+                "rejected": asdict(videos[record["rejected"]]),
+            }
+        )
+    final = _media(export.folder)
+    with staged_folder(final) as staging:
+        entries = [write_data_file(staging, ExportDataFile("pairs", s, "jsonl", by_split[s])) for s in SPLITS]
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": export.name,
+            "version": export.version,
+            "options": options.to_dict(),
+            "label_source": "reward_model",
+            "reward_model": {"training_run": run.pk, "export_sha256": run.export_sha256},
+            "campaigns": [],
+            "counts": {
+                "records": {s: len(by_split[s]) for s in SPLITS},
+                "prompts_scored": selection.prompts,
+                "too_few_videos": selection.too_few_videos,
+                "gap_too_small": selection.gap_too_small,
+            },
+            "files": entries,
+        }
+        write_manifest(staging, manifest)
+    PreferenceExport.objects.filter(pk=export.pk).update(
+        manifest=manifest, status=PreferenceExport.Status.READY
+    )
