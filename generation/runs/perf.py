@@ -54,7 +54,6 @@ def time_one_video(
     from celery import current_app
     from django.db import transaction
 
-    import generation.tasks  # noqa: F401  (the batch task, run inline)
     from generation.models import GenerationRun, Video, VideoModel
     from generation.runs.planning import RunSpec, start_run
     from generation.services import load_benchmark
