@@ -229,6 +229,8 @@ class TextEncoders:
             input_ids=clip_inputs["input_ids"].to(self.device),
             attention_mask=clip_inputs["attention_mask"].to(self.device),
         ).last_hidden_state
+        # the released caption server hands the CLIP states over in bf16 whatever the DiT's dtype
+        clip_states = clip_states.to(torch.bfloat16)
         return TextEmbeddings(
             llm_states, tokens.attention_mask.to(self.device), clip_states, tokens.truncated
         )

@@ -99,15 +99,22 @@ def _randomize(module: nn.Module, seed: int) -> nn.Module:
     return module
 
 
-def tiny_parts(seed: int = 0) -> tuple[StepVideoDiT, VideoVAE, StepLLM, nn.Module]:
+def tiny_parts(
+    seed: int = 0,
+    *,
+    dit_config: DiTConfig = TINY_DIT,
+    vae_config: VAEConfig = TINY_VAE,
+    llm_config: StepLLMConfig = TINY_LLM,
+) -> tuple[StepVideoDiT, VideoVAE, StepLLM, nn.Module]:
     from transformers import BertConfig, BertModel
 
-    dit = _randomize(StepVideoDiT(TINY_DIT), seed)
-    vae = _randomize(VideoVAE(TINY_VAE), seed + 1)
-    llm = _randomize(StepLLM(TINY_LLM), seed + 2)
+    dit = _randomize(StepVideoDiT(dit_config), seed)
+    vae = _randomize(VideoVAE(vae_config), seed + 1)
+    llm = _randomize(StepLLM(llm_config), seed + 2)
+    assert dit_config.clip_channels is not None, "the tiny checkpoints have both text encoders"
     clip_config = BertConfig(
         vocab_size=len(tiny_vocabulary()),
-        hidden_size=TINY_CLIP_WIDTH,
+        hidden_size=dit_config.clip_channels,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=48,
@@ -126,14 +133,23 @@ def _save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
 
 
-def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
+def write_tiny_checkpoint(
+    folder: Path,
+    seed: int = 0,
+    *,
+    dit_config: DiTConfig = TINY_DIT,
+    vae_config: VAEConfig = TINY_VAE,
+    llm_config: StepLLMConfig = TINY_LLM,
+) -> Path:
     """Write a complete tiny checkpoint in the published layout; returns the folder."""
     folder = Path(folder)
-    dit, vae, llm, clip = tiny_parts(seed)
+    dit, vae, llm, clip = tiny_parts(
+        seed, dit_config=dit_config, vae_config=vae_config, llm_config=llm_config
+    )
 
     transformer = folder / "transformer"
     transformer.mkdir(parents=True, exist_ok=True)
-    (transformer / "config.json").write_text(json.dumps(TINY_DIT.to_dict(), indent=2))
+    (transformer / "config.json").write_text(json.dumps(dit_config.to_dict(), indent=2))
     state = dit.state_dict()
     keys = list(state)
     half = len(keys) // 2
@@ -150,14 +166,19 @@ def write_tiny_checkpoint(folder: Path, seed: int = 0) -> Path:
     )
 
     _save_safetensors(vae.state_dict(), folder / "vae" / "vae_v2.safetensors")
-    (folder / "vae" / "stepvideo_vae.json").write_text(json.dumps(TINY_VAE.to_dict(), indent=2))
+    (folder / "vae" / "stepvideo_vae.json").write_text(json.dumps(vae_config.to_dict(), indent=2))
 
     step_llm = folder / "step_llm"
     step_llm.mkdir(parents=True, exist_ok=True)
-    (step_llm / "config.json").write_text(json.dumps(TINY_LLM.to_dict(), indent=2))
+    (step_llm / "config.json").write_text(json.dumps(llm_config.to_dict(), indent=2))
     _save_safetensors(llm.state_dict(), step_llm / "model.safetensors")
     tiny_tokenizer(bert_style=False).backend_tokenizer.save(str(step_llm / "tokenizer.json"))  # type: ignore[attr-defined]
 
     clip.save_pretrained(str(folder / "hunyuan_clip" / "clip_text_encoder"))  # type: ignore[operator]
-    tiny_tokenizer(bert_style=True).save_pretrained(str(folder / "hunyuan_clip" / "tokenizer"))  # type: ignore[attr-defined]
+    clip_tokenizer = folder / "hunyuan_clip" / "tokenizer"
+    tiny_tokenizer(bert_style=True).save_pretrained(str(clip_tokenizer))  # type: ignore[attr-defined]
+    # the released tokenizer folder is a BERT vocab.txt (what the official code reads)
+    (clip_tokenizer / "vocab.txt").write_text(
+        "".join(f"{token}\n" for token in tiny_vocabulary()), encoding="utf-8"
+    )
     return folder
