@@ -129,3 +129,14 @@ def test_bad_options_and_incomplete_folders_are_named(tiny_checkpoint, tmp_path:
         load_backend("stepvideo", broken)
     with pytest.raises(CheckpointError, match="not a folder"):
         load_backend("stepvideo", tmp_path / "nothing")
+
+
+def test_offloaded_parts_and_sequential_guidance_give_the_same_video(tiny_backend, tiny_checkpoint):
+    request = GenerationRequest(prompts=["a cat"], settings=TINY, seeds=[9])
+    batched = tiny_backend.generate(request)[0]
+    options = {"offload": True, "sequential_guidance": True, "text_device": "cpu", "vae_device": "cpu"}
+    backend = load_backend("stepvideo", tiny_checkpoint, options=options)
+    assert next(backend.vae.parameters()).device.type == "cpu"
+    separate = backend.generate(request)[0]
+    backend.close()
+    assert np.abs(separate.frames.astype(int) - batched.frames.astype(int)).max() <= 1

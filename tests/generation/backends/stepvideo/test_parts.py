@@ -11,7 +11,14 @@ from generation.backends.base import CheckpointError
 from generation.backends.stepvideo import checkpoint, sampler
 from generation.backends.stepvideo.config import DiTConfig, StepLLMConfig, VAEConfig
 from generation.backends.stepvideo.dit import StepVideoDiT
-from generation.backends.stepvideo.text_encoders import LLM_BOS, LLM_EOS, LLM_PAD, StepLLM, llm_tokens
+from generation.backends.stepvideo.text_encoders import (
+    LLM_BOS,
+    LLM_EOS,
+    LLM_PAD,
+    StepLLM,
+    llm_tokens,
+    step_llm_tokenizer,
+)
 from generation.backends.stepvideo.tiny import TINY_DIT, TINY_LLM, TINY_VAE
 from generation.backends.stepvideo.vae import VideoVAE, latent_frames_for
 
@@ -230,3 +237,22 @@ def test_no_guidance_at_scale_one_runs_a_single_pass():
 
     sampler.denoise_step(velocity, torch.zeros(1, 3, 4, 2, 2), 0.0, 0.5, guidance_scale=1.0)
     assert calls == [1]
+
+
+def test_the_published_sentencepiece_tokenizer_is_read(tmp_path):
+    spm = pytest.importorskip("sentencepiece")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a cat runs on the grass\n一只猫在草地上跑\nred car in the city at night\n" * 50)
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(tmp_path / "step1_chat_tokenizer"),
+        vocab_size=30,
+        bos_id=LLM_BOS,
+        eos_id=LLM_EOS,
+        unk_id=0,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    pieces = step_llm_tokenizer(tmp_path)
+    processor = spm.SentencePieceProcessor(model_file=str(tmp_path / "step1_chat_tokenizer.model"))
+    assert pieces("猫在草地 a cat") == processor.encode_as_ids("猫在草地 a cat") != []
