@@ -39,7 +39,7 @@ from ..base import (
     check_stop,
     frames_to_uint8,
 )
-from . import checkpoint
+from . import checkpoint as layout
 from .config import (
     DEFAULT_FPS,
     DEFAULT_FRAMES,
@@ -164,7 +164,7 @@ class StepVideoBackend(Backend):
     @classmethod
     def load(
         cls,
-        checkpoint_dir: Path,
+        checkpoint: Path,
         *,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -182,16 +182,16 @@ class StepVideoBackend(Backend):
         variant = str(options.get("variant", "base"))
         if variant not in VARIANTS:
             raise BackendError(f"unknown Step-Video variant {variant!r}; one of {list(VARIANTS)}")
-        root = Path(checkpoint_dir)
-        checkpoint.check_layout(root)
+        root = Path(checkpoint)
+        layout.check_layout(root)
         main = torch.device(device)
         text_device = torch.device(options.get("text_device", main))
         vae_device = torch.device(options.get("vae_device", main))
         offload = _option_bool(options, "offload", False)
         try:
-            dit = checkpoint.load_dit(root, main, dtype)
-            vae = checkpoint.load_vae(root, torch.device("cpu") if offload else vae_device, dtype)
-            text = checkpoint.load_text_encoders(root, torch.device("cpu") if offload else text_device, dtype)
+            dit = layout.load_dit(root, main, dtype)
+            vae = layout.load_vae(root, torch.device("cpu") if offload else vae_device, dtype)
+            text = layout.load_text_encoders(root, torch.device("cpu") if offload else text_device, dtype)
         except torch.OutOfMemoryError as error:
             raise OutOfMemory(
                 "out of memory loading Step-Video", "set offload or text_device/vae_device"
@@ -218,7 +218,7 @@ class StepVideoBackend(Backend):
 
     def encode_prompts(self, prompts: list[str]) -> TextEmbeddings:
         if self.text_encoders is None:
-            self.text_encoders = checkpoint.load_text_encoders(
+            self.text_encoders = layout.load_text_encoders(
                 self.root, torch.device("cpu") if self.offload else self.text_device, self.dtype
             )
         encoders = self.text_encoders

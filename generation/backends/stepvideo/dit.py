@@ -85,7 +85,8 @@ class SelfAttention(nn.Module):
         self.k_norm = RMSNorm(head_dim)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        qkv = self.wqkv(x).view(*x.shape[:-1], self.heads, 3 * self.head_dim)
+        # heads from the width (-1): a tensor-parallel shard of whole heads works unchanged
+        qkv = self.wqkv(x).view(*x.shape[:-1], -1, 3 * self.head_dim)
         q, k, v = qkv.split(self.head_dim, dim=-1)
         q = rope_3d(self.q_norm(q), grid, self.rope_split)
         k = rope_3d(self.k_norm(k), grid, self.rope_split)
@@ -105,12 +106,8 @@ class CrossAttention(nn.Module):
         self.k_norm = RMSNorm(head_dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        q = self.wq(x).view(*x.shape[:-1], self.heads, self.head_dim)
-        k, v = (
-            self.wkv(context)
-            .view(*context.shape[:-1], self.heads, 2 * self.head_dim)
-            .split(self.head_dim, -1)
-        )
+        q = self.wq(x).view(*x.shape[:-1], -1, self.head_dim)
+        k, v = self.wkv(context).view(*context.shape[:-1], -1, 2 * self.head_dim).split(self.head_dim, -1)
         return self.wo(attention(self.q_norm(q), self.k_norm(k), v, mask).flatten(2))
 
 

@@ -140,3 +140,11 @@ def test_offloaded_parts_and_sequential_guidance_give_the_same_video(tiny_backen
     separate = backend.generate(request)[0]
     backend.close()
     assert np.abs(separate.frames.astype(int) - batched.frames.astype(int)).max() <= 1
+
+
+@pytest.mark.gpu
+def test_a_bf16_generation_on_the_gpu(tiny_checkpoint):
+    backend = load_backend("stepvideo", tiny_checkpoint, device="cuda", dtype=torch.bfloat16)
+    video = backend.generate(GenerationRequest(prompts=["a cat"], settings=TINY, seeds=[2]))[0]
+    backend.close()
+    assert video.frames.shape == (17, 16, 32, 3) and video.frames.std() > 0
