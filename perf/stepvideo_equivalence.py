@@ -308,6 +308,29 @@ def main() -> int:
         our_v = ours.dit(latents, timestep, our_text.llm_states, llm_mask, our_text.clip_states.float())
     report.compare("DiT forward (2 prompts of different lengths, masked)", our_v, ref_v, 1e-5)
 
+    # the same forward with both models in bf16 (the released dtype; the CPU's bf16 kernels)
+    with torch.inference_mode():
+        ref_dit.to(torch.bfloat16)
+        ref_bf16 = ref_dit(
+            hidden_states=latents.bfloat16(),
+            encoder_hidden_states=ref_caption["y"].bfloat16(),
+            encoder_hidden_states_2=ref_caption["clip_embedding"],
+            timestep=timestep.bfloat16(),
+            encoder_attention_mask=ref_caption["y_mask"],
+            return_dict=False,
+        )
+        ref_dit.float()
+        ours.dit.to(torch.bfloat16)
+        our_bf16 = ours.dit(
+            latents.bfloat16(),
+            timestep.bfloat16(),
+            our_text.llm_states.bfloat16(),
+            llm_mask,
+            our_text.clip_states,
+        )
+        ours.dit.float()
+    report.compare("DiT forward in bf16 (both models cast)", our_bf16, ref_bf16, 1e-2)
+
     extra = DiTConfig(**{**DIT.__dict__, "use_additional_conditions": True, "patch_size": 1})
     with torch.device("cpu"):
         our_extra = _randomize(StepVideoDiT(extra), 5).eval()

@@ -7,7 +7,7 @@ Load options (all optional):
     offload              keep the text encoders and the VAE on the CPU, moving each to its device only
                          while it runs (default False)
     free_text_encoders   drop the text encoders after each encoding, reloading them for the next
-                         generation (default True; frees ~20 GB next to the 30B DiT)
+                         generation (default True: Step-LLM is a large model of its own)
     sequential_guidance  run the conditional and unconditional passes one after the other instead of
                          as a batch of two (half the activation memory, same result; default False)
 

@@ -37,30 +37,47 @@ class RMSNorm(nn.Module):
         return normed.type_as(x) * self.weight
 
 
-def rope_1d(x: torch.Tensor, positions: torch.Tensor, base: float = 1e4) -> torch.Tensor:
-    """Rotary embedding on the last dim of x (B, S, H, D) in the half-split layout, positions (S,)."""
-    dim = x.shape[-1]
-    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, device=x.device, dtype=torch.float32) / dim))
-    angles = positions.to(x.device, torch.float32)[:, None] * inv_freq[None, :]
-    # cos/sin are taken in the activation dtype, as the released model computed them
-    angles = torch.cat((angles, angles), dim=-1).to(x.dtype)
-    cos, sin = angles.cos()[None, :, None, :], angles.sin()[None, :, None, :]
-    first, second = x[..., : dim // 2], x[..., dim // 2 :]
-    rotated = torch.cat((-second, first), dim=-1)
-    return x * cos + rotated * sin
+# One (cos, sin) pair per axis (frame, height, width), each (1, tokens, 1, channels of that axis).
+RopeTables = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def rope_3d(x: torch.Tensor, grid: tuple[int, int, int], split: tuple[int, int, int]) -> torch.Tensor:
-    """3D RoPE: head channels split into frame/height/width parts, each rotated by its own coordinate.
+def rope_tables(
+    grid: tuple[int, int, int],
+    split: tuple[int, int, int],
+    device: torch.device,
+    dtype: torch.dtype,
+    base: float = 1e4,
+) -> RopeTables:
+    """The 3D RoPE tables of a latent grid, computed once per forward and shared by every layer.
 
-    Tokens are ordered frame-major then row-major, as the patch embedding flattens them.
+    Head channels are split into frame/height/width parts, each rotated by its own coordinate (tokens
+    ordered frame-major, then row-major, as the patch embedding flattens them). cos/sin are taken in
+    the activation dtype, as the released model computed them.
     """
     frames, height, width = grid
-    f = torch.arange(frames).repeat_interleave(height * width)
-    h = torch.arange(height).repeat_interleave(width).repeat(frames)
-    w = torch.arange(width).repeat(frames * height)
-    parts = torch.split(x, list(split), dim=-1)
-    return torch.cat([rope_1d(p, pos) for p, pos in zip(parts, (f, h, w), strict=True)], dim=-1)
+    positions = (
+        torch.arange(frames, device=device).repeat_interleave(height * width),
+        torch.arange(height, device=device).repeat_interleave(width).repeat(frames),
+        torch.arange(width, device=device).repeat(frames * height),
+    )
+    tables = []
+    for dim, pos in zip(split, positions, strict=True):
+        inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim))
+        angles = pos.float()[:, None] * inv_freq[None, :]
+        angles = torch.cat((angles, angles), dim=-1).to(dtype)
+        tables.append((angles.cos()[None, :, None, :], angles.sin()[None, :, None, :]))
+    return tables
+
+
+def apply_rope(x: torch.Tensor, tables: RopeTables) -> torch.Tensor:
+    """Rotate each axis's channels of x (B, S, H, D) in the half-split layout."""
+    parts = torch.split(x, [cos.shape[-1] for cos, _ in tables], dim=-1)
+    out = []
+    for part, (cos, sin) in zip(parts, tables, strict=True):
+        half = part.shape[-1] // 2
+        rotated = torch.cat((-part[..., half:], part[..., :half]), dim=-1)
+        out.append(part * cos + rotated * sin)
+    return torch.cat(out, dim=-1)
 
 
 def attention(
@@ -73,23 +90,21 @@ def attention(
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, dim: int, head_dim: int, rope_split: tuple[int, int, int]):
+    def __init__(self, dim: int, head_dim: int):
         super().__init__()
         self.head_dim = head_dim
-        self.heads = dim // head_dim
-        self.rope_split = rope_split
         # per head: [q | k | v] side by side
         self.wqkv = nn.Linear(dim, 3 * dim, bias=False)
         self.wo = nn.Linear(dim, dim, bias=False)
         self.q_norm = RMSNorm(head_dim)
         self.k_norm = RMSNorm(head_dim)
 
-    def forward(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: RopeTables) -> torch.Tensor:
         # heads from the width (-1): a tensor-parallel shard of whole heads works unchanged
         qkv = self.wqkv(x).view(*x.shape[:-1], -1, 3 * self.head_dim)
         q, k, v = qkv.split(self.head_dim, dim=-1)
-        q = rope_3d(self.q_norm(q), grid, self.rope_split)
-        k = rope_3d(self.k_norm(k), grid, self.rope_split)
+        q = apply_rope(self.q_norm(q), rope)
+        k = apply_rope(self.k_norm(k), rope)
         return self.wo(attention(q, k, v).flatten(2))
 
 
@@ -135,11 +150,11 @@ class FeedForward(nn.Module):
 
 
 class StepVideoBlock(nn.Module):
-    def __init__(self, dim: int, head_dim: int, rope_split: tuple[int, int, int]):
+    def __init__(self, dim: int, head_dim: int):
         super().__init__()
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
-        self.attn1 = SelfAttention(dim, head_dim, rope_split)
+        self.attn1 = SelfAttention(dim, head_dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
         self.attn2 = CrossAttention(dim, head_dim)
         self.ff = FeedForward(dim)
@@ -151,11 +166,11 @@ class StepVideoBlock(nn.Module):
         context: torch.Tensor,
         modulation: torch.Tensor,
         mask: torch.Tensor | None,
-        grid: tuple[int, int, int],
+        rope: RopeTables,
     ) -> torch.Tensor:
         mod = self.scale_shift_table[None] + modulation.view(-1, 6, self.dim)
         shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=1)
-        x = x + gate_attn * self.attn1(self.norm1(x) * (1 + scale_attn) + shift_attn, grid)
+        x = x + gate_attn * self.attn1(self.norm1(x) * (1 + scale_attn) + shift_attn, rope)
         x = x + self.attn2(x, context, mask)
         return x + gate_mlp * self.ff(self.norm2(x) * (1 + scale_mlp) + shift_mlp)
 
@@ -254,10 +269,7 @@ class StepVideoDiT(nn.Module):
         p = config.patch_size
         self.pos_embed = PatchEmbed(p, config.in_channels, dim)
         self.transformer_blocks = nn.ModuleList(
-            [
-                StepVideoBlock(dim, config.attention_head_dim, config.rope_split)
-                for _ in range(config.num_layers)
-            ]
+            [StepVideoBlock(dim, config.attention_head_dim) for _ in range(config.num_layers)]
         )
         self.norm_out = nn.LayerNorm(
             dim, eps=config.norm_eps, elementwise_affine=config.norm_elementwise_affine
@@ -321,8 +333,9 @@ class StepVideoDiT(nn.Module):
         # (B, 1, Sk) broadcasts over the queries; None when nothing is masked (the fast kernels)
         mask = None if bool(keep.all()) else keep[:, None, :]
 
+        rope = rope_tables(grid, self.config.rope_split, x.device, x.dtype)
         for block in self.transformer_blocks:
-            x = block(x, context, modulation, mask, grid)
+            x = block(x, context, modulation, mask, rope)
 
         shift, scale = (self.scale_shift_table[None] + embedded[:, None]).chunk(2, dim=1)
         x = self.proj_out(self.norm_out(x) * (1 + scale) + shift)
