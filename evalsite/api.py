@@ -1,3 +1,4 @@
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -5,6 +6,7 @@ from rest_framework.response import Response
 
 from .jobs import JobStateError, cancel_job, retry_job
 from .models import Job
+from .query import QueryError, parse_choice, parse_uuid
 from .selectors import jobs_queryset
 
 
@@ -48,11 +50,17 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_queryset(self):
         params = self.request.query_params
         return jobs_queryset(
-            status=params.get("status"), kind=params.get("kind"), active=params.get("active") == "1"
+            status=parse_choice(params, "status", Job.Status.values),
+            kind=params.get("kind"),
+            active=parse_choice(params, "active", ("0", "1")) == "1",
         )
 
     def _act(self, pk, act):
-        job = get_object_or_404(Job, pk=pk)
+        try:
+            job_id = parse_uuid(pk)
+        except QueryError:
+            raise Http404("no such job") from None
+        job = get_object_or_404(Job, pk=job_id)
         try:
             job = act(job)
         except JobStateError as exc:

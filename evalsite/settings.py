@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "evalsite.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "evalsite.query.QueryErrorMiddleware",
 ]
 
 ROOT_URLCONF = "evalsite.urls"
@@ -167,7 +168,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["evalsite.permissions.IsManager"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "evalsite.query.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "evalsite.query.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "evalsite.query.exception_handler",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -1,15 +1,22 @@
+from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from evalsite.api import JobSerializer
+from evalsite.query import DB_INT_MAX, JSONParser, parse_choice, parse_id, protected_message
 
 from . import selectors
 from .models import Benchmark, Prompt, Refusal, Video, VideoModel
 from .services import GenerationError, create_video_model, mark_refused
 from .uploads import UploadError, check_generation_settings, start_import, upload_video
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
 
 
 class BenchmarkSerializer(serializers.ModelSerializer):
@@ -126,7 +133,7 @@ class VideoUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     model = serializers.PrimaryKeyRelatedField(queryset=VideoModel.objects.all())
     prompt = serializers.PrimaryKeyRelatedField(queryset=Prompt.objects.all())
-    seed = serializers.IntegerField(required=False, allow_null=True)
+    seed = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=DB_INT_MAX)
     noise_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
     generation_settings = serializers.JSONField(required=False)
 
@@ -216,10 +223,10 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         params = self.request.query_params
         return selectors.videos_queryset(
-            model=params.get("model"),
+            model=parse_id(params, "model"),
             benchmark=params.get("benchmark"),
-            prompt=params.get("prompt"),
-            status=params.get("status"),
+            prompt=parse_id(params, "prompt"),
+            status=parse_choice(params, "status", Video.Status.values),
         )
 
     def get_serializer_class(self):
@@ -251,7 +258,10 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     def perform_destroy(self, instance):
         from .services import delete_video
 
-        delete_video(instance)
+        try:
+            delete_video(instance)
+        except ProtectedError as exc:
+            raise Conflict(protected_message(exc)) from exc
 
     @action(detail=False, methods=["post"], url_path="import")
     def import_videos(self, request):
