@@ -1,7 +1,8 @@
 from django.http import Http404
-from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # a key of the wrong type is a 404, not a 500
 from rest_framework.response import Response
 
 from .jobs import JobStateError, cancel_job, retry_job
@@ -42,6 +43,15 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Job.Status.values),
+            OpenApiParameter("kind", str, description="task name"),
+            OpenApiParameter("active", str, enum=["0", "1"], description="1: queued or running only"),
+        ]
+    )
+)
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Jobs: list (filter with ?status=running&kind=...&active=1), detail, cancel and retry."""
 

@@ -1,7 +1,8 @@
 from django.db.models import ProtectedError
-from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # a key of the wrong type is a 404, not a 500
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -194,6 +195,15 @@ class BenchmarkViewSet(viewsets.ReadOnlyModelViewSet):
         return self.get_paginated_response(PromptSerializer(page, many=True).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("benchmark", str, description="benchmark slug"),
+            OpenApiParameter("category", str, description="category name"),
+            OpenApiParameter("tag", str, description="tag name or tag group"),
+        ]
+    )
+)
 class PromptViewSet(viewsets.ReadOnlyModelViewSet):
     """Prompts; filter with ?benchmark=<slug>&category=<name>&tag=<name or group>."""
 
@@ -213,6 +223,16 @@ class VideoModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return selectors.video_models_with_counts()
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("model", int, description="video model id"),
+            OpenApiParameter("prompt", int, description="prompt id"),
+            OpenApiParameter("benchmark", str, description="benchmark slug"),
+            OpenApiParameter("status", str, enum=Video.Status.values),
+        ]
+    )
+)
 class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """The video library. Filter with ?model=<id>&benchmark=<slug>&prompt=<id>&status=ready.
     POST a multipart form to upload one file; POST to import/ to bring many in as a job."""

@@ -6,7 +6,7 @@ nothing."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -356,6 +356,14 @@ class ImportReportSerializer(serializers.Serializer):
     summary = serializers.CharField()
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Campaign.Status.values),
+            OpenApiParameter("kind", str, enum=Campaign.Kind.values),
+        ]
+    )
+)
 class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Campaigns: list, create (validated by create_campaign; nothing stored on error), detail, and the
     actions below. Filter the list with ?status=active&kind=pairwise."""

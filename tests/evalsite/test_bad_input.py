@@ -52,8 +52,9 @@ def test_a_bad_page_number_shows_the_first_page(admin_client):
 @pytest.mark.parametrize(
     "url",
     [
-        "/api/preference-exports/abc/files/pairs.jsonl",
-        f"/api/preference-exports/{HUGE}/files/pairs.jsonl",
+        "/api/preference-exports/abc/files/pairs.jsonl/",
+        "/api/preference-exports/null,null/files/0/",
+        f"/api/preference-exports/{HUGE}/files/pairs.jsonl/",
         "/api/videos/abc/",
         f"/api/videos/{HUGE}/",
         "/api/jobs/abc/",
