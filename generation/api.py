@@ -7,7 +7,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from evalsite.api import JobSerializer
-from evalsite.query import DB_INT_MAX, JSONParser, parse_choice, parse_id, protected_message
+from evalsite.query import JSONParser, parse_choice, parse_id, protected_message
 
 from . import selectors
 from .models import Benchmark, Prompt, Refusal, Video, VideoModel
@@ -134,7 +134,7 @@ class VideoUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     model = serializers.PrimaryKeyRelatedField(queryset=VideoModel.objects.all())
     prompt = serializers.PrimaryKeyRelatedField(queryset=Prompt.objects.all())
-    seed = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=DB_INT_MAX)
+    seed = serializers.IntegerField(required=False, allow_null=True)  # its range: upload_video
     noise_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
     generation_settings = serializers.JSONField(required=False)
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from evalsite.jobs import start_job
 from evalsite.models import Job
 
-from .importing import check_import_root
+from .importing import check_db_limits, check_import_root
 from .models import Prompt, Video, VideoModel
 from .services import GenerationError, add_video
 
@@ -67,6 +67,7 @@ def upload_video(
 ) -> tuple[Video, Job | None]:
     """Check the upload by decoding it, store it, and queue its transcode. A rejected file leaves nothing."""
     generation_settings = check_generation_settings(generation_settings)
+    check_db_limits(Video, seed=seed, noise_id=noise_id, original_name=uploaded.name or "")
     suffix = Path(uploaded.name or "").suffix[:6]
     spooled = _spool(uploaded, suffix)
     try:

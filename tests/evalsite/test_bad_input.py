@@ -121,7 +121,7 @@ def test_upload_seed_beyond_the_database_is_a_400(admin_client, make_benchmark, 
         "/api/videos/", {"file": upload, "model": model.pk, "prompt": prompt.pk, "seed": 2**70}
     )
     assert response.status_code == 400, response.content
-    assert "seed" in response.json()
+    assert "seed" in response.json()["detail"]
     assert not Video.objects.exists()
 
 
@@ -132,3 +132,17 @@ def test_deleting_a_video_a_campaign_uses_is_a_409_and_keeps_it(admin_client, ca
     assert response.status_code == 409, response.content
     assert "campaign" in response.json()["detail"]
     assert Video.objects.filter(pk=video.pk).exists()
+
+
+def test_the_upload_page_refuses_a_seed_beyond_the_database(
+    admin_client, make_benchmark, make_video, tmp_path
+):
+    benchmark = make_benchmark(["a cat"])
+    model = VideoModel.objects.create(name="Alpha")
+    for field, value in [("seed", 2**70), ("prompt_position", 10**30)]:
+        upload = io.BytesIO(make_video(tmp_path / "a.mp4").read_bytes())
+        upload.name = "a.mp4"
+        form = {"file": upload, "model": model.pk, "benchmark": benchmark.pk, "prompt_position": 1, "seed": 1}
+        response = admin_client.post("/videos/", {**form, field: str(value)})
+        assert response.status_code == 200 and "less than or equal to" in response.content.decode(), field
+    assert not Video.objects.exists()

@@ -251,3 +251,56 @@ def test_api_archive_import_runs_as_a_job(
 def test_api_folder_import_outside_roots_is_a_400(admin_client, tmp_path, bench):
     response = admin_client.post("/api/videos/import/", {"root": str(tmp_path), "benchmark": "tiny"})
     assert response.status_code == 400 and "outside the folders" in response.json()["detail"]
+
+
+def test_the_plan_checks_every_database_limit_so_a_clean_plan_cannot_fail(bench, root, make_video, settings):
+    make_video(root / "ok.mp4", seed=1)
+    rows = [
+        {"path": "ok.mp4", "model": "Alpha", "prompt_position": 1, "seed": 10**20},
+        {"path": "ok.mp4", "model": "M" * 5000, "prompt_position": 1},
+        {"path": "ok.mp4", "model": "Alpha", "model_version": "v" * 101, "prompt_position": 1},
+        {"path": "ok.mp4", "model": "Alpha", "prompt_position": 1, "noise_id": "n" * 5000},
+        {"path": "ok.mp4", "model": "Alpha", "prompt_position": 10**30},
+        {"model": "Alpha", "prompt_position": 2, "refused": True, "refusal_reason": "r" * 501},
+    ]
+    (root / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    plan = plan_import(root, benchmark=bench, create_models=True)
+    errors = plan.errors
+    assert len(errors) == 6, errors
+    assert "line 1: seed 100000000000000000000: Ensure this value is less than or equal to" in errors[0]
+    assert "line 2: name 'MMMM" in errors[1] and "at most 200 characters" in errors[1]
+    assert "line 3: version" in errors[2] and "at most 100 characters" in errors[2]
+    assert "line 4: noise_id" in errors[3] and "at most 200 characters" in errors[3]
+    assert "line 5: position" in errors[4]
+    assert "line 6: reason" in errors[5] and "at most 500 characters" in errors[5]
+    with pytest.raises(GenerationError):
+        run_import(plan)
+    assert not VideoModel.objects.exists() and not Video.objects.exists() and media_files(settings) == []
+
+
+def test_a_run_that_fails_midway_leaves_nothing_behind(bench, root, make_video, settings, monkeypatch):
+    """All or nothing: the second file fails to transcode (a fault, not bad input), so the model the run
+    created, the first video and both files are removed again."""
+    import generation.importing as importing
+
+    make_video(root / "Gamma" / "1.mp4", seed=1)
+    make_video(root / "Gamma" / "2.mp4", seed=2)
+    (root / "Gamma" / "refused.txt").write_text("ignored", encoding="utf-8")
+    plan = plan_import(root, benchmark=bench, create_models=True)
+    assert plan.errors == []
+    real_process = importing.process_video
+    calls = []
+
+    def process_then_fail(video):
+        calls.append(video.pk)
+        if len(calls) == 2:
+            Video.objects.filter(pk=video.pk).update(status=Video.Status.FAILED, error="encoder crashed")
+            video.refresh_from_db()
+            return video
+        return real_process(video)
+
+    monkeypatch.setattr(importing, "process_video", process_then_fail)
+    with pytest.raises(GenerationError, match="encoder crashed"):
+        run_import(plan)
+    assert not VideoModel.objects.filter(name="Gamma").exists()
+    assert not Video.objects.exists() and media_files(settings) == []
