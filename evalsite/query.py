@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db.models import ProtectedError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions, pagination, parsers, status
 from rest_framework.response import Response
@@ -140,6 +141,34 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     from rest_framework.views import exception_handler as drf_exception_handler  # it imports this module
 
     return drf_exception_handler(exc, context)
+
+
+FORM_OVERHEAD_BYTES = 1024 * 1024  # the multipart envelope and the other fields of an upload form
+
+
+class RequestSizeMiddleware:
+    """Refuse a request whose declared Content-Length is over the largest upload (EVALSITE_MAX_UPLOAD_MB)
+    with a 413 before its body is read, so nothing is written to disk. It sits before the CSRF check,
+    which would read the body."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.EVALSITE_MAX_VIDEO_BYTES + FORM_OVERHEAD_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0  # Django's own parsing treats a malformed length as no body
+        if declared > limit:
+            message = (
+                f"the request is {declared / 2**20:.1f} MiB, over the limit of "
+                f"{settings.EVALSITE_MAX_VIDEO_BYTES / 2**20:.0f} MiB per file (EVALSITE_MAX_UPLOAD_MB)"
+            )
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=413)
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 class QueryErrorMiddleware:

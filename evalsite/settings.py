@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "evalsite.query.RequestSizeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +134,10 @@ MEDIA_ROOT = Path(os.environ.get("EVALSITE_MEDIA_ROOT", DATA_DIR / "media")).res
 MEDIA_URL = "/media/"
 # Largest video file accepted by upload or import.
 EVALSITE_MAX_VIDEO_BYTES = int(float(os.environ.get("EVALSITE_MAX_UPLOAD_MB", "2048")) * 1024 * 1024)
+# What an uploaded or imported zip may expand to: total size, number of files, compression ratio.
+EVALSITE_ARCHIVE_MAX_BYTES = int(float(os.environ.get("EVALSITE_ARCHIVE_MAX_MB", "20480")) * 1024 * 1024)
+EVALSITE_ARCHIVE_MAX_MEMBERS = int(os.environ.get("EVALSITE_ARCHIVE_MAX_MEMBERS", "10000"))
+EVALSITE_ARCHIVE_MAX_RATIO = float(os.environ.get("EVALSITE_ARCHIVE_MAX_RATIO", "50"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

@@ -11,7 +11,7 @@ from evalsite.query import JSONParser, parse_choice, parse_id, protected_message
 
 from . import selectors
 from .models import Benchmark, Prompt, Refusal, Video, VideoModel
-from .services import GenerationError, create_video_model, mark_refused
+from .services import GenerationError, ProvenanceConflict, create_video_model, mark_refused
 from .uploads import UploadError, check_generation_settings, start_import, upload_video
 
 
@@ -270,6 +270,8 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
                 generation_settings=data.get("generation_settings"),
                 user=request.user,
             )
+        except ProvenanceConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except (UploadError, GenerationError) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         body = {"video": VideoSerializer(video).data, "job": JobSerializer(job).data if job else None}

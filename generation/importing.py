@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
@@ -34,6 +35,7 @@ from .services import (
     delete_video,
     file_sha256,
     process_video,
+    provenance_conflict,
 )
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg"}
@@ -117,20 +119,75 @@ def check_import_root(root: Path, allowed_roots: list[Path] | None) -> Path:
     return root
 
 
-def extract_archive(archive: Path, destination: Path) -> Path:
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What an archive may expand to (settings EVALSITE_ARCHIVE_MAX_MB, _MAX_MEMBERS, _MAX_RATIO)."""
+
+    max_bytes: int
+    max_members: int
+    max_ratio: float
+
+    @classmethod
+    def from_settings(cls) -> ArchiveLimits:
+        return cls(
+            max_bytes=settings.EVALSITE_ARCHIVE_MAX_BYTES,
+            max_members=settings.EVALSITE_ARCHIVE_MAX_MEMBERS,
+            max_ratio=settings.EVALSITE_ARCHIVE_MAX_RATIO,
+        )
+
+
+RATIO_CHECKED_ABOVE = 1024 * 1024  # small members (a manifest) may compress far better than video
+
+
+def check_archive(zf: zipfile.ZipFile, archive_bytes: int, limits: ArchiveLimits) -> None:
+    """Refuse an archive by what its directory declares, before anything is unpacked. Unpacking then
+    writes at most the declared sizes (zipfile stops reading a member at its declared size)."""
+    members = [info for info in zf.infolist() if not info.is_dir()]
+    if len(members) > limits.max_members:
+        raise GenerationError(
+            f"holds {len(members)} files, over the limit of {limits.max_members} (EVALSITE_ARCHIVE_MAX_MEMBERS)"
+        )
+    total = sum(info.file_size for info in members)
+    if total > limits.max_bytes:
+        raise GenerationError(
+            f"unpacks to {total / 2**20:.0f} MiB, over the limit of {limits.max_bytes / 2**20:.0f} MiB "
+            "(EVALSITE_ARCHIVE_MAX_MB)"
+        )
+    for info in members:
+        if info.file_size > RATIO_CHECKED_ABOVE and info.file_size > limits.max_ratio * max(
+            info.compress_size, 1
+        ):
+            raise GenerationError(
+                f"member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f} times, "
+                f"over the limit of {limits.max_ratio:g} (EVALSITE_ARCHIVE_MAX_RATIO)"
+            )
+    if total > RATIO_CHECKED_ABOVE and total > limits.max_ratio * max(archive_bytes, 1):
+        raise GenerationError(
+            f"expands {total / max(archive_bytes, 1):.0f} times, over the limit of {limits.max_ratio:g} "
+            "(EVALSITE_ARCHIVE_MAX_RATIO)"
+        )
+
+
+def extract_archive(
+    archive: Path, destination: Path, *, limits: ArchiveLimits | None = None, shown_name: str | None = None
+) -> Path:
     """Unpack a zip into `destination`, refusing members that would land outside it, links and huge
-    expansions. Unpacks into a sibling folder first, so `destination` appears only when complete."""
+    expansions (`limits`, default: the settings). Unpacks into a sibling folder first, so `destination`
+    appears only when complete. Errors name the archive as `shown_name` (the uploaded file's name)."""
     if destination.exists():
         return destination
+    limits = limits or ArchiveLimits.from_settings()
+    name = shown_name or archive.name
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise GenerationError(f"{archive.name}: not a readable zip archive") from exc
+        raise GenerationError(f"{name}: not a readable zip archive") from exc
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         with zf:
+            check_archive(zf, archive.stat().st_size, limits)
             for info in zf.infolist():
                 if info.is_dir():
                     continue
@@ -144,7 +201,10 @@ def extract_archive(archive: Path, destination: Path) -> Path:
                     shutil.copyfileobj(src, dst)
     except GenerationError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise GenerationError(f"{archive.name}: {exc}") from exc
+        raise GenerationError(f"{name}: {exc}") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise GenerationError(f"{name}: a damaged or unsupported zip member ({exc})") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -359,10 +419,20 @@ def plan_import(
                 settings_value,
                 sha256=file_sha256(source),
             )
-            planned.already_present = bool(
-                model.pk
-                and Video.objects.filter(model=model, prompt=prompt, content_sha256=planned.sha256).exists()
+            present = (
+                Video.objects.filter(model=model, prompt=prompt, content_sha256=planned.sha256)
+                .select_related("model", "prompt")
+                .first()
+                if model.pk
+                else None
             )
+            planned.already_present = present is not None
+            if present is not None:
+                conflict = provenance_conflict(
+                    present, seed=seed, noise_id=noise_id, generation_settings=settings_value
+                )
+                if conflict:
+                    raise GenerationError(conflict)
             if not planned.already_present:
                 if model.pk and Refusal.objects.filter(model=model, prompt=prompt).exists():
                     raise GenerationError(f"{model} is marked as having refused prompt {prompt.position}")

@@ -112,12 +112,17 @@ def start_archive_import(archive: UploadedFile, options: dict, *, user=None) -> 
     stored = Path(settings.MEDIA_ROOT) / "tmp" / "archives" / spooled.name
     stored.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(spooled, stored)
-    return start_job(
-        IMPORT_VIDEOS_JOB,
-        title=f"{'Check' if options.get('dry_run') else 'Import'} archive {archive.name}",
-        params={**options, "archive": str(stored), "archive_name": archive.name},
-        created_by=user,
-    )
+    try:
+        job = start_job(
+            IMPORT_VIDEOS_JOB,
+            title=f"{'Check' if options.get('dry_run') else 'Import'} archive {archive.name}",
+            params={**options, "archive": str(stored), "archive_name": archive.name},
+            created_by=user,
+        )
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+    return job
 
 
 def start_folder_import(root: Path, options: dict, *, user=None) -> Job:
