@@ -112,3 +112,42 @@ def test_hostile_values_get_a_4xx(client, site, path, method, path_names, name, 
         data = body if isinstance(body, str) else json.dumps(body)
         response = getattr(client, method)(url, data, content_type="application/json")
     assert response.status_code < 500, (method, url, query, str(body)[:200], response.content[:300])
+
+
+def _site_pages() -> list[str]:
+    """Every page of the site (not the API) whose URL takes no arguments."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found = []
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, route)
+            elif isinstance(entry, URLPattern) and "<" not in route and "(" not in route:
+                found.append("/" + route.lstrip("^").rstrip("$"))
+
+    walk(get_resolver().url_patterns, "")
+    skipped = ("/api/", "/admin/", "/static/", "/accounts/logout/")
+    return sorted({p for p in found if not p.startswith(skipped)})
+
+
+FILTER_NAMES = ["model", "prompt", "benchmark", "status", "kind", "page", "campaign", "rounds", "category"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", HOSTILE)
+def test_site_pages_answer_hostile_filters_without_a_server_error(client, site, value):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username=MANAGER))
+    pages = _site_pages()
+    assert "/videos/" in pages and "/jobs/" in pages
+    failures = []
+    for page in pages:
+        response = client.get(page, dict.fromkeys(FILTER_NAMES, value))
+        if response.status_code >= 500:
+            failures.append((page, response.status_code))
+    assert failures == []
+    assert client.get("/videos/", {"model": value}).status_code == 400  # still signed in, and refused
