@@ -25,6 +25,7 @@ class CampaignError(ValueError):
 MAX_JUDGMENTS_PER_ITEM = 100
 MAX_REPEAT_FRACTION = 0.5
 MIN_CLAIM_TIMEOUT_S = 30
+MAX_CLAIM_TIMEOUT_S = 7 * 24 * 3600  # a week; the column holds far more, a claim should not
 
 MAX_SEED_PAIRS_PER_PROMPT = 6  # 4 seeds give 6 pairs; more seeds are paired with their neighbours only
 
@@ -70,17 +71,17 @@ def _check(spec: CampaignSpec) -> None:
             raise CampaignError(f"category {category.name!r} is not in benchmark {spec.benchmark.slug!r}")
     if spec.overlap not in Campaign.Overlap.values:
         raise CampaignError(f"unknown overlap {spec.overlap!r}")
-    if (
-        spec.overlap == Campaign.Overlap.K_PER_ITEM
-        and not 1 <= spec.judgments_per_item <= MAX_JUDGMENTS_PER_ITEM
-    ):
+    # checked for every overlap: the value is stored either way
+    if not 1 <= spec.judgments_per_item <= MAX_JUDGMENTS_PER_ITEM:
         raise CampaignError(f"judgments per item must be between 1 and {MAX_JUDGMENTS_PER_ITEM}")
     if spec.rubric_layout not in Campaign.RubricLayout.values:
         raise CampaignError(f"unknown rubric layout {spec.rubric_layout!r}")
     if not 0 <= spec.repeat_fraction <= MAX_REPEAT_FRACTION:
         raise CampaignError(f"the repeated share of items must be between 0 and {MAX_REPEAT_FRACTION}")
-    if spec.claim_timeout_s < MIN_CLAIM_TIMEOUT_S:
-        raise CampaignError(f"the claim timeout must be at least {MIN_CLAIM_TIMEOUT_S} seconds")
+    if not MIN_CLAIM_TIMEOUT_S <= spec.claim_timeout_s <= MAX_CLAIM_TIMEOUT_S:
+        raise CampaignError(
+            f"the claim timeout must be between {MIN_CLAIM_TIMEOUT_S} and {MAX_CLAIM_TIMEOUT_S} seconds"
+        )
     shown_text = spec.description.casefold()
     for model in spec.models:
         for word in {model.name, str(model)}:

@@ -8,7 +8,13 @@ from django.contrib.auth import get_user_model
 
 from generation.models import Benchmark, Category, VideoModel
 
-from .campaigns import MAX_JUDGMENTS_PER_ITEM, MAX_REPEAT_FRACTION, MIN_CLAIM_TIMEOUT_S, CampaignSpec
+from .campaigns import (
+    MAX_CLAIM_TIMEOUT_S,
+    MAX_JUDGMENTS_PER_ITEM,
+    MAX_REPEAT_FRACTION,
+    MIN_CLAIM_TIMEOUT_S,
+    CampaignSpec,
+)
 from .models import Campaign, Item
 from .selectors import annotator_group_members
 
@@ -80,7 +86,10 @@ class CampaignForm(forms.Form):
         help_text=f"share of items shown again, mirrored (0 to {MAX_REPEAT_FRACTION})",
     )
     claim_timeout_s = forms.IntegerField(
-        min_value=MIN_CLAIM_TIMEOUT_S, initial=900, label="Claim timeout (seconds)"
+        min_value=MIN_CLAIM_TIMEOUT_S,
+        max_value=MAX_CLAIM_TIMEOUT_S,
+        initial=900,
+        label="Claim timeout (seconds)",
     )
     description = forms.CharField(
         required=False,

@@ -1,10 +1,13 @@
-from django.shortcuts import get_object_or_404
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404  # a key of the wrong type is a 404, not a 500
 from rest_framework.response import Response
 
 from .jobs import JobStateError, cancel_job, retry_job
 from .models import Job
+from .query import QueryError, parse_choice, parse_uuid
 from .selectors import jobs_queryset
 
 
@@ -40,6 +43,15 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Job.Status.values),
+            OpenApiParameter("kind", str, description="task name"),
+            OpenApiParameter("active", str, enum=["0", "1"], description="1: queued or running only"),
+        ]
+    )
+)
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Jobs: list (filter with ?status=running&kind=...&active=1), detail, cancel and retry."""
 
@@ -48,11 +60,17 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_queryset(self):
         params = self.request.query_params
         return jobs_queryset(
-            status=params.get("status"), kind=params.get("kind"), active=params.get("active") == "1"
+            status=parse_choice(params, "status", Job.Status.values),
+            kind=params.get("kind"),
+            active=parse_choice(params, "active", ("0", "1")) == "1",
         )
 
     def _act(self, pk, act):
-        job = get_object_or_404(Job, pk=pk)
+        try:
+            job_id = parse_uuid(pk)
+        except QueryError:
+            raise Http404("no such job") from None
+        job = get_object_or_404(Job, pk=job_id)
         try:
             job = act(job)
         except JobStateError as exc:

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "evalsite.query.RequestSizeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -88,6 +89,7 @@ MIDDLEWARE = [
     "evalsite.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "evalsite.query.QueryErrorMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
@@ -177,6 +179,10 @@ MEDIA_ROOT = Path(os.environ.get("EVALSITE_MEDIA_ROOT", DATA_DIR / "media")).res
 MEDIA_URL = "/media/"
 # Largest video file accepted by upload or import.
 EVALSITE_MAX_VIDEO_BYTES = int(float(os.environ.get("EVALSITE_MAX_UPLOAD_MB", "2048")) * 1024 * 1024)
+# What an uploaded or imported zip may expand to: total size, number of files, compression ratio.
+EVALSITE_ARCHIVE_MAX_BYTES = int(float(os.environ.get("EVALSITE_ARCHIVE_MAX_MB", "20480")) * 1024 * 1024)
+EVALSITE_ARCHIVE_MAX_MEMBERS = int(os.environ.get("EVALSITE_ARCHIVE_MAX_MEMBERS", "10000"))
+EVALSITE_ARCHIVE_MAX_RATIO = float(os.environ.get("EVALSITE_ARCHIVE_MAX_RATIO", "50"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
@@ -217,7 +223,13 @@ REST_FRAMEWORK = {
         "evalsite.login_throttle.ThrottledBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["evalsite.permissions.IsManager"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "evalsite.query.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "evalsite.query.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "evalsite.query.exception_handler",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

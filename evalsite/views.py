@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 from .jobs import JobStateError, cancel_job, retry_job
 from .models import Job
 from .permissions import is_manager, manager_required
+from .query import parse_choice
 from .selectors import jobs_queryset
 
 
@@ -30,7 +31,7 @@ def home(request):
 
 @manager_required
 def job_list(request):
-    status = request.GET.get("status") or None
+    status = parse_choice(request.GET, "status", Job.Status.values)
     return render(
         request, "evalsite/job_list.html", {"jobs": jobs_queryset(status=status)[:200], "status": status}
     )

@@ -1,18 +1,25 @@
-from django.shortcuts import get_object_or_404
+from django.db.models import ProtectedError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.generics import get_object_or_404  # a key of the wrong type is a 404, not a 500
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from evalsite.api import JobSerializer
+from evalsite.query import JSONParser, parse_choice, parse_id, protected_message
 
 from . import selectors
 from .models import Benchmark, GenerationItem, GenerationRun, Prompt, Refusal, Video, VideoModel
 from .runs.planning import RunSpec, cancel_run, plan_run, retry_failed, run_progress, start_run
-from .services import GenerationError, create_video_model, mark_refused
+from .services import GenerationError, ProvenanceConflict, create_video_model, mark_refused
 from .uploads import UploadError, check_generation_settings, start_import, upload_video
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
 
 
 class BenchmarkSerializer(serializers.ModelSerializer):
@@ -135,7 +142,7 @@ class VideoUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     model = serializers.PrimaryKeyRelatedField(queryset=VideoModel.objects.all())
     prompt = serializers.PrimaryKeyRelatedField(queryset=Prompt.objects.all())
-    seed = serializers.IntegerField(required=False, allow_null=True)
+    seed = serializers.IntegerField(required=False, allow_null=True)  # its range: upload_video
     noise_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
     generation_settings = serializers.JSONField(required=False)
 
@@ -196,6 +203,15 @@ class BenchmarkViewSet(viewsets.ReadOnlyModelViewSet):
         return self.get_paginated_response(PromptSerializer(page, many=True).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("benchmark", str, description="benchmark slug"),
+            OpenApiParameter("category", str, description="category name"),
+            OpenApiParameter("tag", str, description="tag name or tag group"),
+        ]
+    )
+)
 class PromptViewSet(viewsets.ReadOnlyModelViewSet):
     """Prompts; filter with ?benchmark=<slug>&category=<name>&tag=<name or group>."""
 
@@ -215,6 +231,16 @@ class VideoModelViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return selectors.video_models_with_counts()
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("model", int, description="video model id"),
+            OpenApiParameter("prompt", int, description="prompt id"),
+            OpenApiParameter("benchmark", str, description="benchmark slug"),
+            OpenApiParameter("status", str, enum=Video.Status.values),
+        ]
+    )
+)
 class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """The video library. Filter with ?model=<id>&benchmark=<slug>&prompt=<id>&status=ready.
     POST a multipart form to upload one file; POST to import/ to bring many in as a job."""
@@ -225,10 +251,10 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         params = self.request.query_params
         return selectors.videos_queryset(
-            model=params.get("model"),
+            model=parse_id(params, "model"),
             benchmark=params.get("benchmark"),
-            prompt=params.get("prompt"),
-            status=params.get("status"),
+            prompt=parse_id(params, "prompt"),
+            status=parse_choice(params, "status", Video.Status.values),
         )
 
     def get_serializer_class(self):
@@ -252,6 +278,8 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
                 generation_settings=data.get("generation_settings"),
                 user=request.user,
             )
+        except ProvenanceConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except (UploadError, GenerationError) as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         body = {"video": VideoSerializer(video).data, "job": JobSerializer(job).data if job else None}
@@ -260,7 +288,10 @@ class VideoViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     def perform_destroy(self, instance):
         from .services import delete_video
 
-        delete_video(instance)
+        try:
+            delete_video(instance)
+        except ProtectedError as exc:
+            raise Conflict(protected_message(exc)) from exc
 
     @action(detail=False, methods=["post"], url_path="import")
     def import_videos(self, request):

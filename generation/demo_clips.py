@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from fractions import Fraction
 from functools import cache
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from .video_writer import write_frames
 
 CLIP_KINDS = ("smooth", "dropped_frames", "frozen", "jitter")
 DEMO_LABEL = "DEMO - synthetic clip"  # just "DEMO" where the frame is too narrow
@@ -69,15 +70,7 @@ def write_clip(frames: np.ndarray, path: str | os.PathLike[str], fps: int | Frac
     _count, height, width, _channels = frames.shape
     if width % 2 or height % 2:
         raise ValueError("H.264 in yuv420p needs even width and height")
-    with av.open(os.fspath(path), mode="w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
-        for pixels in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_frames(path, frames, rate=fps, crf=18, preset="veryfast", container_format="mp4")
 
 
 def demo_plan(

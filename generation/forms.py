@@ -1,5 +1,7 @@
 from django import forms
 
+from evalsite.query import DB_INT_MAX
+
 from .models import Benchmark, Prompt, VideoModel
 from .uploads import UploadError, check_generation_settings
 
@@ -46,8 +48,10 @@ class UploadForm(forms.Form):
     file = forms.FileField()
     model = forms.ModelChoiceField(queryset=VideoModel.objects.order_by("name", "version"))
     benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.order_by("name"))
-    prompt_position = forms.IntegerField(min_value=1, help_text="line of the prompt in the benchmark")
-    seed = forms.IntegerField(required=False)
+    prompt_position = forms.IntegerField(
+        min_value=1, max_value=DB_INT_MAX, help_text="line of the prompt in the benchmark"
+    )
+    seed = forms.IntegerField(required=False)  # its range is checked by upload_video
     noise_id = forms.CharField(required=False, max_length=200)
     generation_settings = forms.JSONField(
         required=False,

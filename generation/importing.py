@@ -22,11 +22,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 
 from .loaders import FileFormatError, csv_records, jsonl_records
 from .models import Benchmark, Prompt, Refusal, Video, VideoModel
-from .services import GenerationError, add_video, check_video_file, file_sha256, process_video
+from .services import (
+    GenerationError,
+    add_video,
+    check_video_file,
+    delete_video,
+    file_sha256,
+    process_video,
+    provenance_conflict,
+)
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg"}
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
@@ -109,20 +119,75 @@ def check_import_root(root: Path, allowed_roots: list[Path] | None) -> Path:
     return root
 
 
-def extract_archive(archive: Path, destination: Path) -> Path:
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What an archive may expand to (settings EVALSITE_ARCHIVE_MAX_MB, _MAX_MEMBERS, _MAX_RATIO)."""
+
+    max_bytes: int
+    max_members: int
+    max_ratio: float
+
+    @classmethod
+    def from_settings(cls) -> ArchiveLimits:
+        return cls(
+            max_bytes=settings.EVALSITE_ARCHIVE_MAX_BYTES,
+            max_members=settings.EVALSITE_ARCHIVE_MAX_MEMBERS,
+            max_ratio=settings.EVALSITE_ARCHIVE_MAX_RATIO,
+        )
+
+
+RATIO_CHECKED_ABOVE = 1024 * 1024  # small members (a manifest) may compress far better than video
+
+
+def check_archive(zf: zipfile.ZipFile, archive_bytes: int, limits: ArchiveLimits) -> None:
+    """Refuse an archive by what its directory declares, before anything is unpacked. Unpacking then
+    writes at most the declared sizes (zipfile stops reading a member at its declared size)."""
+    members = [info for info in zf.infolist() if not info.is_dir()]
+    if len(members) > limits.max_members:
+        raise GenerationError(
+            f"holds {len(members)} files, over the limit of {limits.max_members} (EVALSITE_ARCHIVE_MAX_MEMBERS)"
+        )
+    total = sum(info.file_size for info in members)
+    if total > limits.max_bytes:
+        raise GenerationError(
+            f"unpacks to {total / 2**20:.0f} MiB, over the limit of {limits.max_bytes / 2**20:.0f} MiB "
+            "(EVALSITE_ARCHIVE_MAX_MB)"
+        )
+    for info in members:
+        if info.file_size > RATIO_CHECKED_ABOVE and info.file_size > limits.max_ratio * max(
+            info.compress_size, 1
+        ):
+            raise GenerationError(
+                f"member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f} times, "
+                f"over the limit of {limits.max_ratio:g} (EVALSITE_ARCHIVE_MAX_RATIO)"
+            )
+    if total > RATIO_CHECKED_ABOVE and total > limits.max_ratio * max(archive_bytes, 1):
+        raise GenerationError(
+            f"expands {total / max(archive_bytes, 1):.0f} times, over the limit of {limits.max_ratio:g} "
+            "(EVALSITE_ARCHIVE_MAX_RATIO)"
+        )
+
+
+def extract_archive(
+    archive: Path, destination: Path, *, limits: ArchiveLimits | None = None, shown_name: str | None = None
+) -> Path:
     """Unpack a zip into `destination`, refusing members that would land outside it, links and huge
-    expansions. Unpacks into a sibling folder first, so `destination` appears only when complete."""
+    expansions (`limits`, default: the settings). Unpacks into a sibling folder first, so `destination`
+    appears only when complete. Errors name the archive as `shown_name` (the uploaded file's name)."""
     if destination.exists():
         return destination
+    limits = limits or ArchiveLimits.from_settings()
+    name = shown_name or archive.name
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise GenerationError(f"{archive.name}: not a readable zip archive") from exc
+        raise GenerationError(f"{name}: not a readable zip archive") from exc
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         with zf:
+            check_archive(zf, archive.stat().st_size, limits)
             for info in zf.infolist():
                 if info.is_dir():
                     continue
@@ -136,7 +201,10 @@ def extract_archive(archive: Path, destination: Path) -> Path:
                     shutil.copyfileobj(src, dst)
     except GenerationError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise GenerationError(f"{archive.name}: {exc}") from exc
+        raise GenerationError(f"{name}: {exc}") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise GenerationError(f"{name}: a damaged or unsupported zip member ({exc})") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -195,6 +263,23 @@ def _folder_rows(root: Path, model_name: str | None) -> list[tuple[str, dict]]:
     return rows
 
 
+def check_db_limits(model: type[models.Model], **values: object) -> None:
+    """Refuse values the database cannot store in `model`'s fields, read from the fields themselves
+    (max_length, the backend's integer range), so that a checked plan cannot fail when it is saved."""
+    problems = []
+    for name, value in values.items():
+        if value is None or value == "":
+            continue
+        field = model._meta.get_field(name)
+        try:
+            field.run_validators(value)
+        except ValidationError as exc:
+            shown = f"{value[:40]}…" if isinstance(value, str) and len(value) > 40 else value
+            problems.append(f"{name} {shown!r}: {' '.join(exc.messages)}")
+    if problems:
+        raise GenerationError("; ".join(problems))
+
+
 def _as_int(value: object, what: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -226,6 +311,7 @@ class _Resolver:
         if not name:
             raise GenerationError("no model named")
         key = (name, version)
+        check_db_limits(VideoModel, name=name, version=version)
         if key not in self.models:
             found = VideoModel.objects.filter(name=name, version=version).first()
             if found is None:
@@ -248,6 +334,7 @@ class _Resolver:
             raise GenerationError("no benchmark given (a 'benchmark' column or one for the whole import)")
         position = _as_int(record.get("prompt_position"), "prompt_position")
         if position is not None:
+            check_db_limits(Prompt, position=position)
             prompt = benchmark.prompts.filter(position=position).first()
             if prompt is None:
                 raise GenerationError(f"{benchmark.slug} has no prompt at position {position}")
@@ -293,9 +380,9 @@ def plan_import(
             if _as_bool(record.get("refused")):
                 if record.get("path"):
                     raise GenerationError("a refused row must not name a video path")
-                plan.refusals.append(
-                    PlannedRefusal(where, model, prompt, str(record.get("refusal_reason") or ""))
-                )
+                reason = str(record.get("refusal_reason") or "")
+                check_db_limits(Refusal, reason=reason)
+                plan.refusals.append(PlannedRefusal(where, model, prompt, reason))
                 continue
             relative = str(record.get("path") or "")
             source = safe_path(root, relative)
@@ -310,6 +397,8 @@ def plan_import(
                     raise GenerationError(f"settings is not valid JSON ({exc.msg})") from None
             if not isinstance(settings_value, dict):
                 raise GenerationError("settings must be a JSON object")
+            noise_id = str(record.get("noise_id") or "")
+            check_db_limits(Video, seed=seed, noise_id=noise_id, original_name=PurePosixPath(relative).name)
             if relative in seen_files:
                 raise GenerationError(f"{relative!r} is listed twice (also at {seen_files[relative]})")
             seen_files[relative] = where
@@ -326,14 +415,24 @@ def plan_import(
                 model,
                 prompt,
                 seed,
-                str(record.get("noise_id") or ""),
+                noise_id,
                 settings_value,
                 sha256=file_sha256(source),
             )
-            planned.already_present = bool(
-                model.pk
-                and Video.objects.filter(model=model, prompt=prompt, content_sha256=planned.sha256).exists()
+            present = (
+                Video.objects.filter(model=model, prompt=prompt, content_sha256=planned.sha256)
+                .select_related("model", "prompt")
+                .first()
+                if model.pk
+                else None
             )
+            planned.already_present = present is not None
+            if present is not None:
+                conflict = provenance_conflict(
+                    present, seed=seed, noise_id=noise_id, generation_settings=settings_value
+                )
+                if conflict:
+                    raise GenerationError(conflict)
             if not planned.already_present:
                 if model.pk and Refusal.objects.filter(model=model, prompt=prompt).exists():
                     raise GenerationError(f"{model} is marked as having refused prompt {prompt.position}")
@@ -357,9 +456,36 @@ def plan_import(
 def run_import(
     plan: ImportPlan, *, source: str = Video.Source.IMPORT, progress: ProgressFn | None = None
 ) -> dict:
-    """Bring in every planned video and refusal. Refuses a plan with errors. Safe to run again."""
+    """Bring in every planned video and refusal. Refuses a plan with errors. Safe to run again (a killed
+    run resumes). All or nothing: when a video fails, what this run added (models, refusals, videos and
+    their files) is removed again and the error raised."""
     if plan.errors:
         raise GenerationError(f"{len(plan.errors)} problem(s) found; nothing imported")
+    added = _Added()
+    try:
+        return _run_import(plan, source=source, progress=progress, added=added)
+    except BaseException:
+        added.undo()
+        raise
+
+
+@dataclass
+class _Added:
+    models: list[VideoModel] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    videos: list[Video] = field(default_factory=list)
+
+    def undo(self) -> None:
+        for video in self.videos:
+            delete_video(video)
+        with transaction.atomic():
+            Refusal.objects.filter(pk__in=[r.pk for r in self.refusals]).delete()
+            for model in self.models:
+                if not model.videos.exists():
+                    model.delete()
+
+
+def _run_import(plan: ImportPlan, *, source: str, progress: ProgressFn | None, added: _Added) -> dict:
     with transaction.atomic():
         for model in {id(p.model): p.model for p in [*plan.videos, *plan.refusals]}.values():
             if model.pk is None:
@@ -368,10 +494,13 @@ def run_import(
                     model.pk = existing.pk
                 else:
                     model.save()
+                    added.models.append(model)
         for refusal in plan.refusals:
-            Refusal.objects.get_or_create(
+            row, created = Refusal.objects.get_or_create(
                 model=refusal.model, prompt=refusal.prompt, defaults={"reason": refusal.reason}
             )
+            if created:
+                added.refusals.append(row)
     imported = skipped = 0
     total = len(plan.videos)
     for index, planned in enumerate(plan.videos):
@@ -388,6 +517,8 @@ def run_import(
             generation_settings=planned.settings,
             content_sha256=planned.sha256,
         )
+        if created:
+            added.videos.append(video)
         was_ready = video.status == Video.Status.READY
         video = process_video(video)
         if video.status == Video.Status.FAILED:

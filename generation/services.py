@@ -228,6 +228,30 @@ def check_video_file(path: Path) -> ProbedVideo:
         raise GenerationError(str(exc)) from exc
 
 
+class ProvenanceConflict(GenerationError):
+    """The file is already in the library for this model and prompt, recorded as made differently."""
+
+
+def provenance_conflict(
+    existing: Video, *, seed: int | None, noise_id: str, generation_settings: dict | None
+) -> str | None:
+    """What a new record of a file the library holds says differently (given values only), or None."""
+    differences = []
+    if seed is not None and seed != existing.seed:
+        differences.append(f"seed {existing.seed}, not {seed}")
+    if noise_id and noise_id != existing.noise_id:
+        differences.append(f"noise id {existing.noise_id!r}, not {noise_id!r}")
+    if generation_settings and generation_settings != existing.generation_settings:
+        differences.append("other generation settings")
+    if not differences:
+        return None
+    return (
+        f"this file is already in the library as video {existing.pk} ({existing.model}, prompt "
+        f"{existing.prompt.position}) with {'; '.join(differences)}; the same file cannot have two "
+        "provenances — correct the existing video or upload the file that was made this way"
+    )
+
+
 def add_video(
     *,
     model: VideoModel,
@@ -249,6 +273,11 @@ def add_video(
     sha = content_sha256 or file_sha256(source_path)
     existing = Video.objects.filter(model=model, prompt=prompt, content_sha256=sha).first()
     if existing is not None:
+        conflict = provenance_conflict(
+            existing, seed=seed, noise_id=noise_id, generation_settings=generation_settings
+        )
+        if conflict:
+            raise ProvenanceConflict(conflict)
         if not media_path(existing.original_file).exists():
             copy_atomically(source_path, media_path(existing.original_file))
         return existing, False

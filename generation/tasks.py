@@ -39,7 +39,9 @@ def import_videos(run: JobRun) -> dict:
         raise JobError(f"unknown benchmark {params['benchmark']!r}")
     try:
         if params.get("archive"):
-            root = extract_archive(Path(params["archive"]), archive_folder(run.job.pk))
+            root = extract_archive(
+                Path(params["archive"]), archive_folder(run.job.pk), shown_name=params.get("archive_name")
+            )
             allowed = None  # extracted by us, under MEDIA_ROOT
         else:
             root = Path(params["root"])
@@ -62,12 +64,12 @@ def import_videos(run: JobRun) -> dict:
     except GenerationError as exc:
         raise JobError(str(exc)) from exc
     finally:
-        # The unpacked copy goes once the job ends (a killed worker never gets here, so a retry reuses it);
-        # the uploaded archive itself stays until a real import has used it.
+        # The unpacked copy and the uploaded archive go once the job ends, whether it imported, was a dry run
+        # or failed (its content will not change; a fixed archive is uploaded again). A killed worker never
+        # gets here, so a redelivered or retried job finds both and resumes.
         if params.get("archive"):
             shutil.rmtree(archive_folder(run.job.pk), ignore_errors=True)
-    if params.get("archive"):
-        Path(params["archive"]).unlink(missing_ok=True)
+            Path(params["archive"]).unlink(missing_ok=True)
     return summary
 
 

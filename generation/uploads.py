@@ -14,7 +14,7 @@ from django.db import transaction
 from evalsite.jobs import start_job
 from evalsite.models import Job
 
-from .importing import check_import_root
+from .importing import check_db_limits, check_import_root
 from .models import Prompt, Video, VideoModel
 from .services import GenerationError, add_video
 
@@ -67,6 +67,7 @@ def upload_video(
 ) -> tuple[Video, Job | None]:
     """Check the upload by decoding it, store it, and queue its transcode. A rejected file leaves nothing."""
     generation_settings = check_generation_settings(generation_settings)
+    check_db_limits(Video, seed=seed, noise_id=noise_id, original_name=uploaded.name or "")
     suffix = Path(uploaded.name or "").suffix[:6]
     spooled = _spool(uploaded, suffix)
     try:
@@ -111,12 +112,17 @@ def start_archive_import(archive: UploadedFile, options: dict, *, user=None) -> 
     stored = Path(settings.MEDIA_ROOT) / "tmp" / "archives" / spooled.name
     stored.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(spooled, stored)
-    return start_job(
-        IMPORT_VIDEOS_JOB,
-        title=f"{'Check' if options.get('dry_run') else 'Import'} archive {archive.name}",
-        params={**options, "archive": str(stored), "archive_name": archive.name},
-        created_by=user,
-    )
+    try:
+        job = start_job(
+            IMPORT_VIDEOS_JOB,
+            title=f"{'Check' if options.get('dry_run') else 'Import'} archive {archive.name}",
+            params={**options, "archive": str(stored), "archive_name": archive.name},
+            created_by=user,
+        )
+    except BaseException:
+        stored.unlink(missing_ok=True)
+        raise
+    return job
 
 
 def start_folder_import(root: Path, options: dict, *, user=None) -> Job:

@@ -31,6 +31,8 @@ import av
 import av.error
 import numpy as np
 
+from .video_writer import VideoWriter
+
 MIN_SIDE = 16
 MAX_SIDE = 8192
 MAX_FPS = 1000
@@ -267,30 +269,22 @@ def _encode(
     crf: int,
     preset: str,
 ) -> None:
-    time_base = 1 / rate
-    # bitexact keeps the muxer from writing its own "encoder" tag; nothing else is copied from the source.
-    container_options = {"movflags": "+faststart", "fflags": "+bitexact"}
+    # VideoWriter's bitexact keeps the muxer from writing its own "encoder" tag; nothing else is copied
+    # from the source.
     with (
         av.open(str(src), mode="r") as source,
-        av.open(str(dst), mode="w", format="mp4", options=container_options) as out,
+        VideoWriter(
+            dst, width=out_width, height=out_height, rate=rate, crf=crf, preset=preset, container_format="mp4"
+        ) as out,
     ):
         in_stream = _video_stream(source, src.name)
-        out_stream = out.add_stream("libx264", rate=rate)
-        out_stream.width, out_stream.height = out_width, out_height
-        out_stream.pix_fmt = "yuv420p"
-        out_stream.codec_context.time_base = time_base
-        out_stream.options = {"crf": str(crf), "preset": preset}
         poster_written = False
         for index, frame in enumerate(source.decode(in_stream)):
             converted = _convert_frame(frame, out_width, out_height)
-            converted.pts, converted.time_base = index, time_base
             if index == poster_index:
                 converted.to_image().convert("RGB").save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY)
                 poster_written = True
-            for packet in out_stream.encode(converted):
-                out.mux(packet)
-        for packet in out_stream.encode():
-            out.mux(packet)
+            out.write(converted)
     if not poster_written:
         raise ValueError("the poster frame was not reached")
 
@@ -454,19 +448,14 @@ def _encode_to_format(
     crf: int,
     preset: str,
 ) -> None:
-    time_base = 1 / rate
     poster_index = int(frame_count * POSTER_POSITION)
-    container_options = {"movflags": "+faststart", "fflags": "+bitexact"}
     with (
         av.open(str(src), mode="r") as source,
-        av.open(str(dst), mode="w", format="mp4", options=container_options) as out,
+        VideoWriter(
+            dst, width=width, height=height, rate=rate, crf=crf, preset=preset, container_format="mp4"
+        ) as out,
     ):
         in_stream = _video_stream(source, src.name)
-        out_stream = out.add_stream("libx264", rate=rate)
-        out_stream.width, out_stream.height = width, height
-        out_stream.pix_fmt = "yuv420p"
-        out_stream.codec_context.time_base = time_base
-        out_stream.options = {"crf": str(crf), "preset": preset}
         written = 0
         for source_index, frame in enumerate(source.decode(in_stream)):
             if written == frame_count:
@@ -476,15 +465,10 @@ def _encode_to_format(
                 if boxed is None:
                     boxed = av.VideoFrame.from_ndarray(_letterbox(frame, width, height), format="rgb24")
                 # reformat makes a new frame, so a repeated source frame gets a pts of its own.
-                converted = boxed.reformat(format="yuv420p")
-                converted.pts, converted.time_base = written, time_base
                 if written == poster_index:
                     boxed.to_image().save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY)
-                for packet in out_stream.encode(converted):
-                    out.mux(packet)
+                out.write(boxed.reformat(format="yuv420p"))
                 written += 1
-        for packet in out_stream.encode():
-            out.mux(packet)
     if written != frame_count:
         raise ValueError(f"only {written} of {frame_count} frames could be made")
 

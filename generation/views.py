@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from evalsite.http import ranged_file_response
 from evalsite.permissions import manager_required
+from evalsite.query import parse_choice, parse_id
 
 from . import selectors
 from .forms import GenerationRunForm, ImportForm, RefusalForm, UploadForm, VideoModelForm
@@ -131,9 +132,9 @@ def video_list(request):
             return redirect("video-detail", pk=video.pk)
     params = request.GET
     videos = selectors.videos_queryset(
-        model=params.get("model") or None,
+        model=parse_id(params, "model"),
         benchmark=params.get("benchmark") or None,
-        status=params.get("status") or None,
+        status=parse_choice(params, "status", Video.Status.values),
     )
     page = Paginator(videos, 48).get_page(params.get("page"))
     return render(

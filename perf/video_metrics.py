@@ -346,7 +346,7 @@ def _canvas(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 def synthesize_pair(job: tuple[int, str, int, int, int]) -> float:
     """Write gt_{i}.mp4 and rc_{i}.mp4: a panning synthetic scene, and the same with blocky noise (H.264)."""
-    import av
+    from generation.video_writer import VideoWriter
 
     index, folder, frames, height, width = job
     began = time.perf_counter()
@@ -366,11 +366,16 @@ def synthesize_pair(job: tuple[int, str, int, int, int]) -> float:
     for name, plane in (("gt", luma), ("rc", noisy_luma)):
         final_path = os.path.join(folder, f"{name}_{index:05d}.mp4")
         partial_path = final_path + ".partial.mp4"  # renamed when complete, so a crash leaves no half file
-        with av.open(partial_path, mode="w") as container:
-            stream = container.add_stream("libx264", rate=25)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = {"preset": "ultrafast", "crf": "18"}
-            stream.codec_context.thread_count = 1
+        with VideoWriter(
+            partial_path,
+            width=width,
+            height=height,
+            rate=25,
+            crf=18,
+            preset="ultrafast",
+            threads=1,
+            container_format="mp4",
+        ) as out:
             for t in range(frames):
                 y0, x0 = 2 * frames + dy * t, 2 * frames + dx * t
                 buffer = np.empty((height * 3 // 2, width), dtype=np.uint8)
@@ -383,10 +388,7 @@ def synthesize_pair(job: tuple[int, str, int, int, int]) -> float:
                 buffer[height + quarter :] = chroma_v[cy : cy + height // 2, cx : cx + width // 2].reshape(
                     quarter, width
                 )
-                for packet in stream.encode(av.VideoFrame.from_ndarray(buffer, format="yuv420p")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+                out.write(buffer, pixel_format="yuv420p")
         os.replace(partial_path, final_path)
     return time.perf_counter() - began
 

@@ -79,25 +79,26 @@ def write_test_video(
     codec: str = "libx264",
 ) -> Path:
     """A small real video: moving noise blocks, different for every seed (so files differ in content)."""
-    import av
     import numpy as np
+
+    from generation.video_writer import write_frames
 
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        if title:
-            container.metadata["title"] = title
-            container.metadata["comment"] = title
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.roll(base, 2 * i, axis=1), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    metadata = {"title": title, "comment": title} if title else None
+    frames_ = (np.roll(base, 2 * i, axis=1) for i in range(frames))
+    write_frames(
+        path,
+        frames_,
+        rate=fps,
+        width=width,
+        height=height,
+        codec=codec,
+        crf=None,
+        preset=None,
+        metadata=metadata,
+    )
     return path
 
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404  # a key of the wrong type is a 404, not a 500
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from evalsite.query import JSONParser, parse_choice, parse_id
 from generation.models import Benchmark, Category, VideoModel
 
 from .. import importing, quality, selectors, services
@@ -368,6 +369,14 @@ class ImportReportSerializer(serializers.Serializer):
     summary = serializers.CharField()
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Campaign.Status.values),
+            OpenApiParameter("kind", str, enum=Campaign.Kind.values),
+        ]
+    )
+)
 class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Campaigns: list, create (validated by create_campaign; nothing stored on error), detail, and the
     actions below. Filter the list with ?status=active&kind=pairwise."""
@@ -378,10 +387,10 @@ class CampaignViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         campaigns = selectors.campaigns_with_progress().prefetch_related("categories", "annotators")
         params = self.request.query_params
-        if params.get("status"):
-            campaigns = campaigns.filter(status=params["status"])
-        if params.get("kind"):
-            campaigns = campaigns.filter(kind=params["kind"])
+        if status_ := parse_choice(params, "status", Campaign.Status.values):
+            campaigns = campaigns.filter(status=status_)
+        if kind := parse_choice(params, "kind", Campaign.Kind.values):
+            campaigns = campaigns.filter(kind=kind)
         return campaigns
 
     def get_serializer_class(self):
@@ -689,16 +698,10 @@ class JudgmentViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         params = self.request.query_params
-        campaign = params.get("campaign") or None
-        if campaign is not None and not campaign.isdecimal():  # isdigit() passes "²", which int() refuses
-            raise ValidationError({"campaign": ["give the campaign's id (a whole number)"]})
-        source = params.get("source") or None
-        if source is not None and source not in Judgment.Source.values:
-            raise ValidationError({"source": [f"expected one of {', '.join(Judgment.Source.values)}"]})
         return selectors.judgments_queryset(
-            campaign=int(campaign) if campaign else None,
+            campaign=parse_id(params, "campaign"),
             annotator=params.get("annotator") or None,
-            source=source,
+            source=parse_choice(params, "source", Judgment.Source.values),
         )
 
 

@@ -32,6 +32,7 @@ import av
 import numpy as np
 import torch
 
+from generation.video_writer import write_frames
 from metrics.video.pyav_frames import (
     LengthMismatch,
     PathLike,
@@ -471,28 +472,13 @@ def write_video(
     codec: str = "libx264",
     options: dict[str, str] | None = None,
 ) -> None:
-    """Encode uint8 RGB frames `(T, H, W, 3)` with PyAV (for tests and synthetic benchmarks).
+    """Encode uint8 RGB frames `(T, H, W, 3)` (array or tensor) for tests and synthetic benchmarks, through
+    the code base's one encoder (`generation.video_writer`, pure PyAV).
 
     "libx264" stores yuv420p (lossy); "libx264rgb" with options {"qp": "0"} and "ffv1" store RGB losslessly.
     """
     array = frames.cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"expected uint8 (T, H, W, 3) frames, got {array.dtype} {array.shape}")
-    pixel_formats = {"libx264": "yuv420p", "libx264rgb": "rgb24", "ffv1": "bgr0"}
-    with av.open(os.fspath(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        if not isinstance(stream, av.video.stream.VideoStream):
-            raise ValueError(f"{codec} is not a video codec")
-        stream.width, stream.height = int(array.shape[2]), int(array.shape[1])
-        stream.pix_fmt = pixel_formats.get(codec, "yuv420p")
-        if options:
-            codec_options: dict[str, object] = dict(options)
-            stream.options = codec_options
-        for image in array:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_frames(path, array, rate=fps, codec=codec, options=options)
 
 
 __all__ = [

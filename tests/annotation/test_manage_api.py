@@ -126,7 +126,7 @@ def test_manager_creates_a_campaign_by_api(api, library, annotators):
         ({"models": "first only"}, ("detail", "a pairwise campaign compares two models; got 1")),
         ({"description": "Alpha is the baseline"}, ("detail", "the instructions name a compared model")),
         ({"repeat_fraction": 0.75}, ("detail", "between 0 and 0.5")),
-        ({"claim_timeout_s": 1}, ("detail", "at least 30 seconds")),
+        ({"claim_timeout_s": 1}, ("detail", "between 30 and 604800 seconds")),
         ({"judgments_per_item": 0}, ("detail", "between 1 and 100")),
         ({"judgments_per_item": 101}, ("detail", "between 1 and 100")),  # the web form's bound too
     ],
@@ -327,16 +327,15 @@ def test_a_campaign_key_that_is_not_a_number_is_a_404_on_every_campaign_endpoint
     assert campaign.status == "active" and campaign.items.get().gold_answer == ""
 
 
-@pytest.mark.parametrize("key", ["²", "abc", "-1", "1.0", " "])
-def test_the_judgments_list_refuses_a_campaign_filter_that_is_not_a_whole_number(api, key):
+@pytest.mark.parametrize("key", ["²", "abc", "-1", "0", "1.0", "1_0", "9" * 20])
+def test_the_judgments_list_refuses_a_campaign_filter_that_is_not_an_id(api, key):
     response = api.get("/api/judgments/", {"campaign": key})
     assert response.status_code == 400
-    assert response.json() == {"campaign": ["give the campaign's id (a whole number)"]}
+    assert response.json() == {"campaign": [f"give the id (a whole number from 1 to {2**63 - 1})"]}
 
 
-def test_a_campaign_filter_beyond_the_databases_integers_matches_nothing(api):
-    response = api.get("/api/judgments/", {"campaign": "9" * 20})
-    assert response.status_code == 200 and response.json()["count"] == 0
+def test_a_blank_campaign_filter_is_no_filter(api):
+    assert api.get("/api/judgments/", {"campaign": " "}).status_code == 200
 
 
 def test_openapi_schema_describes_the_manager_endpoints(admin_client):

@@ -196,3 +196,33 @@ def test_a_retried_transcode_clears_what_a_crashed_attempt_left(bench, model, ma
     neighbour.write_bytes(b"another video's transcode in progress")
     assert process_video(video).status == Video.Status.READY
     assert not crashed.exists() and neighbour.exists()
+
+
+def test_the_same_file_with_another_provenance_is_a_409_that_says_so(
+    admin_client, bench, model, make_video, tmp_path
+):
+    prompt = bench.prompts.get(position=1)
+    data = make_video(tmp_path / "a.mp4", seed=1).read_bytes()
+    assert upload(admin_client, data, "a.mp4", model, prompt, seed=1, noise_id="n1").status_code == 201
+    for change, said in [({"seed": 2}, "seed 1, not 2"), ({"noise_id": "n2"}, "noise id 'n1', not 'n2'")]:
+        response = upload(
+            admin_client, data, "a.mp4", model, prompt, **{"seed": 1, "noise_id": "n1", **change}
+        )
+        assert response.status_code == 409 and said in response.json()["detail"], response.content
+    assert list(Video.objects.values_list("seed", "noise_id")) == [(1, "n1")]
+
+
+def test_an_upload_over_the_limit_is_refused_by_its_declared_length_before_it_is_read(
+    admin_client, settings, tmp_path
+):
+    settings.EVALSITE_MAX_VIDEO_BYTES = 1024
+    body = b"x" * 10
+    response = admin_client.generic(
+        "POST",
+        "/api/videos/",
+        body,
+        content_type="multipart/form-data; boundary=zzz",
+        CONTENT_LENGTH=str(5 * 2**20),
+    )
+    assert response.status_code == 413 and "EVALSITE_MAX_UPLOAD_MB" in response.json()["detail"]
+    assert stored_files(settings) == []

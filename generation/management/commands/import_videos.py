@@ -1,4 +1,5 @@
 import json
+import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -25,19 +26,23 @@ class Command(BaseCommand):
         parser.add_argument("--create-models", action="store_true", help="create models the import names")
         parser.add_argument("--dry-run", action="store_true")
 
-    def handle(self, *args, source: Path, manifest, benchmark, model, create_models, dry_run, **options):
+    def handle(self, *args, source: Path, **options):
+        if source.suffix.lower() != ".zip":
+            return self._import(source, **options)
+        with tempfile.TemporaryDirectory(prefix="evalsite-import-") as unpacked:  # removed however it ends
+            try:
+                folder = extract_archive(source, Path(unpacked) / "archive")
+            except GenerationError as exc:
+                raise CommandError(str(exc)) from exc
+            return self._import(folder, **options)
+
+    def _import(self, source: Path, *, manifest, benchmark, model, create_models, dry_run, **options):
         bench = None
         if benchmark:
             bench = Benchmark.objects.filter(slug=benchmark).first()
             if bench is None:
                 raise CommandError(f"unknown benchmark {benchmark!r}")
         try:
-            if source.suffix.lower() == ".zip":
-                import tempfile
-
-                source = extract_archive(
-                    source, Path(tempfile.mkdtemp(prefix="evalsite-import-")) / "archive"
-                )
             plan = plan_import(
                 source, manifest=manifest, benchmark=bench, model_name=model, create_models=create_models
             )
