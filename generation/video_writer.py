@@ -48,8 +48,10 @@ class VideoWriter:
         container_format: str | None = None,
         metadata: Mapping[str, str] | None = None,
         threads: int | None = None,
+        pixel_format: str | None = None,
     ) -> None:
-        self.pix_fmt = PIXEL_FORMATS.get(codec, "yuv420p")  # other codecs: tests' sources in other formats
+        # other codecs: tests' sources in other formats; `pixel_format` overrides (yuv444p originals)
+        self.pix_fmt = pixel_format or PIXEL_FORMATS.get(codec, "yuv420p")
         if self.pix_fmt == "yuv420p" and (width % 2 or height % 2):
             raise ValueError(f"{codec} in yuv420p needs an even width and height, got {width}x{height}")
         self.rate = Fraction(rate)

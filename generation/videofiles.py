@@ -31,7 +31,7 @@ import av
 import av.error
 import numpy as np
 
-from .video_writer import VideoWriter
+from .video_writer import VideoWriter, write_frames
 
 MIN_SIDE = 16
 MAX_SIDE = 8192
@@ -317,24 +317,17 @@ def encode_frames(
         raise ValueError(
             f"expected (frames, height, width, 3) uint8 frames, got {frames.shape} {frames.dtype}"
         )
-    rate = Fraction(fps).limit_denominator(1001)
     tmp = temporary_beside(dst, ".mp4")
     try:
-        options = {"movflags": "+faststart", "fflags": "+bitexact"}
-        with av.open(str(tmp), mode="w", format="mp4", options=options) as out:
-            stream = out.add_stream("libx264", rate=rate)
-            stream.height, stream.width = int(frames.shape[1]), int(frames.shape[2])
-            stream.pix_fmt = "yuv444p"
-            stream.codec_context.time_base = 1 / rate
-            stream.options = {"crf": str(GENERATED_CRF), "preset": DEFAULT_PRESET}
-            for index, rgb in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                frame = frame.reformat(format="yuv444p")
-                frame.pts, frame.time_base = index, 1 / rate
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
+        write_frames(
+            tmp,
+            frames,
+            rate=Fraction(fps).limit_denominator(1001),
+            container_format="mp4",
+            pixel_format="yuv444p",
+            crf=GENERATED_CRF,
+            preset=DEFAULT_PRESET,
+        )
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
