@@ -18,7 +18,7 @@ What it does, in one run on one machine:
    (`torch.nn.attention.sdpa_kernel(SDPBackend.FLASH_ATTENTION)`: a call that cannot use it fails instead
    of falling back), and prints the MFU of one transformer forward at the run's shape: FLOPs counted by
    `torch.utils.flop_counter.FlopCounterMode`, time by CUDA events, peak from `--peak-tflops` or the
-   device's name (H200: 790 bf16 TFLOP/s, the figure this project measures against; H100: 989 dense).
+   device's name (perf/gpu_peak.py: H200 790 bf16 TFLOP/s).
 
 Examples:
     .venv/bin/python perf/generation.py --tiny                  # CPU, seconds
@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from generation.backends import GenerationRequest, load_backend
 from generation.backends.diffusers_backend import DiffusersBackend
 from generation.backends.tiny import make_tiny_wan, tiny_tokenizer
+from perf.gpu_peak import peak_bf16_tflops
 
 PROMPT = "A red fox runs through a snowy forest at dawn, the camera tracking it from the side"
 NEGATIVE = "blurry, static, distorted"
@@ -67,7 +68,6 @@ WAN_1_3B_TRANSFORMER = {
 }
 UMT5_XXL: dict[str, Any] = {"d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24, "num_heads": 64}
 # Dense BF16 tensor-core peaks (TFLOP/s) by device name.
-PEAK_TFLOPS = {"H200": 790.0, "H100": 989.4, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "4090": 165.2}
 
 
 def make_wan_1_3b(folder: Path, dtype: torch.dtype, device: str, full_text_encoder: bool) -> Path:
@@ -343,7 +343,7 @@ def main() -> None:
         peak: float | None = args.peak_tflops
         if peak is None and device.type == "cuda":
             name = torch.cuda.get_device_name(device)
-            peak = next((value for key, value in PEAK_TFLOPS.items() if key in name), None)
+            peak = peak_bf16_tflops(name)
         with attention_restriction(flash):
             transformer_mfu(backend, settings, latents, peak)
         backend.close()

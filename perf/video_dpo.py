@@ -9,7 +9,7 @@
    counted as 3 F: the reference forward, the policy forward, and the backward through frozen weights
    (input gradients only; the LoRA weight gradients are negligible); the recomputation of gradient
    checkpointing is not counted, as MFU usually does not. MFU = 3 F / seconds per step / peak, with the
-   peak from `--peak-tflops` (default: 989 for H100/H200 dense bf16, else none and no MFU).
+   peak from `--peak-tflops` (default: the device's bf16 peak from perf/gpu_peak.py, else none and no MFU).
 2. `reward`: reward-model scoring (frozen open_clip features of 8 sampled frames + the head) in videos
    per second on 81-frame 480x832 uint8 videos already in memory. The image tower is open_clip's ViT-B-32
    (the default multilingual model's image tower) with random weights, with open_clip's own text tower in
@@ -38,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from perf.gpu_peak import peak_bf16_tflops
 from preference.training.reward_model import RewardHead, RewardScorer
 from preference.training.video_dpo import (
     DIFFUSERS_ADAPTER,
@@ -248,7 +249,7 @@ def parse_args() -> argparse.Namespace:
         args.mixed_precision = "bf16" if args.device.startswith("cuda") else "no"
     if args.peak_tflops is None and args.device.startswith("cuda") and torch.cuda.is_available():
         name = torch.cuda.get_device_name()
-        args.peak_tflops = 989.0 if ("H100" in name or "H200" in name) else None
+        args.peak_tflops = peak_bf16_tflops(name)
     return args
 
 
