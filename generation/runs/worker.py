@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 import time
 from importlib import metadata
 from typing import Any
@@ -72,6 +73,14 @@ def generation_dtype(device: str) -> torch.dtype:
     if not isinstance(dtype, torch.dtype):
         raise JobError(f"EVALSITE_GENERATION_DTYPE={wanted!r} is not a torch dtype")
     return dtype
+
+
+def worker_name() -> str:
+    """The Celery node that made the video (several gpu workers share a run), or this host."""
+    from celery import current_task
+
+    hostname = getattr(getattr(current_task, "request", None), "hostname", None)
+    return str(hostname or socket.gethostname())
 
 
 def library_versions() -> dict[str, str]:
@@ -322,6 +331,7 @@ def generate_item(job_run: JobRun, run: GenerationRun, item: GenerationItem, bac
         "adapter": run.adapter,
         "seed": item.seed,
         "noise_id": item.noise_id,
+        "worker": worker_name(),
         "device": str(generation_device()),
         "dtype": str(generation_dtype(generation_device())),
         "versions": library_versions(),

@@ -95,4 +95,6 @@ def test_a_killed_workers_video_is_redone_once_and_not_duplicated(plumbing_worke
     assert done_before <= {(i.pk, i.video_id) for i in items}  # finished videos were kept, not made again
     assert all(i.attempts == 1 for i in items if i.pk != killed_item.pk and (i.pk, i.video_id) in done_before)
     assert Video.objects.count() == 4 and len({i.video_id for i in items}) == 4
+    workers = {v.generation_record["worker"].split("@")[0] for v in Video.objects.all()}
+    assert "w2" in workers and workers <= {"w1", "w2"}
     assert Job.objects.get().attempts == 2
