@@ -394,9 +394,9 @@ def register_tuned_model(run: TrainingRun, adapter: Path) -> VideoModel:
 def _clip() -> Any:
     import torch
 
-    from metrics.automatic.tasks import _clip_scorer
+    from metrics.automatic.services import configured_clip_scorer
 
-    scorer, _settings_row, reason = _clip_scorer("cuda" if torch.cuda.is_available() else "cpu")
+    scorer, _settings_row, reason = configured_clip_scorer("cuda" if torch.cuda.is_available() else "cpu")
     if scorer is None:
         raise JobError(reason)
     return scorer

@@ -351,6 +351,40 @@ def clip_unavailable_reason(config: dict[str, Any]) -> str | None:
     return None
 
 
+def configured_clip_scorer(device: str) -> tuple[Any, ScoreSettings | None, str]:
+    """The site's configured CLIP scorer on `device`: (scorer, its settings row, "") or (None, None, why the
+    CLIP score is unavailable). The automatic-score job and the reward model both load CLIP through it."""
+    from metrics.video.clip_score import load_clip_scorer
+
+    config = clip_configuration()
+    reason = clip_unavailable_reason(config)
+    if reason:
+        return None, None, reason
+    local_dir = config["model"].startswith("local-dir:")
+    checkpoint = None if local_dir else config["checkpoint"]
+    text_dir = None if local_dir else (config["text_dir"] or None)
+    try:
+        scorer = load_clip_scorer(
+            config["model"],
+            None if local_dir else config["pretrained"],
+            checkpoint_path=checkpoint,
+            text_model_dir=text_dir,
+            device=device,
+        )
+    except Exception as exc:
+        return None, None, f"CLIP score is unavailable: cannot load {config['model']}: {exc}"
+    values = {
+        "model": config["model"],
+        "pretrained": None if local_dir else config["pretrained"],
+        "checkpoint": checkpoint,
+        "scale": scorer.scale,
+        "frames": scorer.num_frames,
+    }
+    name = config["model"] if local_dir else f"{config['model']} / {config['pretrained']}"
+    label = f"{name}, mean {scorer.scale} over {scorer.num_frames} evenly spaced frames"
+    return scorer, score_settings(ScoreSettings.Family.CLIP, values, label), ""
+
+
 def start_auto_score_run(*, model: VideoModel, benchmark: Benchmark, user=None) -> AutoScoreRun:
     """Queue CLIP and motion scores for the model's ready videos on the benchmark (gpu queue)."""
     if not Video.objects.filter(model=model, prompt__benchmark=benchmark, status=Video.Status.READY).exists():

@@ -22,8 +22,7 @@ from .models import AutoScore, AutoScoreRun, ScoreSettings, VaeEvaluation
 from .services import (
     MetricsError,
     check_vae_folder,
-    clip_configuration,
-    clip_unavailable_reason,
+    configured_clip_scorer,
     finish_vae_evaluation,
     ground_truth_videos,
     metrics_device,
@@ -192,39 +191,6 @@ def _motion_settings() -> tuple[ScoreSettings, dict[str, Any]]:
     return score_settings(ScoreSettings.Family.MOTION, values, label), values
 
 
-def _clip_scorer(device: str) -> tuple[Any, ScoreSettings | None, str]:
-    """(scorer, its settings row, "") or (None, None, why the CLIP score is unavailable)."""
-    from metrics.video.clip_score import load_clip_scorer
-
-    config = clip_configuration()
-    reason = clip_unavailable_reason(config)
-    if reason:
-        return None, None, reason
-    local_dir = config["model"].startswith("local-dir:")
-    checkpoint = None if local_dir else config["checkpoint"]
-    text_dir = None if local_dir else (config["text_dir"] or None)
-    try:
-        scorer = load_clip_scorer(
-            config["model"],
-            None if local_dir else config["pretrained"],
-            checkpoint_path=checkpoint,
-            text_model_dir=text_dir,
-            device=device,
-        )
-    except Exception as exc:
-        return None, None, f"CLIP score is unavailable: cannot load {config['model']}: {exc}"
-    values = {
-        "model": config["model"],
-        "pretrained": None if local_dir else config["pretrained"],
-        "checkpoint": checkpoint,
-        "scale": scorer.scale,
-        "frames": scorer.num_frames,
-    }
-    name = config["model"] if local_dir else f"{config['model']} / {config['pretrained']}"
-    label = f"{name}, mean {scorer.scale} over {scorer.num_frames} evenly spaced frames"
-    return scorer, score_settings(ScoreSettings.Family.CLIP, values, label), ""
-
-
 @job_task(queue="gpu", name="metrics.tasks.compute_auto_scores")
 def compute_auto_scores(run: JobRun) -> dict:
     """Params: run_id. CLIP score (when CLIP weights are there) and motion score of each ready video."""
@@ -248,7 +214,7 @@ def compute_auto_scores(run: JobRun) -> dict:
     device = metrics_device()
     run.progress(0, len(videos), "loading models")
     motion_settings, _ = _motion_settings()
-    scorer, clip_settings, clip_unavailable = _clip_scorer(device)
+    scorer, clip_settings, clip_unavailable = configured_clip_scorer(device)
     score_run.motion_settings, score_run.clip_settings = motion_settings, clip_settings
     score_run.clip_unavailable, score_run.video_count = clip_unavailable, len(videos)
     score_run.save(update_fields=["motion_settings", "clip_settings", "clip_unavailable", "video_count"])
