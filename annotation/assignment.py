@@ -395,6 +395,9 @@ def claim_work(
     wanted = MAX_LIVE_CLAIMS if lookahead else 1
     with transaction.atomic():
         check_can_work(campaign, annotator, lock=True)
+        if not Campaign.objects.filter(pk=campaign.pk, media_ready=True).exists():
+            # Until the campaign's own renditions are made, its videos have nothing to be shown as.
+            raise AssignmentError("this task's videos are still being prepared; try again in a few minutes")
         _release_expired(Assignment.objects.filter(campaign=campaign), now)
         claims = live_claims(campaign, annotator)
         holds_an_item = False

@@ -165,7 +165,8 @@ def plan_items(
 
 
 def create_campaign(spec: CampaignSpec, *, created_by=None) -> Campaign:
-    """Create a campaign with its items. Raises CampaignError (and stores nothing) when the set-up is
+    """Create a campaign with its items, and queue the job that makes its own renditions of its videos
+    (annotators get work once they are ready: see annotation.renditions). Raises CampaignError (and stores nothing) when the set-up is
     invalid or leaves no item to annotate."""
     _check(spec)
     prompts = list(spec.benchmark.prompts.select_related("category").order_by("position"))
@@ -217,4 +218,8 @@ def create_campaign(spec: CampaignSpec, *, created_by=None) -> Campaign:
             ExcludedPrompt(campaign=campaign, prompt=prompt, model=model, reason=reason)
             for prompt, model, reason in excluded
         )
+        # Its own renditions of every video are made by a job; no work is handed out before.
+        from .renditions import start_prepare_media
+
+        start_prepare_media(campaign, created_by=created_by)
     return campaign

@@ -78,6 +78,10 @@ class Campaign(models.Model):
     normalised_format = models.JSONField(
         default=dict, blank=True, help_text="width, height, fps and duration_s of the shown versions"
     )
+    media_ready = models.BooleanField(
+        default=False,
+        help_text="every video has this campaign's own rendition; no work is handed out before",
+    )
     shuffle_seed = models.CharField(max_length=32, default=new_token, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -390,8 +394,11 @@ class AnnotatorExclusion(models.Model):
 
 
 class Rendition(models.Model):
-    """The version of a video a normalising campaign shows: re-encoded to the campaign's resolution,
-    frame rate and length, stored under a random id of its own."""
+    """The campaign's own copy of one of its videos, the only file annotators are shown for it: re-encoded
+    for this campaign (with its own encoder variation, see annotation.renditions) in the video's own
+    format, or in the campaign's common format when it normalises media, and padded to the size every
+    video of the campaign is served at. Stored under a random id of its own. Videos of one campaign made
+    from the same file may share one rendition file."""
 
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="renditions")
@@ -402,6 +409,12 @@ class Rendition(models.Model):
     height = models.PositiveIntegerField()
     fps = models.FloatField()
     duration_s = models.FloatField()
+    encoded_size = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="bytes of the video as encoded, before padding; empty until encoded"
+    )
+    poster_encoded_size = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="bytes of the poster as encoded, before padding"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "video"], name="rendition_once")]
@@ -415,8 +428,9 @@ class CampaignMedia(models.Model):
     `/media/p/<public_id>.jpg`). A video shown in several campaigns (a model's first video in a pairwise
     campaign and its seed-preference pairs, say) gets an unrelated id in each, so an annotator cannot
     recognise it from one campaign to the next by its address or by how fast their browser's cache
-    serves it. The video's own public id is for managers only. A normalising campaign shows its
-    renditions instead, which have ids of their own."""
+    serves it. The video's own public id is for managers only. Campaigns show their renditions instead
+    (ids of their own, bytes of their own); these ids serve only campaigns made before renditions were
+    made for every campaign, until their media is prepared."""
 
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="media")

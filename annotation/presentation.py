@@ -1,8 +1,8 @@
 """What an annotator's browser receives. Everything here is in display terms (positions left to right):
 no model, no canonical slot, no item id or position, no campaign name, seed, noise id or per-model
-timestamp ever leaves this module. Video URLs carry only a random id of the campaign's own for each video
-(CampaignMedia), or of its normalised rendition: never the video's public id, which other campaigns
-would show too."""
+timestamp ever leaves this module, nor the campaign's kind (`shown_kind`). Video URLs carry only the
+random id of the campaign's own rendition of each video (or, for a campaign whose media is not ready, its
+own id for the video, CampaignMedia): never the video's public id, which other campaigns would show too."""
 
 from __future__ import annotations
 
@@ -70,10 +70,19 @@ def _shown(campaign: Campaign, videos: list[Video]) -> _Shown:
         CampaignMedia.objects.filter(campaign=campaign, video__in=videos).values_list("video_id", "public_id")
     )
     renditions = {}
-    if campaign.normalise_media:
+    # Until a campaign's media is ready (and for campaigns made before every campaign had renditions)
+    # its videos are shown under its own ids for the library's files.
+    if campaign.media_ready:
         rows = Rendition.objects.filter(campaign=campaign, video__in=videos)
         renditions = {rendition.video_id: rendition for rendition in rows}
     return _Shown(ids, renditions)
+
+
+def shown_kind(campaign: Campaign) -> str:
+    """What the annotator's page is told of the campaign's kind: which answers to offer, "paired" (left,
+    tie, right) or "rubric" (scores), never the kind itself (seed preference or A/B with shared noise
+    would say which videos come from one model, or from a baseline and its tuned version)."""
+    return "rubric" if campaign.kind == Campaign.Kind.RUBRIC else "paired"
 
 
 def displayed_videos(assignment: Assignment) -> list[Video]:
@@ -123,7 +132,7 @@ def assignment_view(assignment: Assignment, *, progress: dict[str, int] | None =
     answered = judgment is not None
     return {
         "token": assignment.token,
-        "kind": campaign.kind,
+        "kind": shown_kind(campaign),
         "prompt": {"text": prompt.text, "language": prompt.language},
         "videos": [{"position": position, **shown.media(video)} for position, video in enumerate(videos)],
         "require_full_playback": campaign.require_full_playback,

@@ -1,4 +1,22 @@
-"""Normalised media: the versions of a campaign's videos that annotators are shown when resolution, frame
+"""A campaign's own media: the only files its annotators are shown.
+
+Every campaign shows its own renditions (`Rendition`), made by a job when the campaign is created
+(`start_prepare_media`; no work is handed out until they are ready, `Campaign.media_ready`). A library
+clip served byte-identical in two campaigns would let an annotator of both recognise it (a seed-preference
+campaign shows one model only, so its clips would name that model's side in every pairwise item), so:
+- each campaign re-encodes its videos with an encoder variation of its own (`media_variation`: the x264
+  quality factor and the poster's JPEG quality, drawn from the campaign's secret), so one source gives
+  different bytes and sizes in different campaigns; no container metadata is written;
+- every video of a campaign is then padded to one size (the largest rendition plus a random margin of
+  the campaign's, as an MP4 `free` box players skip), and every poster likewise, so a file's size says
+  nothing of which model made it, within a campaign or across campaigns. The cost is bandwidth and disk:
+  each file is as large as the campaign's largest;
+- durations, sides and frame rates stay each video's own unless the campaign normalises media (below):
+  a video's length is part of what it shows and cannot be hidden without cutting it.
+What cannot be hidden this way is the picture itself: an annotator who remembers a clip from a
+seed-preference campaign can recognise it by eye in a pairwise one.
+
+Normalised media: the versions of a campaign's videos that annotators are shown when resolution, frame
 rate or length could give a model away.
 
 The common format (`choose_normalised_format`) is the most every video of the campaign can fill without
@@ -20,7 +38,10 @@ it active again once its media is normalised."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from fractions import Fraction
 from math import floor
 from pathlib import Path
@@ -31,13 +52,24 @@ from django.db import transaction
 from evalsite.models import Job
 from generation.models import Video
 from generation.services import media_path
-from generation.videofiles import MAX_FPS, MIN_FRAMES, MIN_SIDE, VideoRejected, transcode_to_format
+from generation.videofiles import (
+    DEFAULT_CRF,
+    MAX_FPS,
+    MIN_FRAMES,
+    MIN_SIDE,
+    POSTER_JPEG_QUALITY,
+    VideoRejected,
+    pad_to_size,
+    transcode_for_browser,
+    transcode_to_format,
+)
 
 from .campaigns import CampaignError
 from .models import Assignment, Campaign, ItemVideo, Rendition
 
 Progress = Callable[[int, int, str], None]
 NORMALISE_MEDIA_JOB = "annotation.tasks.normalise_media"
+PREPARE_MEDIA_JOB = "annotation.tasks.prepare_media"
 
 # A duration recorded as frames / fps can come back a hair under the whole number of frames it holds.
 _FRAME_TOLERANCE = 1e-6
@@ -47,6 +79,42 @@ def rendition_paths(public_id: str) -> tuple[str, str]:
     """The rendition's video and poster, under MEDIA_ROOT, named after its own public id only."""
     folder = f"renditions/{public_id[:2]}"
     return f"{folder}/{public_id}.mp4", f"{folder}/{public_id}.jpg"
+
+
+@dataclass(frozen=True)
+class MediaVariation:
+    """How one campaign's renditions are encoded and padded; secret like the campaign's shuffle seed."""
+
+    crf: float  # within one of the site's default (20): no visible difference, other bytes and sizes
+    poster_quality: int  # JPEG quality of the posters, within 5 of the site's default
+    video_margin: int  # bytes added to the largest video of the campaign (at least an 8-byte free box)
+    poster_margin: int  # bytes added after the largest poster
+
+
+def media_variation(campaign: Campaign) -> MediaVariation:
+    """The campaign's encoder variation, drawn from its secret shuffle seed (so a job run again, or
+    resumed, encodes alike)."""
+    digest = hmac.new(campaign.shuffle_seed.encode(), b"campaign media", hashlib.sha256).digest()
+    number = int.from_bytes(digest[:8], "big")
+    return MediaVariation(
+        crf=DEFAULT_CRF + (number % 201 - 100) / 100,
+        poster_quality=POSTER_JPEG_QUALITY + (number >> 8) % 11 - 5,
+        video_margin=1024 + (number >> 16) % 65536,
+        poster_margin=256 + (number >> 32) % 4096,
+    )
+
+
+def own_format(video: Video) -> dict[str, Any]:
+    """The format a video is shown in when its campaign does not normalise media: its own, with an odd
+    side padded by a pixel as the library's playable copy is."""
+    if not (video.width and video.height and video.fps and video.duration_s):
+        raise CampaignError(f"{video} has no recorded size, frame rate or duration; process it again")
+    return {
+        "width": video.width + video.width % 2,
+        "height": video.height + video.height % 2,
+        "fps": video.fps,
+        "duration_s": video.duration_s,
+    }
 
 
 def choose_normalised_format(videos: Iterable[Video]) -> dict[str, Any]:
@@ -97,6 +165,8 @@ def _is_complete(rendition: Rendition, fmt: dict[str, Any]) -> bool:
     facts = (rendition.width, rendition.height, rendition.fps, rendition.duration_s)
     return (
         facts == (fmt["width"], fmt["height"], fmt["fps"], fmt["duration_s"])
+        and rendition.encoded_size is not None
+        and rendition.poster_encoded_size is not None
         and bool(rendition.playable_file and rendition.poster_file)
         and media_path(rendition.playable_file).is_file()
         and media_path(rendition.poster_file).is_file()
@@ -113,32 +183,148 @@ def _check_not_started(campaign: Campaign) -> None:
         )
 
 
-def _render(campaign: Campaign, video: Video, fmt: dict[str, Any]) -> bool:
-    """Make sure the video has a complete rendition in `fmt`; True when it had to be encoded."""
+_Made = dict[tuple[Path, tuple], Rendition]  # (source file, format) -> this campaign's complete rendition
+
+
+def _render(campaign: Campaign, video: Video, fmt: dict[str, Any], *, normalised: bool, made: _Made) -> bool:
+    """Make sure the video has a complete rendition in `fmt`; True when it had to be encoded. Videos of
+    the campaign made from one file (`made`) share the first one's rendition files."""
+    source = _source_file(video)
+    key = (source, tuple(sorted(fmt.items())))
     rendition = Rendition.objects.filter(campaign=campaign, video=video).first()
     if rendition is not None and _is_complete(rendition, fmt):
+        made.setdefault(key, rendition)
         return False
     if rendition is None:
         rendition = Rendition(campaign=campaign, video=video)
-    # The row is written before its files, so a crash leaves a row whose files are missing (redone on
-    # the next run) rather than files no row points to.
-    rendition.playable_file, rendition.poster_file = rendition_paths(rendition.public_id)
+    twin = made.get(key)
     rendition.width, rendition.height = fmt["width"], fmt["height"]
     rendition.fps, rendition.duration_s = fmt["fps"], fmt["duration_s"]
+    if twin is not None:
+        rendition.playable_file, rendition.poster_file = twin.playable_file, twin.poster_file
+        rendition.encoded_size, rendition.poster_encoded_size = twin.encoded_size, twin.poster_encoded_size
+        rendition.save()
+        return False
+    # The row is written before its files, with no encoded size, so a crash leaves a row that is redone on
+    # the next run rather than files no row points to (or an old file taken for a new one).
+    rendition.playable_file, rendition.poster_file = rendition_paths(rendition.public_id)
+    rendition.encoded_size = rendition.poster_encoded_size = None
     rendition.save()
+    variation = media_variation(campaign)
+    video_file, poster_file = media_path(rendition.playable_file), media_path(rendition.poster_file)
     try:
-        transcode_to_format(
-            _source_file(video),
-            media_path(rendition.playable_file),
-            media_path(rendition.poster_file),
-            width=fmt["width"],
-            height=fmt["height"],
-            fps=fmt["fps"],
-            duration_s=fmt["duration_s"],
-        )
+        if normalised:
+            transcode_to_format(
+                source,
+                video_file,
+                poster_file,
+                width=fmt["width"],
+                height=fmt["height"],
+                fps=fmt["fps"],
+                duration_s=fmt["duration_s"],
+                crf=variation.crf,
+                poster_quality=variation.poster_quality,
+            )
+        else:
+            transcode_for_browser(
+                source, video_file, poster_file, crf=variation.crf, poster_quality=variation.poster_quality
+            )
     except (VideoRejected, ValueError) as exc:
-        raise CampaignError(f"{video} could not be normalised: {exc}") from exc
+        verb = "normalised" if normalised else "re-encoded for the campaign"
+        raise CampaignError(f"{video} could not be {verb}: {exc}") from exc
+    rendition.encoded_size = video_file.stat().st_size
+    rendition.poster_encoded_size = poster_file.stat().st_size
+    rendition.save(update_fields=["encoded_size", "poster_encoded_size"])
+    made[key] = rendition
     return True
+
+
+def _render_all(
+    campaign: Campaign,
+    videos: list[Video],
+    format_of: Callable[[Video], dict[str, Any]],
+    progress: Progress | None,
+    *,
+    normalised: bool,
+) -> int:
+    """Render every video, then pad the campaign's files to their common sizes; the number encoded."""
+    made: _Made = {}
+    encoded = 0
+    verb = "normalising" if normalised else "preparing"
+    for done, video in enumerate(videos):
+        if progress is not None:
+            progress(done, len(videos), f"{verb} video {done + 1} of {len(videos)}")
+        encoded += _render(campaign, video, format_of(video), normalised=normalised, made=made)
+    if progress is not None:
+        progress(len(videos), len(videos), "padding the files to one size")
+    pad_campaign_media(campaign)
+    return encoded
+
+
+def served_sizes(campaign: Campaign) -> tuple[int, int]:
+    """The size in bytes of every video and of every poster the campaign serves: its largest of each, as
+    encoded, plus the campaign's own margin."""
+    variation = media_variation(campaign)
+    sizes = list(campaign.renditions.values_list("encoded_size", "poster_encoded_size"))
+    if not sizes or any(video is None or poster is None for video, poster in sizes):
+        raise CampaignError("the campaign's renditions are not all encoded yet")
+    largest_video = max(video for video, _ in sizes)
+    largest_poster = max(poster for _, poster in sizes)
+    return largest_video + variation.video_margin, largest_poster + variation.poster_margin
+
+
+def pad_campaign_media(campaign: Campaign) -> None:
+    """Pad each rendition file of the campaign to its served size (files already padded are kept)."""
+    video_size, poster_size = served_sizes(campaign)
+    files = {}
+    for rendition in campaign.renditions.all():
+        files[rendition.playable_file] = (rendition.encoded_size, video_size)
+        files[rendition.poster_file] = (rendition.poster_encoded_size, poster_size)
+    for relative, (content_bytes, size) in files.items():
+        pad_to_size(media_path(relative), content_bytes=content_bytes, size=size)
+
+
+def prepare_campaign_media(campaign: Campaign, progress: Progress | None = None) -> dict[str, Any]:
+    """Give every video of the campaign its own rendition (in the campaign's normalised format if it has
+    one, else the video's own), pad them to one size and record the campaign's media as ready, so work
+    can be handed out. Safe to run again: complete renditions are kept, and a run cut short is taken up
+    where it stopped. Raises CampaignError when the campaign is closed or a video cannot be re-encoded."""
+    campaign.refresh_from_db()
+    if campaign.status == Campaign.Status.CLOSED:
+        raise CampaignError("the campaign is closed")
+    videos = campaign_videos(campaign)
+    fmt = campaign.normalised_format if campaign.normalise_media else None
+    normalised = bool(fmt)
+    encoded = _render_all(
+        campaign, videos, (lambda _video: fmt) if fmt else own_format, progress, normalised=normalised
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(media_ready=True)
+    campaign.refresh_from_db()
+    return {"videos": len(videos), "encoded": encoded, "kept": len(videos) - encoded}
+
+
+def start_prepare_media(campaign: Campaign, created_by=None) -> Job:
+    """Queue the job that prepares the campaign's media (`create_campaign` does, for every campaign);
+    until it has finished no work is handed out."""
+    from evalsite.jobs import start_job
+
+    Campaign.objects.filter(pk=campaign.pk).update(media_ready=False)
+    campaign.media_ready = False
+    return start_job(
+        PREPARE_MEDIA_JOB,
+        title=f"Prepare the media of campaign {campaign.name}",
+        params={"campaign_id": campaign.pk},
+        created_by=created_by,
+    )
+
+
+def normalising_pending(campaign: Campaign) -> bool:
+    """A normalise job of the campaign is queued or running (it makes every rendition itself)."""
+    return Job.objects.filter(
+        kind=NORMALISE_MEDIA_JOB,
+        params__campaign_id=campaign.pk,
+        status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+    ).exists()
 
 
 def normalise_campaign_media(
@@ -166,22 +352,16 @@ def normalise_campaign_media(
     videos = campaign_videos(campaign)
     fmt = campaign.normalised_format if already and campaign.normalised_format else None
     fmt = fmt or choose_normalised_format(videos)
-    encoded = 0
-    for done, video in enumerate(videos):
-        if progress is not None:
-            progress(done, len(videos), f"normalising video {done + 1} of {len(videos)}")
-        encoded += _render(campaign, video, fmt)
-    if progress is not None:
-        progress(len(videos), len(videos), "recording the format")
+    encoded = _render_all(campaign, videos, lambda _video: fmt, progress, normalised=True)
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if not already:
             # Checked again under the lock: work handed out while encoding showed originals.
             _check_not_started(locked)
-        locked.normalise_media, locked.normalised_format = True, fmt
+        locked.normalise_media, locked.normalised_format, locked.media_ready = True, fmt, True
         if resume and locked.status == Campaign.Status.PAUSED:
             locked.status = Campaign.Status.ACTIVE
-        locked.save(update_fields=["normalise_media", "normalised_format", "status"])
+        locked.save(update_fields=["normalise_media", "normalised_format", "media_ready", "status"])
     campaign.refresh_from_db()
     return {"format": fmt, "videos": len(videos), "encoded": encoded, "kept": len(videos) - encoded}
 
@@ -198,13 +378,13 @@ def start_normalise_media(campaign: Campaign, created_by=None) -> Job:
         if locked.normalise_media:
             raise CampaignError("the campaign's media is already normalised")
         _check_not_started(locked)
-        pending = Job.objects.filter(
-            kind=NORMALISE_MEDIA_JOB,
-            params__campaign_id=locked.pk,
-            status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
-        )
-        if pending.exists():
+        if normalising_pending(locked):
             raise CampaignError("the campaign's media is already being normalised")
+        preparing = Job.objects.filter(
+            kind=PREPARE_MEDIA_JOB, params__campaign_id=locked.pk, status=Job.Status.RUNNING
+        )
+        if preparing.exists():
+            raise CampaignError("the campaign's media is being prepared; normalise it once that job is done")
         choose_normalised_format(campaign_videos(locked))
         earlier_attempts = Job.objects.filter(kind=NORMALISE_MEDIA_JOB, params__campaign_id=locked.pk)
         # A campaign paused by an earlier attempt that failed is made active again as that one would have.

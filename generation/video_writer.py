@@ -42,7 +42,7 @@ class VideoWriter:
         height: int,
         rate: int | Fraction,
         codec: str = "libx264",
-        crf: int | None = 18,
+        crf: float | None = 18,
         preset: str | None = "veryfast",
         options: Mapping[str, str] | None = None,
         container_format: str | None = None,

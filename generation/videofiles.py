@@ -98,9 +98,10 @@ def transcode_for_browser(
     dst_mp4: str | os.PathLike[str],
     dst_poster_jpg: str | os.PathLike[str],
     *,
-    crf: int = DEFAULT_CRF,
+    crf: float = DEFAULT_CRF,
     max_side: int | None = None,
     preset: str = DEFAULT_PRESET,
+    poster_quality: int = POSTER_JPEG_QUALITY,
 ) -> ProbedVideo:
     """Re-encode `src` to an H.264/yuv420p MP4 with the moov atom first (fast start), the source's average
     frame rate and every decoded frame re-timed to 0..N-1 at that rate, no audio and no metadata; and write
@@ -117,7 +118,18 @@ def transcode_for_browser(
 
     with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
-            _encode(src, tmp_mp4, tmp_poster, rate, out_width, out_height, poster_index, crf, preset)
+            _encode(
+                src,
+                tmp_mp4,
+                tmp_poster,
+                rate,
+                out_width,
+                out_height,
+                poster_index,
+                crf,
+                preset,
+                poster_quality,
+            )
         except _AV_ERRORS as exc:
             raise VideoRejected(
                 f"{src.name}: could not be converted to a browser-playable video ({exc})"
@@ -266,8 +278,9 @@ def _encode(
     out_width: int,
     out_height: int,
     poster_index: int,
-    crf: int,
+    crf: float,
     preset: str,
+    poster_quality: int,
 ) -> None:
     # VideoWriter's bitexact keeps the muxer from writing its own "encoder" tag; nothing else is copied
     # from the source.
@@ -282,7 +295,7 @@ def _encode(
         for index, frame in enumerate(source.decode(in_stream)):
             converted = _convert_frame(frame, out_width, out_height)
             if index == poster_index:
-                converted.to_image().convert("RGB").save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY)
+                converted.to_image().convert("RGB").save(poster, format="JPEG", quality=poster_quality)
                 poster_written = True
             out.write(converted)
     if not poster_written:
@@ -369,8 +382,9 @@ def transcode_to_format(
     height: int,
     fps: float | Fraction,
     duration_s: float,
-    crf: int = DEFAULT_CRF,
+    crf: float = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
+    poster_quality: int = POSTER_JPEG_QUALITY,
 ) -> ProbedVideo:
     """Re-encode `src` to exactly `width`x`height` at `fps` for `duration_s`, so that clips of different
     sizes, rates and lengths come out indistinguishable in format: an H.264/yuv420p MP4 (fast start, no
@@ -402,8 +416,9 @@ def transcode_to_format(
     with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
             _encode_to_format(
-                src, tmp_mp4, tmp_poster, source_rate, width, height, rate, frame_count, crf, preset
-            )
+                src, tmp_mp4, tmp_poster, source_rate, width, height, rate, frame_count, crf, preset,
+                poster_quality,
+            )  # fmt: skip
         except _AV_ERRORS as exc:
             raise VideoRejected(f"{src.name}: could not be converted to the common format ({exc})") from exc
         output_info, output_rate = _probe(tmp_mp4, max_bytes=sys.maxsize, name=dst_mp4.name)
@@ -438,8 +453,9 @@ def _encode_to_format(
     height: int,
     rate: Fraction,
     frame_count: int,
-    crf: int,
+    crf: float,
     preset: str,
+    poster_quality: int,
 ) -> None:
     poster_index = int(frame_count * POSTER_POSITION)
     with (
@@ -459,7 +475,7 @@ def _encode_to_format(
                     boxed = av.VideoFrame.from_ndarray(_letterbox(frame, width, height), format="rgb24")
                 # reformat makes a new frame, so a repeated source frame gets a pts of its own.
                 if written == poster_index:
-                    boxed.to_image().save(poster, format="JPEG", quality=POSTER_JPEG_QUALITY)
+                    boxed.to_image().save(poster, format="JPEG", quality=poster_quality)
                 out.write(boxed.reformat(format="yuv420p"))
                 written += 1
     if written != frame_count:
@@ -482,3 +498,49 @@ def _letterbox(frame: av.VideoFrame, width: int, height: int) -> np.ndarray[Any,
     top, left = (height - inner_height) // 2, (width - inner_width) // 2
     canvas[top : top + inner_height, left : left + inner_width] = inner
     return canvas
+
+
+# ---------------------------------------------------------------- padding files to a size
+
+
+def pad_to_size(path: str | os.PathLike[str], *, content_bytes: int, size: int) -> None:
+    """Make the file exactly `size` bytes: its first `content_bytes` bytes (the file as encoded, before any
+    earlier padding) followed by filler that players skip: for an MP4 a top-level `free` box (ISO/IEC
+    14496-12 4.2, at least 8 bytes), for a JPEG bytes after its end-of-image marker. So files of different
+    lengths can be served at one length, and padding again to another size starts from the same content.
+    Atomic (written beside, then renamed over). Raises ValueError when the file is shorter than
+    `content_bytes` or cannot hold it within `size`."""
+    path = Path(path)
+    current = path.stat().st_size
+    if current == size and content_bytes <= size:
+        with path.open("rb") as fh:
+            if _padding_is_valid(fh.read(), content_bytes, path.suffix.lower()):
+                return
+    if current < content_bytes:
+        raise ValueError(f"{path.name} holds {current} bytes, fewer than its {content_bytes} encoded")
+    filler = size - content_bytes
+    is_mp4 = path.suffix.lower() == ".mp4"
+    if filler < 0 or (is_mp4 and 0 < filler < 8) or filler >= 2**32:
+        raise ValueError(f"{path.name}: {content_bytes} bytes cannot be padded to {size}")
+    with path.open("rb") as fh:
+        content = fh.read(content_bytes)
+    if is_mp4 and filler:
+        padding = filler.to_bytes(4, "big") + b"free" + bytes(filler - 8)
+    else:
+        padding = bytes(filler)
+    tmp = temporary_beside(path, path.suffix)
+    try:
+        tmp.write_bytes(content + padding)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _padding_is_valid(data: bytes, content_bytes: int, suffix: str) -> bool:
+    filler = data[content_bytes:]
+    if not filler:
+        return True
+    if suffix == ".mp4":
+        return filler[:8] == len(filler).to_bytes(4, "big") + b"free" and not filler[8:].strip(b"\0")
+    return not filler.strip(b"\0")

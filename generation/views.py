@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from evalsite.http import ranged_file_response
-from evalsite.permissions import manager_required
+from evalsite.permissions import is_manager, manager_required
 from evalsite.query import parse_choice, parse_id
 
 from . import selectors
@@ -197,10 +197,17 @@ def import_for_real(request, job_id):
 
 
 def _media(request, public_id, field, content_type, *, shown_to_annotators=False):
-    video = Video.objects.filter(public_id=public_id).only(field, "status").first()
-    relative = getattr(video, field, "") if video else ""
-    if not relative and shown_to_annotators:
-        relative = _campaign_file(public_id, field)
+    """A video's file by its public id, for managers; with `shown_to_annotators`, also the file behind an
+    id a campaign shows, for managers and that campaign's annotators. Anyone else gets a 404, as for an
+    unknown id (a 403 would confirm the id exists)."""
+    relative = ""
+    if shown_to_annotators:
+        relative, campaign_id = _campaign_file(public_id, field)
+        if relative and not (is_manager(request.user) or _annotates(request.user, campaign_id)):
+            relative = ""
+    if not relative and is_manager(request.user):
+        video = Video.objects.filter(public_id=public_id).only(field, "status").first()
+        relative = getattr(video, field, "") if video else ""
     if not relative:
         raise Http404("no such media")
     response = ranged_file_response(request, media_path(relative), content_type=content_type)
@@ -212,21 +219,37 @@ def _media(request, public_id, field, content_type, *, shown_to_annotators=False
     return response
 
 
-def _campaign_file(public_id: str, field: str) -> str:
-    """The file behind an id that a campaign shows annotators, served under the same URLs as a video's
-    playable file and poster: a normalising campaign's re-encoded copy (annotation.Rendition), so that
-    its address does not tell it is a copy, or the campaign's own id for one of its videos
-    (annotation.CampaignMedia), so that one video has unrelated addresses in different campaigns.
-    Looked up through the app registry: the video library does not depend on the annotation app."""
+def _campaign_file(public_id: str, field: str) -> tuple[str, int | None]:
+    """The file behind an id that a campaign shows annotators, and that campaign's id: the campaign's
+    own rendition (annotation.Rendition, a copy re-encoded for it), or, for a campaign whose media is
+    not ready (or was made before every campaign had renditions), the campaign's own id for a library
+    video without a rendition there (annotation.CampaignMedia). Looked up through the app registry: the
+    video library does not depend on the annotation app."""
     if not apps.is_installed("annotation"):
-        return ""
+        return "", None
     rendition_model = apps.get_model("annotation", "Rendition")
-    relative = rendition_model.objects.filter(public_id=public_id).values_list(field, flat=True).first()
-    if relative:
-        return relative
+    rendition = rendition_model.objects.filter(public_id=public_id).values_list(field, "campaign_id").first()
+    if rendition and rendition[0]:
+        return rendition
     campaign_media_model = apps.get_model("annotation", "CampaignMedia")
-    shown = campaign_media_model.objects.filter(public_id=public_id)
-    return shown.values_list(f"video__{field}", flat=True).first() or ""
+    shown = campaign_media_model.objects.filter(public_id=public_id).values_list(
+        "video_id", "campaign_id", "campaign__media_ready", f"video__{field}"
+    )
+    row = shown.first()
+    if row is None:
+        return "", None
+    video_id, campaign_id, media_ready, relative = row
+    if media_ready and rendition_model.objects.filter(campaign_id=campaign_id, video_id=video_id).exists():
+        return "", None  # the campaign shows its rendition of this video, not the library's file
+    return relative or "", campaign_id
+
+
+def _annotates(user, campaign_id: int | None) -> bool:
+    """`user` is an annotator of the campaign (the only people besides managers it shows media to)."""
+    if campaign_id is None or not user.is_authenticated:
+        return False
+    campaign_model = apps.get_model("annotation", "Campaign")
+    return campaign_model.annotators.through.objects.filter(campaign_id=campaign_id, user_id=user.pk).exists()
 
 
 @login_required

@@ -135,16 +135,31 @@ def campaign_factory(library, annotators):
             annotators=people,
             **options,
         )
-        return create_campaign(spec)
+        return with_media_prepared(create_campaign(spec))
 
     return make
 
 
-def shown_id(campaign, video) -> str:
-    """The id under which `campaign` shows `video` to annotators (its CampaignMedia, not the video's own)."""
-    from annotation.models import CampaignMedia
+def with_media_prepared(campaign):
+    """Run the job `create_campaign` queued (a test's transaction never commits, so it would wait), as a
+    worker would: the campaign's own renditions are made and it hands out work."""
+    from annotation.tasks import prepare_media
+    from evalsite.jobs import execute
+    from evalsite.models import Job
 
-    return CampaignMedia.objects.get(campaign=campaign, video=video).public_id
+    job = Job.objects.get(kind=prepare_media.name, params__campaign_id=campaign.pk)
+    execute(str(job.pk), prepare_media.handler)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    campaign.refresh_from_db()
+    return campaign
+
+
+def shown_id(campaign, video) -> str:
+    """The id under which `campaign` shows `video` to annotators (its rendition's, not the video's own)."""
+    from annotation.models import Rendition
+
+    return Rendition.objects.get(campaign=campaign, video=video).public_id
 
 
 def video_shown_at(url: str):

@@ -25,6 +25,7 @@ from evalsite.permissions import is_manager
 
 from ..assignment import annotator_done_and_total
 from ..models import Campaign
+from ..presentation import shown_kind
 from ..rubric import rubric_for_display
 
 # What annotators see instead of Campaign.Kind's labels, which speak of DPO and baselines.
@@ -76,10 +77,11 @@ class AnnotatorTask:
     done: int
     total: int
     url: str
+    media_ready: bool = True
 
     @property
     def is_open(self) -> bool:
-        return self.status == Campaign.Status.ACTIVE
+        return self.status == Campaign.Status.ACTIVE and self.media_ready
 
 
 def annotator_tasks(user: AbstractBaseUser) -> list[AnnotatorTask]:
@@ -97,6 +99,7 @@ def annotator_tasks(user: AbstractBaseUser) -> list[AnnotatorTask]:
                 done=done,
                 total=total,
                 url=reverse("annotate-page", kwargs={"campaign_id": campaign.pk}),
+                media_ready=campaign.media_ready,
             )
         )
     return tasks
@@ -189,7 +192,7 @@ def annotate_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
     language = translation.get_language() or settings.LANGUAGE_CODE
     rubric = rubric_for_display(language)
     config = {
-        "kind": campaign.kind,
+        "kind": shown_kind(campaign),
         "paired": campaign.is_paired,
         "api": _api_urls(campaign),
         "home": reverse("home"),
@@ -212,7 +215,7 @@ def annotate_page(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "campaign_id": campaign.pk,
         "title": task_title(campaign),
         "description": campaign.description,
-        "kind": campaign.kind,
+        "kind": shown_kind(campaign),
         "paired": campaign.is_paired,
         "status": campaign.status,
         "preview": not member,

@@ -98,7 +98,7 @@ def test_next_gives_the_item_in_display_terms_and_nothing_that_names_a_model(pai
     assert keys_of(data) <= ALLOWED_KEYS
     assert set(data) == {"done", "assignment", "upcoming", "progress"} and data["done"] is False
     view = data["assignment"]
-    assert set(view) == VIEW_KEYS and view["kind"] == "pairwise" and view["is_answered"] is False
+    assert set(view) == VIEW_KEYS and view["kind"] == "paired" and view["is_answered"] is False
     assert data["progress"] == view["progress"] == {"done": 0, "total": 3}
     assignment = Assignment.objects.get(token=view["token"])
     assert view["prompt"] == {
@@ -232,16 +232,11 @@ def test_a_rubric_item_is_answered_with_scores_by_position(campaign_factory):
 def test_a_normalising_campaign_shows_its_renditions(pairwise):
     Campaign.objects.filter(pk=pairwise.pk).update(normalise_media=True)
     item_video = ItemVideo.objects.filter(item__campaign=pairwise).first()
-    rendition = Rendition.objects.create(
-        campaign=pairwise,
-        video=item_video.video,
-        playable_file="renditions/x.mp4",
-        poster_file="renditions/x.jpg",
-        width=640,
-        height=360,
-        fps=24,
+    rendition = Rendition.objects.get(campaign=pairwise, video=item_video.video)
+    Rendition.objects.filter(pk=rendition.pk).update(
+        playable_file="renditions/x.mp4", poster_file="renditions/x.jpg", width=640, height=360, fps=24,
         duration_s=4.0,
-    )
+    )  # fmt: skip
     people = list(pairwise.annotators.all())
     shown = []
     for person in people:

@@ -9,6 +9,7 @@ normalising campaign must show every video in one width, height, frame rate and 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
 import json
@@ -24,7 +25,7 @@ from django.test import Client
 from PIL import Image
 
 from annotation.campaigns import CampaignSpec, create_campaign
-from annotation.models import Assignment, Campaign, CampaignMedia, ItemVideo
+from annotation.models import Assignment, Campaign, CampaignMedia, ItemVideo, Rendition
 from annotation.renditions import start_normalise_media
 from generation.models import Video, VideoModel
 from generation.services import (
@@ -36,7 +37,7 @@ from generation.services import (
     poster_relpath,
 )
 from generation.videofiles import transcode_for_browser
-from tests.campaign_fixtures import ANNOTATOR_PASSWORD, video_shown_at
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD, video_shown_at, with_media_prepared
 from tests.static_modules import linked_static_files, read_from_finders
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +107,7 @@ FORBIDDEN_KEYS = {
     "settings_hash",
     "source",
 }
+RAW_KINDS = ["seed_preference", "ab_shared_noise"]
 # The container and stream tags any MP4 the site makes may carry; anything else is metadata to look at.
 NEUTRAL_MP4_TAGS = {"major_brand", "minor_version", "compatible_brands", "language", "handler_name"}
 
@@ -331,7 +333,8 @@ def work_through(browser: AnnotatorBrowser, campaign: Campaign) -> None:
 def secrets_of(campaign: Campaign) -> tuple[list[str], set[int]]:
     """Texts that must not reach the annotator, and model keys that must not appear as JSON numbers."""
     models = [entry.model for entry in campaign.campaign_models.select_related("model")]
-    texts = [CAMPAIGN_NAME_TOKEN, GENERATED_TOKEN, campaign.name, "slot0", "slot1"]
+    # The raw kinds: seed preference says both videos are one model's; A/B, which side is a baseline's.
+    texts = [CAMPAIGN_NAME_TOKEN, GENERATED_TOKEN, campaign.name, "slot0", "slot1", *RAW_KINDS]
     for model in models:
         texts += [model.name, model.name.split("-")[0], model.version, str(model), model.checkpoint]
         texts.append(str(model.pk))
@@ -516,20 +519,32 @@ def shown_media(views: list[dict[str, Any]]) -> set[str]:
     }
 
 
-def test_one_annotator_never_gets_the_same_address_for_a_video_in_two_campaigns(campaign_factory, annotators):
-    """A model's first video is in its pairwise campaign and in its seed-preference pairs. Were it shown
-    under one address in both, an annotator of both would know model A's side in the pairwise items
-    by the URL (or by their browser's cache answering at once)."""
+@dataclass
+class TwoCampaigns:
+    """One annotator who worked through a seed-preference campaign of model A, then a pairwise campaign
+    of A against B: model A's first video of each prompt is in both."""
+
+    browser: AnnotatorBrowser
+    seed_preference: Campaign
+    pairwise: Campaign
+    seed_views: list[dict[str, Any]]
+    pairwise_views: list[dict[str, Any]]
+
+
+@pytest.fixture
+def two_campaigns(campaign_factory, annotators) -> TwoCampaigns:
     (annotator,) = annotators(1, prefix="both-campaigns")
     pairwise = campaign_factory("pairwise", n_prompts=2, seeds=3, annotators=[annotator])
     model_a = pairwise.campaign_models.get(position=0).model
-    seed_preference = create_campaign(
-        CampaignSpec(
-            name="seeds of model A",
-            kind="seed_preference",
-            benchmark=pairwise.benchmark,
-            models=[model_a],
-            annotators=[annotator],
+    seed_preference = with_media_prepared(
+        create_campaign(
+            CampaignSpec(
+                name="seeds of model A",
+                kind="seed_preference",
+                benchmark=pairwise.benchmark,
+                models=[model_a],
+                annotators=[annotator],
+            )
         )
     )
     browser = AnnotatorBrowser(annotator.username)
@@ -537,23 +552,143 @@ def test_one_annotator_never_gets_the_same_address_for_a_video_in_two_campaigns(
     seed_views = list(browser.received.shown)
     work_through(browser, pairwise)
     pairwise_views = browser.received.shown[len(seed_views) :]
+    return TwoCampaigns(browser, seed_preference, pairwise, seed_views, pairwise_views)
 
-    seed_urls, pairwise_urls = shown_media(seed_views), shown_media(pairwise_views)
+
+def test_one_annotator_never_gets_the_same_address_for_a_video_in_two_campaigns(two_campaigns):
+    """Were a video shown under one address in both, an annotator of both would know model A's side in
+    the pairwise items by the URL (or by their browser's cache answering at once)."""
+    both = two_campaigns
+    seed_urls, pairwise_urls = shown_media(both.seed_views), shown_media(both.pairwise_views)
     assert seed_urls and pairwise_urls
     videos_in_both = {video_shown_at(u) for u in seed_urls} & {video_shown_at(u) for u in pairwise_urls}
     assert len(videos_in_both) == 2, "model A's first video of each prompt is in both campaigns"
     assert not seed_urls & pairwise_urls, "a video has the same address in both campaigns"
 
-    every_video = Video.objects.filter(prompt__benchmark=pairwise.benchmark)
-    received = [text for _, text in browser.received.texts] + list(browser.received.media)
+    every_video = Video.objects.filter(prompt__benchmark=both.pairwise.benchmark)
+    received = [text for _, text in both.browser.received.texts] + list(both.browser.received.media)
     for video in every_video:
         assert not any(video.public_id in text for text in received), (
             f"{video}'s own id reached the annotator"
         )
-    for url, (body, _) in browser.received.media.items():
-        video = video_shown_at(url)
-        stored = video.playable_file if url.endswith(".mp4") else video.poster_file
-        assert body == media_path(stored).read_bytes(), url
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What an annotator can learn of one file without watching it."""
+
+    sha256: str
+    total_size: int  # from `Range: bytes=0-0`, as a player's first request reads it
+    duration_s: float | None
+    tags: tuple  # container and stream metadata
+    encoder_settings: bytes  # x264's settings string in the H.264 stream, if any
+
+
+X264_SETTINGS = re.compile(rb"x264 - core [^\x00]*")
+
+
+def file_facts(browser: AnnotatorBrowser, url: str) -> FileFacts:
+    body, _ = browser.received.media[url]
+    first_byte = browser.client.get(url, HTTP_RANGE="bytes=0-0")
+    assert first_byte.status_code == 206
+    total = int(first_byte["Content-Range"].rsplit("/", 1)[1])
+    assert total == len(body)
+    duration, tags, settings_string = None, (), b""
+    if url.endswith(".mp4"):
+        with av.open(io.BytesIO(body)) as container:
+            stream = container.streams.video[0]
+            tags = tuple(sorted({**container.metadata, **stream.metadata}.items()))
+            duration = round(float(stream.duration * stream.time_base), 6)
+        found = X264_SETTINGS.search(body)
+        settings_string = found[0] if found else b""
+    return FileFacts(hashlib.sha256(body).hexdigest(), total, duration, tags, settings_string)
+
+
+def test_one_annotator_gets_a_video_of_two_campaigns_as_unrelated_files(two_campaigns):
+    """Model A's video, shown in its seed-preference campaign and in the pairwise campaign, must not be
+    recognisable by its bytes, its size, its encoder settings or its tags: each campaign has its own
+    rendition of it, and every video (and poster) of a campaign is served at one size."""
+    both, browser = two_campaigns, two_campaigns.browser
+    facts = {url: file_facts(browser, url) for url in browser.received.media}
+    by_campaign = {}
+    for name, views in (("seed", both.seed_views), ("pairwise", both.pairwise_views)):
+        urls = shown_media(views)
+        by_campaign[name] = {(video_shown_at(url), url.rsplit(".", 1)[1]): facts[url] for url in urls}
+
+    shared = by_campaign["seed"].keys() & by_campaign["pairwise"].keys()
+    assert len(shared) == 4, "model A's two videos, and their posters, are in both campaigns"
+    for key in shared:
+        seed, pairwise = by_campaign["seed"][key], by_campaign["pairwise"][key]
+        assert seed.sha256 != pairwise.sha256, f"{key} is sent as the same bytes in both campaigns"
+        assert seed.total_size != pairwise.total_size, f"{key} has the same size in both campaigns"
+        assert seed.encoder_settings != pairwise.encoder_settings or key[1] == "jpg"
+
+    for name, campaign_facts in by_campaign.items():
+        for extension in ("mp4", "jpg"):
+            sizes = {f.total_size for (_, ext), f in campaign_facts.items() if ext == extension}
+            assert len(sizes) == 1, f"the {name} campaign's {extension} files differ in size: {sizes}"
+        videos = [f for (_, ext), f in campaign_facts.items() if ext == "mp4"]
+        assert len({f.encoder_settings for f in videos}) == 1, "the encoder settings vary within a campaign"
+    every_video = [*by_campaign["seed"].values(), *by_campaign["pairwise"].values()]
+    assert len({f.tags for f in every_video if f.duration_s is not None}) == 1, "tags differ between files"
+    assert all(set(dict(f.tags)) <= NEUTRAL_MP4_TAGS for f in every_video)
+    # Lengths are each video's own (a campaign that normalises media shows them all at one length).
+    for views in (both.seed_views, both.pairwise_views):
+        for view in views:
+            for shown in view["videos"]:
+                assert facts[shown["url"]].duration_s == round(video_shown_at(shown["url"]).duration_s, 6)
+                assert facts[shown["url"]].duration_s == round(shown["duration_s"], 6)
+
+
+def test_media_is_served_only_to_managers_and_the_annotators_of_a_campaign_that_shows_it(
+    campaign_factory, admin_client
+):
+    shown_campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
+    other_campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
+    rendition = shown_campaign.renditions.select_related("video").first()
+    urls = [f"/media/v/{rendition.public_id}.mp4", f"/media/p/{rendition.public_id}.jpg"]
+    library_urls = [f"/media/v/{rendition.video.public_id}.mp4", f"/media/p/{rendition.video.public_id}.jpg"]
+    legacy_id = shown_campaign.media.get(video=rendition.video).public_id
+    member, outsider = Client(), Client()
+    member.force_login(shown_campaign.annotators.get())
+    outsider.force_login(other_campaign.annotators.get())
+
+    for url in urls:
+        assert Client().get(url).status_code == 302  # to the login page
+        assert member.get(url).status_code == 200
+        assert admin_client.get(url).status_code == 200
+        assert outsider.get(url).status_code == 404, "an annotator of another campaign got its media"
+        assert outsider.get(url, HTTP_RANGE="bytes=0-0").status_code == 404
+    for url in library_urls:
+        assert member.get(url).status_code == 404, "an annotator got a library video by its own id"
+        assert admin_client.get(url).status_code == 200
+    # The campaign's id from before it had a rendition serves nothing once the rendition is shown.
+    for client in (member, admin_client):
+        assert client.get(f"/media/v/{legacy_id}.mp4").status_code == 404
+
+
+def test_no_work_is_handed_out_before_the_campaigns_media_is_ready(library, annotators):
+    benchmark, models = library(["a fox", "a boat"])
+    (annotator,) = annotators(1, prefix="early")
+    campaign = create_campaign(
+        CampaignSpec(
+            name="early", kind="pairwise", benchmark=benchmark, models=models, annotators=[annotator]
+        )
+    )
+    assert not campaign.media_ready and not campaign.renditions.exists()
+    client = Client()
+    client.force_login(annotator)
+    early = client.get(f"/api/annotate/{campaign.pk}/next/")
+    assert early.status_code == 409 and "being prepared" in early.json()["detail"]
+    assert not Assignment.objects.exists()
+
+    with_media_prepared(campaign)
+    assert campaign.media_ready
+    view = client.get(f"/api/annotate/{campaign.pk}/next/").json()["assignment"]
+    assert all(video_behind(v["url"]) for v in view["videos"])
+    assert {v["url"].rsplit("/", 1)[1][:-4] for v in view["videos"]} <= set(
+        campaign.renditions.values_list("public_id", flat=True)
+    )
 
 
 def test_every_video_of_a_campaign_has_an_id_of_the_campaigns_own(campaign_factory):
@@ -569,6 +704,7 @@ def test_the_migration_gives_existing_campaigns_their_ids(campaign_factory):
     first = campaign_factory("pairwise", n_prompts=2, n_annotators=1)
     second = campaign_factory("seed_preference", n_prompts=1, seeds=3, n_annotators=1)
     CampaignMedia.objects.all().delete()  # as before the migration
+    Rendition.objects.all().delete()  # campaigns had no renditions of their own then
 
     migration.name_the_videos_of_existing_campaigns(django_apps, None)
 
@@ -583,25 +719,39 @@ def test_the_migration_gives_existing_campaigns_their_ids(campaign_factory):
         assert url.rsplit("/", 1)[1].split(".")[0] == first.media.get(video=video).public_id
 
 
-def test_a_campaigns_id_for_a_video_serves_its_file_and_poster_without_date_or_name(
+def test_existing_campaigns_stay_shown_after_the_migration_that_gates_on_renditions(campaign_factory):
+    migration = importlib.import_module("annotation.migrations.0004_campaign_renditions")
+    campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
+    Campaign.objects.update(media_ready=False)  # the new column's default
+
+    migration.keep_existing_campaigns_shown(django_apps, None)
+
+    assert Campaign.objects.get(pk=campaign.pk).media_ready
+
+
+def test_a_campaigns_rendition_is_served_with_its_poster_without_date_or_name(
     client, admin_client, campaign_factory
 ):
     campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
-    shown = campaign.media.select_related("video").first()
+    shown = campaign.renditions.select_related("video").first()
     video_url, poster_url = f"/media/v/{shown.public_id}.mp4", f"/media/p/{shown.public_id}.jpg"
     assert client.get(video_url).status_code == 302  # to the login page
 
     client.force_login(campaign.annotators.get())
     response = client.get(video_url)
     assert response.status_code == 200 and response["Content-Type"] == "video/mp4"
-    assert b"".join(response.streaming_content) == media_path(shown.video.playable_file).read_bytes()
+    body = b"".join(response.streaming_content)
+    assert body == media_path(shown.playable_file).read_bytes()
+    assert body != media_path(shown.video.playable_file).read_bytes(), (
+        "the library's file, not the campaign's"
+    )
     assert "Last-Modified" not in response and "Content-Disposition" not in response
     partial = client.get(video_url, HTTP_RANGE="bytes=0-99")
     assert partial.status_code == 206 and len(b"".join(partial.streaming_content)) == 100
     poster = client.get(poster_url)
     assert poster.status_code == 200 and poster["Content-Type"] == "image/jpeg"
     assert "Last-Modified" not in poster and "Content-Disposition" not in poster
-    assert b"".join(poster.streaming_content) == media_path(shown.video.poster_file).read_bytes()
+    assert b"".join(poster.streaming_content) == media_path(shown.poster_file).read_bytes()
     # The id stands for the shown files only, not the original upload, even for a manager.
     assert admin_client.get(f"/media/o/{shown.public_id}").status_code == 404
     assert admin_client.get(f"/media/o/{shown.video.public_id}").status_code == 200

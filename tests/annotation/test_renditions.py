@@ -15,6 +15,7 @@ from django.utils import timezone
 from annotation.campaigns import CampaignError, CampaignSpec, create_campaign
 from annotation.models import Assignment, Campaign, Rendition
 from annotation.renditions import (
+    NORMALISE_MEDIA_JOB,
     choose_normalised_format,
     normalise_campaign_media,
     start_normalise_media,
@@ -227,11 +228,6 @@ def claim_by_hand(campaign: Campaign) -> Assignment:
     )
 
 
-def file_state(path: Path) -> tuple:
-    stat = path.stat()
-    return stat.st_ino, stat.st_mtime_ns, path.read_bytes()
-
-
 def test_normalising_gives_every_video_a_rendition_in_one_format(varied_campaign):
     summary = normalise_campaign_media(paused(varied_campaign))
 
@@ -304,7 +300,7 @@ def test_a_crash_half_way_loses_nothing_and_running_again_makes_no_duplicates(va
     varied_campaign.refresh_from_db()
     assert not varied_campaign.normalise_media and varied_campaign.normalised_format == {}
     first_two = list(varied_campaign.renditions.order_by("id")[:2])
-    kept_files = {r.pk: file_state(media_path(r.playable_file)) for r in first_two}
+    kept_files = {r.pk: media_path(r.playable_file).read_bytes() for r in first_two}
 
     monkeypatch.setattr(renditions, "transcode_to_format", real_transcode)
     summary = normalise_campaign_media(varied_campaign)
@@ -312,7 +308,11 @@ def test_a_crash_half_way_loses_nothing_and_running_again_makes_no_duplicates(va
     assert varied_campaign.normalise_media
     for rendition in first_two:
         rendition.refresh_from_db()
-        assert file_state(media_path(rendition.playable_file)) == kept_files[rendition.pk]
+        # Kept as encoded, then padded to the campaign's one size with the others.
+        kept = media_path(rendition.playable_file).read_bytes()
+        assert rendition.encoded_size == len(kept_files[rendition.pk])
+        assert kept[: rendition.encoded_size] == kept_files[rendition.pk]
+        assert kept[rendition.encoded_size + 4 : rendition.encoded_size + 8] == b"free"
 
     again = normalise_campaign_media(varied_campaign)
     assert (again["encoded"], again["kept"]) == (0, 4)
@@ -356,7 +356,7 @@ def test_refuses_a_closed_a_running_or_an_already_shown_campaign_and_changes_not
     varied_campaign.refresh_from_db()
     assert not varied_campaign.normalise_media and varied_campaign.normalised_format == {}
     assert varied_campaign.status == Campaign.Status.CLOSED
-    assert not Rendition.objects.exists() and not Job.objects.exists()
+    assert not Rendition.objects.exists() and not Job.objects.filter(kind=NORMALISE_MEDIA_JOB).exists()
     assert not media_path("renditions").exists()
 
 
@@ -364,7 +364,7 @@ def test_a_second_start_while_the_first_job_waits_is_refused(varied_campaign, ad
     first = start_normalise_media(varied_campaign, admin_user)  # queued: on_commit never fires in a test
     with pytest.raises(CampaignError, match="already being normalised"):
         start_normalise_media(varied_campaign, admin_user)
-    assert list(Job.objects.all()) == [first]
+    assert list(Job.objects.filter(kind=NORMALISE_MEDIA_JOB)) == [first]
     assert first.params == {"campaign_id": varied_campaign.pk, "resume": True}
 
 
@@ -407,7 +407,9 @@ def test_the_job_reports_a_campaign_closed_or_deleted_after_it_was_queued(varied
 # --- serving -------------------------------------------------------------------------------------------
 
 
-def test_rendition_and_its_poster_are_served_to_logged_in_users_under_their_own_id(client, varied_campaign):
+def test_rendition_and_its_poster_are_served_to_the_campaigns_annotators_under_their_own_id(
+    client, admin_client, varied_campaign
+):
     normalise_campaign_media(paused(varied_campaign))
     rendition = varied_campaign.renditions.first()
     video_url, poster_url = f"/media/v/{rendition.public_id}.mp4", f"/media/p/{rendition.public_id}.jpg"
@@ -425,8 +427,9 @@ def test_rendition_and_its_poster_are_served_to_logged_in_users_under_their_own_
     assert poster.status_code == 200 and poster["Content-Type"] == "image/jpeg"
     assert b"".join(poster.streaming_content) == media_path(rendition.poster_file).read_bytes()
 
-    # The original's own URL keeps working; an unknown id does not.
-    assert client.get(f"/media/v/{rendition.video.public_id}.mp4").status_code == 200
+    # The library video's own URL is for managers only; an unknown id is for nobody.
+    assert client.get(f"/media/v/{rendition.video.public_id}.mp4").status_code == 404
+    assert admin_client.get(f"/media/v/{rendition.video.public_id}.mp4").status_code == 200
     assert client.get(f"/media/v/{'0' * 32}.mp4").status_code == 404
 
 
