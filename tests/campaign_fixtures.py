@@ -140,16 +140,26 @@ def campaign_factory(library, annotators):
     return make
 
 
-def with_media_prepared(campaign):
+def with_media_prepared(campaign, *, wait_s: float = 120):
     """Run the job `create_campaign` queued (a test's transaction never commits, so it would wait), as a
-    worker would: the campaign's own renditions are made and it hands out work."""
+    worker would: the campaign's own renditions are made and it hands out work. Where a real worker took
+    the job already (tests with a committed database), wait for it instead."""
+    import time
+
     from annotation.tasks import prepare_media
-    from evalsite.jobs import execute
+    from evalsite.jobs import JobBusyElsewhere, execute
     from evalsite.models import Job
 
     job = Job.objects.get(kind=prepare_media.name, params__campaign_id=campaign.pk)
-    execute(str(job.pk), prepare_media.handler)
+    try:
+        execute(str(job.pk), prepare_media.handler)
+    except JobBusyElsewhere:
+        pass
+    deadline = time.monotonic() + wait_s
     job.refresh_from_db()
+    while not job.is_finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED, job.error
     campaign.refresh_from_db()
     return campaign

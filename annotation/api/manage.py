@@ -81,6 +81,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "claim_timeout_s",
             "normalise_media",
             "normalised_format",
+            "media_ready",
             "item_count",
             "required_total",
             "done_total",

@@ -4,20 +4,25 @@ URLs that serve the renditions."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from django.core.management import CommandError
 from django.utils import timezone
 
 from annotation.campaigns import CampaignError, CampaignSpec, create_campaign
 from annotation.models import Assignment, Campaign, Rendition
 from annotation.renditions import (
     NORMALISE_MEDIA_JOB,
+    PREPARE_MEDIA_JOB,
     choose_normalised_format,
     normalise_campaign_media,
+    prepare_campaign_media,
+    served_sizes,
     start_normalise_media,
 )
 from annotation.services import set_campaign_status
@@ -25,7 +30,13 @@ from evalsite.jobs import execute
 from evalsite.models import Job
 from generation.models import Video
 from generation.services import add_video, create_video_model, media_path, process_video
-from generation.videofiles import VideoRejected, temporary_beside, transcode_to_format
+from generation.videofiles import (
+    VideoRejected,
+    pad_to_size,
+    temporary_beside,
+    transcode_for_browser,
+    transcode_to_format,
+)
 
 SECRET = "Zanzibar-Secret-Model"
 
@@ -404,6 +415,110 @@ def test_the_job_reports_a_campaign_closed_or_deleted_after_it_was_queued(varied
     assert not Rendition.objects.exists()
 
 
+def test_padding_keeps_the_video_and_poster_as_they_were_and_pads_again_from_the_content(
+    tmp_path, make_video
+):
+    clip = make_video(tmp_path / "clip.mp4", frames=12)
+    video, poster = tmp_path / "padded" / "out.mp4", tmp_path / "padded" / "out.jpg"
+    transcode_for_browser(clip, video, poster)
+    encoded, encoded_poster = video.read_bytes(), poster.read_bytes()
+    before = container_facts(video)
+
+    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 5000)
+    pad_to_size(poster, content_bytes=len(encoded_poster), size=len(encoded_poster) + 300)
+
+    assert video.stat().st_size == len(encoded) + 5000 and poster.stat().st_size == len(encoded_poster) + 300
+    padded = container_facts(video)
+    assert shape_of(padded) == shape_of(before)
+    assert all(np.array_equal(a, b) for a, b in zip(padded["pixels"], before["pixels"], strict=True))
+    with av.open(str(poster)) as image:
+        assert next(image.decode(video=0)).width == 64
+    # Padded to another size, from the same content (not on top of the first padding); again is a no-op.
+    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 64)
+    assert video.read_bytes()[: len(encoded)] == encoded and video.stat().st_size == len(encoded) + 64
+    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 64)
+    assert video.stat().st_size == len(encoded) + 64
+    with pytest.raises(ValueError, match="cannot be padded"):
+        pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 3)  # no room for a free box
+    assert sorted(p.name for p in video.parent.iterdir()) == ["out.jpg", "out.mp4"]
+
+
+def test_preparing_gives_every_video_its_own_rendition_in_its_own_format_at_one_size(varied_campaign):
+    assert not varied_campaign.media_ready
+    summary = prepare_campaign_media(varied_campaign)
+
+    assert summary == {"videos": 4, "encoded": 4, "kept": 0}
+    assert varied_campaign.media_ready and not varied_campaign.normalise_media
+    video_size, poster_size = served_sizes(varied_campaign)
+    for rendition in varied_campaign.renditions.select_related("video"):
+        source = rendition.video
+        facts = container_facts(media_path(rendition.playable_file))
+        assert facts["size"] == (source.width + source.width % 2, source.height + source.height % 2)
+        assert facts["frames"] == source.frame_count
+        assert (rendition.fps, rendition.duration_s) == (source.fps, source.duration_s)
+        assert media_path(rendition.playable_file).stat().st_size == video_size > rendition.encoded_size
+        assert media_path(rendition.poster_file).stat().st_size == poster_size
+        assert (
+            media_path(rendition.playable_file).read_bytes() != media_path(source.playable_file).read_bytes()
+        )
+        assert SECRET.encode() not in media_path(rendition.playable_file).read_bytes()
+
+
+def test_a_prepare_job_killed_half_way_is_taken_up_where_it_stopped(varied_campaign, monkeypatch):
+    import annotation.renditions as renditions
+
+    real_transcode, real_pad = renditions.transcode_for_browser, renditions.pad_to_size
+
+    def killed_on_third(src, dst_mp4, dst_poster, **options):
+        if varied_campaign.renditions.exclude(encoded_size=None).count() == 2:
+            temporary_beside(Path(dst_mp4), ".mp4").write_bytes(b"half a video")
+            raise WorkerKilled()
+        return real_transcode(src, dst_mp4, dst_poster, **options)
+
+    monkeypatch.setattr(renditions, "transcode_for_browser", killed_on_third)
+    with pytest.raises(WorkerKilled):
+        prepare_campaign_media(varied_campaign)
+    varied_campaign.refresh_from_db()
+    assert not varied_campaign.media_ready
+
+    padded = []
+
+    def killed_while_padding(path, **sizes):
+        if len(padded) == 3:
+            raise WorkerKilled()
+        padded.append(path)
+        return real_pad(path, **sizes)
+
+    monkeypatch.setattr(renditions, "transcode_for_browser", real_transcode)
+    monkeypatch.setattr(renditions, "pad_to_size", killed_while_padding)
+    with pytest.raises(WorkerKilled):
+        prepare_campaign_media(varied_campaign)
+    assert not Campaign.objects.get(pk=varied_campaign.pk).media_ready
+
+    monkeypatch.setattr(renditions, "pad_to_size", real_pad)
+    summary = prepare_campaign_media(varied_campaign)
+    assert (summary["encoded"], summary["kept"]) == (0, 4)
+    assert varied_campaign.media_ready and Rendition.objects.count() == 4
+    video_size, poster_size = served_sizes(varied_campaign)
+    for rendition in varied_campaign.renditions.all():
+        assert media_path(rendition.playable_file).stat().st_size == video_size
+        assert media_path(rendition.poster_file).stat().st_size == poster_size
+        assert container_facts(media_path(rendition.playable_file))["frames"] == rendition.video.frame_count
+    stored = sorted(str(p.relative_to(media_path(""))) for p in media_path("renditions").rglob("*.*"))
+    assert stored == sorted(f for r in Rendition.objects.all() for f in (r.playable_file, r.poster_file))
+
+
+def test_the_prepare_job_leaves_a_campaign_being_normalised_to_the_normalise_job(varied_campaign, admin_user):
+    from annotation.tasks import prepare_media
+
+    prepare_job = Job.objects.get(kind=PREPARE_MEDIA_JOB, params__campaign_id=varied_campaign.pk)
+    start_normalise_media(varied_campaign, admin_user)  # queued: on_commit never fires in a test
+    execute(str(prepare_job.pk), prepare_media.handler)
+    prepare_job.refresh_from_db()
+    assert prepare_job.status == Job.Status.SUCCEEDED and "normalised" in prepare_job.result["skipped"]
+    assert not Rendition.objects.exists()
+
+
 # --- serving -------------------------------------------------------------------------------------------
 
 
@@ -453,3 +568,19 @@ def test_annotators_cannot_start_normalising(varied_campaign, client, annotators
     client.force_login(annotators(1, prefix="someone")[0])
     assert client.post(f"/api/campaigns/{varied_campaign.pk}/normalise-media/").status_code == 403
     assert not Campaign.objects.get(pk=varied_campaign.pk).normalise_media
+
+
+def test_the_command_gives_a_campaign_from_before_renditions_its_own(campaign_factory):
+    from django.core.management import call_command
+
+    campaign = campaign_factory("pairwise", n_prompts=2, n_annotators=1)
+    campaign.renditions.all().delete()  # as a campaign made before every campaign had renditions
+    out = io.StringIO()
+
+    call_command("prepare_campaign_media", "--all-without-renditions", stdout=out)
+
+    campaign.refresh_from_db()
+    assert campaign.media_ready and campaign.renditions.count() == campaign.media.count() == 4
+    assert f"campaign {campaign.pk}:" in out.getvalue()
+    with pytest.raises(CommandError, match="no campaign with the id 999999"):
+        call_command("prepare_campaign_media", "999999")

@@ -14,7 +14,7 @@ from generation.backends.tiny import TINY_SETTINGS, make_tiny_wan
 from generation.models import GenerationRun, Video, VideoModel
 from generation.runs.planning import RunSpec, plan_run, run_progress, start_run
 from generation.services import GenerationError, load_benchmark, media_path
-from tests.campaign_fixtures import ANNOTATOR_PASSWORD
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD, with_media_prepared
 from tests.evalsite.test_worker import broker, launch_worker, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -161,6 +161,7 @@ def test_tiny_wan_runs_fill_the_library_reproducibly_through_a_worker(
             annotators=[annotator],
         )
     )
+    with_media_prepared(campaign)
     client.login(username="ann", password=ANNOTATOR_PASSWORD)
     view = client.get(f"/api/annotate/{campaign.pk}/next/")
     received = [view.content]

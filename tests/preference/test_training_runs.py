@@ -225,7 +225,7 @@ def _loop_tail(run, make_benchmark, capture, admin_client, client, django_user_m
         evaluation_shares,
         start_evaluation_generation,
     )
-    from tests.campaign_fixtures import ANNOTATOR_PASSWORD
+    from tests.campaign_fixtures import ANNOTATOR_PASSWORD, with_media_prepared
 
     benchmark = make_benchmark(["a red ball rolls on grass"], slug="dpo-eval")
     with capture(execute=True):
@@ -236,7 +236,7 @@ def _loop_tail(run, make_benchmark, capture, admin_client, client, django_user_m
     assert videos[run.base_model_id].noise_id == videos[run.tuned_model_id].noise_id != ""
 
     annotator = django_user_model.objects.create_user("dpo-ann", password=ANNOTATOR_PASSWORD)
-    campaign = create_evaluation_campaign(run, annotators=[annotator])
+    campaign = with_media_prepared(create_evaluation_campaign(run, annotators=[annotator]))
     assert campaign.kind == "ab_shared_noise" and campaign.items.count() == 1
     assert evaluation_shares(run) == []  # nothing judged yet
 

@@ -12,7 +12,7 @@ from preference.training_runs import (
     create_training_run,
     start_evaluation_generation,
 )
-from tests.campaign_fixtures import ANNOTATOR_PASSWORD
+from tests.campaign_fixtures import ANNOTATOR_PASSWORD, with_media_prepared
 from tests.evalsite.test_worker import broker, launch_worker, wait_for  # noqa: F401  (fixtures)
 
 from .conftest import judge
@@ -66,7 +66,7 @@ def test_the_loop_runs_through_a_real_worker(
     assert videos[tiny_wan_model.pk].noise_id == videos[finished.tuned_model_id].noise_id != ""
 
     person = django_user_model.objects.create_user("worker-ann", password=ANNOTATOR_PASSWORD)
-    ab = create_evaluation_campaign(finished, annotators=[person])
+    ab = with_media_prepared(create_evaluation_campaign(finished, annotators=[person]))
     assert ab.kind == "ab_shared_noise" and ab.items.count() == 1
     client.login(username="worker-ann", password=ANNOTATOR_PASSWORD)
     view = client.get(f"/api/annotate/{ab.pk}/next/")
