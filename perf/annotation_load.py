@@ -153,6 +153,9 @@ def build_campaign(args: argparse.Namespace) -> tuple[int, list[str]]:
             judgments_per_item=args.judgments_per_item,
         )
     )
+    # The placeholder videos have no files for the campaign's renditions; shown as the library's files,
+    # the campaign hands out work at once instead of after its prepare-media job.
+    type(campaign).objects.filter(pk=campaign.pk).update(media_ready=True)
     return campaign.pk, usernames
 
 

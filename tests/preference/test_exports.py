@@ -427,7 +427,8 @@ def test_a_job_cancelled_while_queued_shows_the_export_as_cancelled(
 )
 def test_bad_requests_store_nothing(scenario, django_capture_on_commit_callbacks, kwargs, message):
     arguments = {"name": "ok", "campaigns": [scenario.pairwise], **kwargs}
+    jobs_before = Job.objects.count()  # the campaigns' prepare-media jobs
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ExportError, match=message):
         create_export(**arguments)
     assert not PreferenceExport.objects.exists()
-    assert not Job.objects.exists()
+    assert Job.objects.count() == jobs_before

@@ -160,7 +160,8 @@ def test_the_api_creates_lists_retrieves_and_downloads(
 )
 def test_the_api_refuses_bad_input_and_stores_nothing(scenario, admin_client, payload, field):
     body = {"name": "bad", "campaigns": [scenario.pairwise.pk], **payload}
+    jobs_before = Job.objects.count()  # the campaigns' prepare-media jobs
     response = admin_client.post("/api/preference-exports/", body, content_type="application/json")
     assert response.status_code == 400
     assert field in response.json()
-    assert not PreferenceExport.objects.exists() and not Job.objects.exists()
+    assert not PreferenceExport.objects.exists() and Job.objects.count() == jobs_before
