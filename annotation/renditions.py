@@ -318,6 +318,14 @@ def start_prepare_media(campaign: Campaign, created_by=None) -> Job:
     )
 
 
+def latest_media_job(campaign: Campaign) -> Job | None:
+    """The campaign's latest job that prepares or normalises its media (for its page)."""
+    jobs = Job.objects.filter(
+        kind__in=[PREPARE_MEDIA_JOB, NORMALISE_MEDIA_JOB], params__campaign_id=campaign.pk
+    )
+    return jobs.order_by("-created_at").first()
+
+
 def normalising_pending(campaign: Campaign) -> bool:
     """A normalise job of the campaign is queued or running (it makes every rendition itself)."""
     return Job.objects.filter(

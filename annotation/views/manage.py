@@ -69,6 +69,8 @@ def campaign_new(request):
 
 @manager_required
 def campaign_detail(request, pk):
+    from ..renditions import latest_media_job
+
     campaign = get_object_or_404(selectors.campaigns_with_progress(), pk=pk)
     return render(
         request,
@@ -83,6 +85,7 @@ def campaign_detail(request, pk):
             "problem_count": selectors.problem_reports(campaign).count(),
             "add_form": AddAnnotatorsForm(),
             "statuses": Campaign.Status,
+            "media_job": None if campaign.media_ready else latest_media_job(campaign),
         },
     )
 

@@ -37,6 +37,7 @@ from generation.videofiles import (
     transcode_for_browser,
     transcode_to_format,
 )
+from tests.campaign_fixtures import with_media_prepared
 
 SECRET = "Zanzibar-Secret-Model"
 
@@ -584,3 +585,13 @@ def test_the_command_gives_a_campaign_from_before_renditions_its_own(campaign_fa
     assert f"campaign {campaign.pk}:" in out.getvalue()
     with pytest.raises(CommandError, match="no campaign with the id 999999"):
         call_command("prepare_campaign_media", "999999")
+
+
+def test_the_campaign_page_says_while_its_media_is_being_prepared(varied_campaign, admin_client):
+    job = Job.objects.get(kind=PREPARE_MEDIA_JOB, params__campaign_id=varied_campaign.pk)
+    page = admin_client.get(f"/campaigns/{varied_campaign.pk}/").content.decode()
+    assert "being prepared" in page and f"/jobs/{job.pk}/" in page
+
+    with_media_prepared(varied_campaign)
+    page = admin_client.get(f"/campaigns/{varied_campaign.pk}/").content.decode()
+    assert "being prepared" not in page
