@@ -7,10 +7,11 @@ campaign shows one model only, so its clips would name that model's side in ever
 - each campaign re-encodes its videos with an encoder variation of its own (`media_variation`: the x264
   quality factor and the poster's JPEG quality, drawn from the campaign's secret), so one source gives
   different bytes and sizes in different campaigns; no container metadata is written;
-- every video of a campaign is then padded to one size (the largest rendition plus a random margin of
-  the campaign's, as an MP4 `free` box players skip), and every poster likewise, so a file's size says
-  nothing of which model made it, within a campaign or across campaigns. The cost is bandwidth and disk:
-  each file is as large as the campaign's largest;
+- every video of a campaign is then padded to one size (the largest rendition plus a kibibyte and a
+  random share under 3% of the campaign's, as an MP4 `free` box players skip), and every poster
+  likewise, so a file's size says nothing of which model made it, within a campaign or across
+  campaigns. The cost is bandwidth and disk: each file is as large as the campaign's largest
+  (`perf/campaign_media.py` measures it);
 - durations, sides and frame rates stay each video's own unless the campaign normalises media (below):
   a video's length is part of what it shows and cannot be hidden without cutting it.
 What cannot be hidden this way is the picture itself: an annotator who remembers a clip from a
@@ -60,6 +61,7 @@ from generation.videofiles import (
     POSTER_JPEG_QUALITY,
     VideoRejected,
     pad_to_size,
+    padded_size,
     transcode_for_browser,
     transcode_to_format,
 )
@@ -87,8 +89,7 @@ class MediaVariation:
 
     crf: float  # within one of the site's default (20): no visible difference, other bytes and sizes
     poster_quality: int  # JPEG quality of the posters, within 5 of the site's default
-    video_margin: int  # bytes added to the largest video of the campaign (at least an 8-byte free box)
-    poster_margin: int  # bytes added after the largest poster
+    margin: float  # share of the largest file added past it (below 3%), after a kibibyte (a free box)
 
 
 def media_variation(campaign: Campaign) -> MediaVariation:
@@ -99,8 +100,7 @@ def media_variation(campaign: Campaign) -> MediaVariation:
     return MediaVariation(
         crf=DEFAULT_CRF + (number % 201 - 100) / 100,
         poster_quality=POSTER_JPEG_QUALITY + (number >> 8) % 11 - 5,
-        video_margin=1024 + (number >> 16) % 65536,
-        poster_margin=256 + (number >> 32) % 4096,
+        margin=(number >> 16) % 3000 / 100_000,
     )
 
 
@@ -263,14 +263,15 @@ def _render_all(
 
 def served_sizes(campaign: Campaign) -> tuple[int, int]:
     """The size in bytes of every video and of every poster the campaign serves: its largest of each, as
-    encoded, plus the campaign's own margin."""
+    encoded, plus a kibibyte and the campaign's own share of it (so the same files give other sizes in
+    another campaign)."""
     variation = media_variation(campaign)
     sizes = list(campaign.renditions.values_list("encoded_size", "poster_encoded_size"))
     if not sizes or any(video is None or poster is None for video, poster in sizes):
         raise CampaignError("the campaign's renditions are not all encoded yet")
     largest_video = max(video for video, _ in sizes)
     largest_poster = max(poster for _, poster in sizes)
-    return largest_video + variation.video_margin, largest_poster + variation.poster_margin
+    return padded_size(largest_video, variation.margin), padded_size(largest_poster, variation.margin)
 
 
 def pad_campaign_media(campaign: Campaign) -> None:

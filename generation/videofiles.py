@@ -502,6 +502,14 @@ def _letterbox(frame: av.VideoFrame, width: int, height: int) -> np.ndarray[Any,
 
 # ---------------------------------------------------------------- padding files to a size
 
+PADDING_FLOOR = 1024  # bytes past the largest file: room for an MP4 free box whatever the margin
+
+
+def padded_size(largest: int, margin: float) -> int:
+    """The one size a set of files whose largest holds `largest` bytes is served at: a kibibyte more, and
+    `margin` (a share, a campaign's own) of it on top, so the same files give another size elsewhere."""
+    return largest + PADDING_FLOOR + int(largest * margin)
+
 
 def pad_to_size(path: str | os.PathLike[str], *, content_bytes: int, size: int) -> None:
     """Make the file exactly `size` bytes: its first `content_bytes` bytes (the file as encoded, before any
