@@ -144,6 +144,13 @@ class CommandBackend(Backend):
             raise CheckpointError('a command taking {latents} needs "latent" (channels and compression)')
 
     @classmethod
+    def capabilities_for(
+        cls, checkpoint: Path, *, adapter: Path | None = None, options: Mapping[str, Any] | None = None
+    ) -> Capabilities:
+        """Loading a command backend reads its configuration only (no model): the loaded one's capabilities."""
+        return cls.load(checkpoint, adapter=adapter, options=options).capabilities
+
+    @classmethod
     def load(
         cls,
         checkpoint: Path,
