@@ -285,8 +285,13 @@ def prepare_pair_latents(run: TrainingRun, pipe: Any, progress: Callable[[int, i
     try:
         for done, (split, record) in enumerate(records):
             progress(done, len(records), f"encoding pair {done + 1} of {len(records)}")
+            # The VAE takes the first `num_frames` frames (the last one repeated if short): decode only those.
             latents = [
-                encode_video(pipe, decode_video(_media(record[side]["original_file"])), **size)
+                encode_video(
+                    pipe,
+                    decode_video(_media(record[side]["original_file"]), max_frames=size["num_frames"]),
+                    **size,
+                )
                 for side in ("chosen", "rejected")
             ]
             prompt = record["prompt"]["text"]
@@ -403,7 +408,9 @@ def _clip() -> Any:
 
 
 def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
-    from metrics.video.decode import decode_video
+    import torch
+
+    from metrics.video.scoring import clip_frames
 
     from .training.reward_model import (
         RewardConfig,
@@ -425,8 +432,12 @@ def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
     scorer = _clip()
     ids = sorted(videos)
     job.progress(0, 2, f"CLIP features of {len(ids)} videos")
-    features = video_features(
-        scorer, [decode_video(_media(videos[v][0])) for v in ids], [videos[v][1] for v in ids]
+    # One video at a time, decoding only the frames CLIP looks at.
+    features = torch.cat(
+        [
+            video_features(scorer, [clip_frames(_media(videos[v][0]), scorer.num_frames)], [videos[v][1]])
+            for v in ids
+        ]
     )
 
     def comparisons(split: str) -> list:
@@ -606,7 +617,7 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
     from generation.models import Benchmark
     from metrics.automatic.models import AutoScore, ScoreSettings
     from metrics.automatic.services import record_auto_scores, score_settings
-    from metrics.video.decode import decode_video
+    from metrics.video.scoring import clip_frames
 
     from .training.on_policy import score_candidates, select_pairs
     from .training.reward_model import RewardScorer, load_reward_head
@@ -633,7 +644,7 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
         job.progress(done, len(videos), f"scoring video {done + 1} of {len(videos)}")
         [candidate] = score_candidates(
             scorer,
-            [decode_video(_media(video.original_file))],
+            [clip_frames(_media(video.original_file), scorer.clip.num_frames)],
             video_ids=[video.public_id],
             prompts=[video.prompt.text],
             seeds=[video.seed if video.seed is not None else 0],

@@ -94,51 +94,68 @@ def scoring_memory_bound(
     return (workers + 1) * (clip_frames + 1) * rgb + workers * motion_bytes
 
 
+def decode_sampled_frames(
+    path: PathLike,
+    clip_count: int | None,
+    motion: MotionAccumulator | None = None,
+    *,
+    decoder_threads: int = 0,
+) -> tuple[int, list[np.ndarray]]:
+    """Decode a file once: feed every `motion.stride`-th frame to `motion` (when given) and keep the
+    `evenly_spaced_indices(T, clip_count)` frames (when `clip_count` is given). Returns (T, kept frames)."""
+    clip_indices: set[int] = set()
+    if clip_count is not None:
+        clip_indices = set(evenly_spaced_indices(max(1, count_video_packets(path)), clip_count).tolist())
+    seen = 0
+
+    def wanted(frame_index: int) -> bool:
+        nonlocal seen
+        seen = frame_index + 1
+        return frame_index in clip_indices or (motion is not None and frame_index % motion.stride == 0)
+
+    kept = []
+    for frame_index, frame in iter_selected_frames(path, wanted, decoder_threads=decoder_threads):
+        if frame_index in clip_indices:
+            # A copy: a decoded frame is a view that keeps FFmpeg's frame (and its buffers) alive.
+            kept.append(frame.copy())
+        if motion is not None and frame_index % motion.stride == 0:
+            motion.add(frame)
+    if seen == 0:
+        raise ValueError(f"{path}: no video frames")
+    if clip_count is not None:
+        expected = set(evenly_spaced_indices(seen, clip_count).tolist())
+        if expected != clip_indices:  # the container's packets miscounted the frames: decode them again
+            kept = [frame.copy() for _, frame in iter_selected_frames(path, expected.__contains__)]
+    return seen, kept
+
+
+def clip_frames(path: PathLike, count: int = DEFAULT_NUM_FRAMES) -> torch.Tensor:
+    """The frames a CLIP score looks at, `evenly_spaced_indices(T, count)`, as uint8 `(n, H, W, 3)`: the same
+    as `decode_video(path)[evenly_spaced_indices(T, count)]`, holding only those frames."""
+    _, kept = decode_sampled_frames(path, count)
+    return torch.from_numpy(np.stack(kept))
+
+
 def _decode_for_scores(
     index: int, video: VideoToScore, clip_count: int | None, motion: MotionOptions, decoder_threads: int
 ) -> _Decoded:
-    decoded = _Decoded(index)
+    accumulator = (
+        MotionAccumulator(stride=motion.stride, short_side=motion.short_side, params=motion.params)
+        if video.motion
+        else None
+    )
     try:
-        clip_indices: set[int] = set()
-        if clip_count is not None:
-            clip_indices = set(
-                evenly_spaced_indices(max(1, count_video_packets(video.path)), clip_count).tolist()
-            )
-        accumulator = (
-            MotionAccumulator(stride=motion.stride, short_side=motion.short_side, params=motion.params)
-            if video.motion
-            else None
+        frames, kept = decode_sampled_frames(
+            video.path, clip_count, accumulator, decoder_threads=decoder_threads
         )
-        seen = 0
-
-        def wanted(frame_index: int) -> bool:
-            nonlocal seen
-            seen = frame_index + 1
-            return frame_index in clip_indices or (
-                accumulator is not None and frame_index % motion.stride == 0
-            )
-
-        for frame_index, frame in iter_selected_frames(video.path, wanted, decoder_threads=decoder_threads):
-            if frame_index in clip_indices:
-                decoded.clip_frames.append(frame)
-            if accumulator is not None and frame_index % motion.stride == 0:
-                accumulator.add(frame)
-        if seen == 0:
-            raise ValueError(f"{video.path}: no video frames")
-        decoded.frames = seen
-        if clip_count is not None:
-            expected = set(evenly_spaced_indices(seen, clip_count).tolist())
-            if expected != clip_indices:  # the container's packets miscounted the frames: decode them again
-                decoded.clip_frames = [
-                    frame for _, frame in iter_selected_frames(video.path, expected.__contains__)
-                ]
-        if accumulator is not None:
-            try:
-                decoded.motion = accumulator.result(seen)
-            except ValueError as error:
-                decoded.motion_error = str(error)
     except Exception as error:  # any decoding failure of this file; the other videos are still scored
         return _Decoded(index, error=str(error) or type(error).__name__)
+    decoded = _Decoded(index, frames=frames, clip_frames=kept)
+    if accumulator is not None:
+        try:
+            decoded.motion = accumulator.result(frames)
+        except ValueError as error:
+            decoded.motion_error = str(error)
     return decoded
 
 
@@ -192,6 +209,8 @@ def score_videos(
 
 __all__ = [
     "DEFAULT_SCORING_WORKERS",
+    "clip_frames",
+    "decode_sampled_frames",
     "MotionOptions",
     "VideoScores",
     "VideoToScore",
