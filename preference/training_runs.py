@@ -617,9 +617,8 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
     from generation.models import Benchmark
     from metrics.automatic.models import AutoScore, ScoreSettings
     from metrics.automatic.services import record_auto_scores, score_settings
-    from metrics.video.scoring import clip_frames
 
-    from .training.on_policy import score_candidates, select_pairs
+    from .training.on_policy import score_candidate_files, select_pairs
     from .training.reward_model import RewardScorer, load_reward_head
 
     params = job.params
@@ -640,17 +639,18 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
         f"Reward model of training run {run.pk} (overall head, standardised on its validation videos)",
     )
     candidates = []
-    for done, video in enumerate(videos):
-        job.progress(done, len(videos), f"scoring video {done + 1} of {len(videos)}")
-        [candidate] = score_candidates(
-            scorer,
-            [clip_frames(_media(video.original_file), scorer.clip.num_frames)],
-            video_ids=[video.public_id],
-            prompts=[video.prompt.text],
-            seeds=[video.seed if video.seed is not None else 0],
-        )
+    job.progress(0, len(videos), f"scoring {len(videos)} videos")
+    scored = score_candidate_files(
+        scorer,
+        [_media(video.original_file) for video in videos],
+        video_ids=[video.public_id for video in videos],
+        prompts=[video.prompt.text for video in videos],
+        seeds=[video.seed if video.seed is not None else 0 for video in videos],
+    )
+    for done, (video, candidate) in enumerate(zip(videos, scored, strict=True), start=1):
         candidates.append(candidate)
         record_auto_scores(video, {AutoScore.Metric.REWARD_SCORE: candidate.scores["overall"]}, settings_row)
+        job.progress(done, len(videos), f"scored video {done} of {len(videos)}")
     result: dict[str, Any] = {"scored": len(videos)}
     export = PreferenceExport.objects.filter(pk=params.get("export_id")).first()
     if export is not None and not export.is_ready:
