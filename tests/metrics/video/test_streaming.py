@@ -43,6 +43,17 @@ def whole_video_figures(truth: torch.Tensor, recon: torch.Tensor, i3d: torch.nn.
     return figures
 
 
+def assert_same_figures(scores, expected: dict) -> None:
+    """SSIM to 1e-7 (float32 per frame), PSNR to 1e-9 dB (float64), I3D features to float32 rounding."""
+    assert scores.ssim == pytest.approx(expected["ssim"], abs=1e-7)
+    assert scores.psnr == pytest.approx(expected["psnr"], abs=1e-9)
+    assert scores.truth_features is not None and scores.reconstruction_features is not None
+    np.testing.assert_allclose(scores.truth_features.numpy(), expected["features"][0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        scores.reconstruction_features.numpy(), expected["features"][1], rtol=1e-4, atol=1e-6
+    )
+
+
 @pytest.fixture
 def tiny_i3d(single_torch_thread):
     torch.manual_seed(0)
@@ -69,15 +80,7 @@ def test_streamed_pair_figures_equal_those_of_the_whole_decoded_videos(tmp_path,
         expected = whole_video_figures(truth[:count], recon[:count], tiny_i3d)
         scores = streamed[index]
         assert (scores.frames, scores.height, scores.width) == (expected["frames"], 40, 56)
-        assert scores.ssim == pytest.approx(expected["ssim"], abs=1e-7)
-        assert scores.psnr == pytest.approx(expected["psnr"], abs=1e-9)
-        assert scores.truth_features is not None and scores.reconstruction_features is not None
-        np.testing.assert_allclose(
-            scores.truth_features.numpy(), expected["features"][0], rtol=1e-4, atol=1e-6
-        )
-        np.testing.assert_allclose(
-            scores.reconstruction_features.numpy(), expected["features"][1], rtol=1e-4, atol=1e-6
-        )
+        assert_same_figures(scores, expected)
     assert [s.frames for s in map(streamed.get, (0, 1))] == [10, 7]
 
 
@@ -107,15 +110,7 @@ def test_streamed_vae_figures_equal_those_of_the_whole_decoded_video(
         truth = usable_clip(vae, frames, chunk_frames=chunk_frames)
         expected = whole_video_figures(truth, reconstruct(vae, frames, chunk_frames=chunk_frames), tiny_i3d)
         assert (scores.frames, scores.height, scores.width) == (expected["frames"], 32, 48)
-        assert scores.ssim == pytest.approx(expected["ssim"], abs=1e-7)
-        assert scores.psnr == pytest.approx(expected["psnr"], abs=1e-9)
-        assert scores.truth_features is not None and scores.reconstruction_features is not None
-        np.testing.assert_allclose(
-            scores.truth_features.numpy(), expected["features"][0], rtol=1e-4, atol=1e-6
-        )
-        np.testing.assert_allclose(
-            scores.reconstruction_features.numpy(), expected["features"][1], rtol=1e-4, atol=1e-6
-        )
+        assert_same_figures(scores, expected)
     # 11 frames: 1 + 4k gives 9; chunks of 5 give 5 + 5 + 1 (and 9 frames 5 + 1).
     assert [s.frames for s in streamed] == ([9, 9] if chunk_frames is None else [11, 6])
 
