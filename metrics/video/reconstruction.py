@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -376,7 +376,7 @@ def evaluate_video_pairs(
     *,
     fvd_unavailable: str | None = None,
     progress: Callable[[int, int], None] | None = None,
-    **measure_options: object,
+    **measure_options: Any,
 ) -> ReconstructionMetrics:
     """The whole table of `measure_video_pairs(pairs, **measure_options)`: per-video figures in pair order,
     their means and the rFVD of their I3D features (needs an `i3d` and at least two videos; otherwise
@@ -386,7 +386,7 @@ def evaluate_video_pairs(
     times = StageTimes()
     videos: list[VideoPairScores] = []
     fvd: FVDAccumulator | None = None
-    for scores in measure_video_pairs(pairs, times=times, **measure_options):  # type: ignore[arg-type]
+    for scores in measure_video_pairs(pairs, times=times, **measure_options):
         if scores.truth_features is not None and scores.reconstruction_features is not None:
             if fvd is None:
                 fvd = FVDAccumulator.create(
