@@ -227,3 +227,22 @@ def test_a_long_video_is_scored_within_the_stated_memory_bound(tmp_path, single_
     print(f"scoring: traced peak {peak} bytes, bound {bound}, whole video {frames * height * width * 3}")
     assert peak < bound + PYTHON_SLACK_BYTES, (peak, bound)
     assert live["most"] <= 2, live  # decoded frames are used and dropped, never gathered
+
+
+def test_a_long_video_is_reconstructed_by_a_vae_within_one_decoded_chunk(
+    tmp_path, tiny_vae_dir, single_torch_thread
+):
+    frames, height, width, chunk_frames = 81, 64, 96, 5
+    path = tmp_path / "long.mp4"
+    write_video(path, structured_frames(frames, height, width))
+    vae = load_video_vae(tiny_vae_dir)
+    bound = chunk_frames * height * width * 3  # the decoded chunk; the VAE's output lives in torch
+    assert frames * height * width * 3 > 4 * (bound + PYTHON_SLACK_BYTES)
+
+    list(measure_vae_reconstructions([path], vae, chunk_frames=chunk_frames, max_frames=chunk_frames))
+    results: list = []
+    peak = traced_peak(
+        lambda: results.extend(measure_vae_reconstructions([path], vae, chunk_frames=chunk_frames))
+    )
+    assert results[0].frames == frames
+    assert peak < bound + PYTHON_SLACK_BYTES, (peak, bound)
