@@ -285,8 +285,13 @@ def prepare_pair_latents(run: TrainingRun, pipe: Any, progress: Callable[[int, i
     try:
         for done, (split, record) in enumerate(records):
             progress(done, len(records), f"encoding pair {done + 1} of {len(records)}")
+            # The VAE takes the first `num_frames` frames (the last one repeated if short): decode only those.
             latents = [
-                encode_video(pipe, decode_video(_media(record[side]["original_file"])), **size)
+                encode_video(
+                    pipe,
+                    decode_video(_media(record[side]["original_file"]), max_frames=size["num_frames"]),
+                    **size,
+                )
                 for side in ("chosen", "rejected")
             ]
             prompt = record["prompt"]["text"]
@@ -403,7 +408,9 @@ def _clip() -> Any:
 
 
 def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
-    from metrics.video.decode import decode_video
+    import torch
+
+    from metrics.video.scoring import clip_frames
 
     from .training.reward_model import (
         RewardConfig,
@@ -425,8 +432,12 @@ def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
     scorer = _clip()
     ids = sorted(videos)
     job.progress(0, 2, f"CLIP features of {len(ids)} videos")
-    features = video_features(
-        scorer, [decode_video(_media(videos[v][0])) for v in ids], [videos[v][1] for v in ids]
+    # One video at a time, decoding only the frames CLIP looks at.
+    features = torch.cat(
+        [
+            video_features(scorer, [clip_frames(_media(videos[v][0]), scorer.num_frames)], [videos[v][1]])
+            for v in ids
+        ]
     )
 
     def comparisons(split: str) -> list:
@@ -606,9 +617,8 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
     from generation.models import Benchmark
     from metrics.automatic.models import AutoScore, ScoreSettings
     from metrics.automatic.services import record_auto_scores, score_settings
-    from metrics.video.decode import decode_video
 
-    from .training.on_policy import score_candidates, select_pairs
+    from .training.on_policy import score_candidate_files, select_pairs
     from .training.reward_model import RewardScorer, load_reward_head
 
     params = job.params
@@ -629,17 +639,18 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
         f"Reward model of training run {run.pk} (overall head, standardised on its validation videos)",
     )
     candidates = []
-    for done, video in enumerate(videos):
-        job.progress(done, len(videos), f"scoring video {done + 1} of {len(videos)}")
-        [candidate] = score_candidates(
-            scorer,
-            [decode_video(_media(video.original_file))],
-            video_ids=[video.public_id],
-            prompts=[video.prompt.text],
-            seeds=[video.seed if video.seed is not None else 0],
-        )
+    job.progress(0, len(videos), f"scoring {len(videos)} videos")
+    scored = score_candidate_files(
+        scorer,
+        [_media(video.original_file) for video in videos],
+        video_ids=[video.public_id for video in videos],
+        prompts=[video.prompt.text for video in videos],
+        seeds=[video.seed if video.seed is not None else 0 for video in videos],
+    )
+    for done, (video, candidate) in enumerate(zip(videos, scored, strict=True), start=1):
         candidates.append(candidate)
         record_auto_scores(video, {AutoScore.Metric.REWARD_SCORE: candidate.scores["overall"]}, settings_row)
+        job.progress(done, len(videos), f"scored video {done} of {len(videos)}")
     result: dict[str, Any] = {"scored": len(videos)}
     export = PreferenceExport.objects.filter(pk=params.get("export_id")).first()
     if export is not None and not export.is_ready:
