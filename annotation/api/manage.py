@@ -303,7 +303,11 @@ class AnnotatorQualitySerializer(serializers.Serializer):
     majority_n = serializers.IntegerField()
     pairwise_share = serializers.FloatField(allow_null=True)
     pairwise_n = serializers.IntegerField()
-    left_share = serializers.FloatField(allow_null=True)
+    left_share = serializers.FloatField(
+        allow_null=True,
+        help_text="share of 'left' answers over the judgments that count in the results (the results' position "
+        "bias); for an excluded annotator, over their judgments as if they counted",
+    )
     tie_share = serializers.FloatField(allow_null=True)
     right_share = serializers.FloatField(allow_null=True)
     position_n = serializers.IntegerField()
@@ -327,10 +331,19 @@ class ContradictionSerializer(serializers.Serializer):
     matched_by = serializers.CharField()
 
 
+class DimensionAgreementSerializer(serializers.Serializer):
+    dimension = serializers.CharField()
+    alpha = serializers.FloatField(allow_null=True)
+    units = serializers.IntegerField()
+
+
 class AgreementSerializer(serializers.Serializer):
+    """The results' overall agreement: paired kinds in `alpha`, rubric campaigns per dimension."""
+
     alpha = serializers.FloatField(allow_null=True)
     annotators = serializers.IntegerField()
     units = serializers.IntegerField()
+    by_dimension = DimensionAgreementSerializer(many=True)
 
 
 class QualitySerializer(serializers.Serializer):
