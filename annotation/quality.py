@@ -38,7 +38,7 @@ from metrics.stats.agreement import PositionBias, pairwise_agreement, position_b
 from metrics.stats.pairwise import majority
 
 from .models import RUBRIC_DIMENSIONS, Campaign, CampaignModel, Item, ItemVideo, Judgment, RubricScore
-from .outcomes import CANONICAL_OUTCOME_FOR_A, LEFT, canonical_preference
+from .outcomes import CANONICAL_OUTCOME_FOR_A, LEFT, canonical_preference, preferred
 
 CONTRADICTION_GAP = 1  # rubric points between the two videos' mean scores
 REPEAT_SCORE_TOLERANCE = 1  # rubric points a repeat's score may move and still agree
@@ -422,12 +422,10 @@ def _contradictions(campaign: Campaign) -> tuple[list[Contradiction], Counter[in
         .order_by("id")
     )
     for judgment in decisive:
-        left = judgment.choice == Judgment.Choice.LEFT
-        sides = [
-            (judgment.left_video_id, judgment.left_model_id, judgment.left_model),
-            (judgment.right_video_id, judgment.right_model_id, judgment.right_model),
-        ]
-        (pv, pm, preferred_model), (ov, om, other_model) = sides if left else sides[::-1]
+        left = (judgment.left_video_id, judgment.left_model_id, judgment.left_model)
+        right = (judgment.right_video_id, judgment.right_model_id, judgment.right_model)
+        chosen = preferred(judgment.choice, left, right)
+        (pv, pm, preferred_model), (ov, om, other_model) = (chosen, right if chosen is left else left)
         user, prompt = judgment.annotator_id, judgment.prompt_id
         if pv and ov and (user, prompt, pv) in by_video and (user, prompt, ov) in by_video:
             preferred_scores, other_scores, matched_by = (
