@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -810,13 +810,8 @@ def _matrix_tables(
 
 
 def _agreement_row(agreement: Agreement) -> dict[str, Any]:
-    return {
-        "units": agreement.units,
-        "alpha": agreement.alpha,
-        "kappa": agreement.kappa,
-        "kappa_units": agreement.kappa_units,
-        "raters": agreement.raters,
-    }
+    """The agreement columns of a table row (the annotators are in the results' own list)."""
+    return {key: value for key, value in asdict(agreement).items() if key != "annotators"}
 
 
 def _paired_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any] | None]:

@@ -9,11 +9,11 @@ from django.utils import timezone
 from scipy.stats import binomtest
 
 from annotation.campaigns import CampaignError, CampaignSpec, create_campaign
-from annotation.models import Assignment, Item, Judgment, RubricScore
+from annotation.models import RUBRIC_DIMENSIONS, Assignment, Item, Judgment, RubricScore
 from annotation.quality import annotator_quality, campaign_agreement, contradictions, gold_preferences
 from annotation.services import exclude_annotator, include_annotator, set_gold_answer
 from metrics.human.judgments import load_campaign
-from metrics.human.results import build_results, find_table
+from metrics.human.results import DIMENSION_LABELS, build_results, find_table
 from metrics.stats.agreement import krippendorff_alpha
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +300,26 @@ def test_imported_pairwise_answers_are_compared_by_model(pairwise_and_rubric):
     )
     (found,) = contradictions(pairwise)
     assert (found.matched_by, found.preferred_mean, found.other_mean) == ("models", 2.0, 4.0)
+
+
+def test_rubric_agreement_is_the_results_overall_alpha_per_dimension(pairwise_and_rubric, admin_client):
+    _, rubric, a0, a1 = pairwise_and_rubric
+    for n, item in enumerate(items_of(rubric)):
+        video = item.item_videos.get().video
+        score(answer(item, a1, None), video, (2 + n % 3, 3, 1 + n % 5, 4))
+    agreement = campaign_agreement(rubric)
+    assert agreement.alpha is None and agreement.annotators == 2
+    overall = {
+        row["dimension"]: row
+        for row in find_table(build_results(load_campaign(rubric), rounds=100), "rubric_agreement")["rows"]
+        if row["category"] == "Overall"
+    }
+    assert [d.dimension for d in agreement.by_dimension] == list(RUBRIC_DIMENSIONS)
+    for found in agreement.by_dimension:
+        row = overall[DIMENSION_LABELS[found.dimension]]
+        assert (found.alpha, found.units) == (row["alpha"], row["units"]) and found.units == 6
+    assert any(d.alpha is not None for d in agreement.by_dimension)
+    html = admin_client.get(f"/campaigns/{rubric.pk}/quality/").content.decode()
+    for found in agreement.by_dimension:
+        shown = "not defined yet" if found.alpha is None else f"{found.alpha:.3f}"
+        assert f'<li data-dimension="{found.dimension}">' in html and shown in html
