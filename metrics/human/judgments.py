@@ -123,7 +123,7 @@ class CampaignJudgments:
 
 
 def load_campaign(campaign: Campaign, *, keep_excluded_annotators: bool = False) -> CampaignJudgments:
-    """Every analysable judgment of the campaign as plain rows, and what was skipped and why (nine
+    """Every analysable judgment of the campaign as plain rows, and what was skipped and why (eight
     queries, however many judgments there are). With `keep_excluded_annotators`, the judgments of excluded
     annotators are kept under the other rules, as if they counted: only the quality page asks for that, to
     show why someone was excluded; every result leaves them out."""

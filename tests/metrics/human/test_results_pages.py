@@ -251,6 +251,8 @@ def test_the_results_list_links_every_campaign(admin_client, world):
         f"/metrics/results/campaigns/{pairwise.pk}/" in html
         and f"/metrics/results/campaigns/{rubric.pk}/" in html
     )
+    # not the results' "judgments analysed": this count has its own name
+    assert "All judgments (repeats and left-out ones included)" in html
     assert "/metrics/leaderboard/" in page(admin_client, "/metrics/")
 
 
