@@ -3,8 +3,9 @@
 
 What counts: paired judgments (left/tie/right) and rubric scores of the chosen campaigns, except what every
 analysis leaves out (`annotation.left_out`, the same rules as the results pages: repeats, judgments of
-annotators a manager excluded from that campaign, every judgment of a prompt with a problem report on any
-of its items, every judgment of a prompt that a model compared in that campaign refused), and answers
+annotators a manager excluded from that campaign, every judgment of a prompt the campaign left out, of a
+prompt with a problem report on any of its items, of a prompt that a model compared in that campaign
+refused), and answers
 without stored videos (imported ones may name only the models)."""
 
 from __future__ import annotations

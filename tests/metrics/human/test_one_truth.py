@@ -169,6 +169,7 @@ def test_every_place_reports_the_same_value_for_a_number_of_the_same_name(admin_
     html = response.content.decode()
     page = Page(html)
     place = "results page"
+    assert "prompt #3 (Beta truth): no ready video · 3 judgments left out" in html
     reported.add(place, ("judgments analysed",), re.search(r"(\d+) judgments analysed", html).group(1))
     for row in page.records("agreement"):
         reported.add(place, ("alpha", row["Category"]), row["Krippendorff's alpha"], HTML_PRECISION)
