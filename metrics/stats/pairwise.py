@@ -10,9 +10,9 @@ Assumptions:
   interval of the statistic over the rounds. Rounds in which the statistic is undefined (no decisive
   judgment for `win_rate`) are left out of the percentiles.
 - `majority` is the one majority rule of the site (results, quality page, preference exports): a side wins
-  when it has strictly more votes than the other side and at least as many as the ties (2-1, 2-0-1, and
-  2-0-2: a preference nobody contradicted beats an equal number of ties); otherwise the verdict is "tie"
-  (1-1, 1-0-2, 1-1-1).
+  when it has strictly more votes than the other side and at least as many as the ties. Written as
+  (wins, ties, losses): (2, 0, 1), (2, 1, 0) and (2, 2, 0) are wins (a preference nobody contradicted beats an
+  equal number of ties); (1, 0, 1), (1, 2, 0) and (1, 1, 1) are ties.
 """
 
 from __future__ import annotations
