@@ -9,7 +9,6 @@ are imported inside the handlers: the web process may import this module to look
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from django.utils import timezone
@@ -18,19 +17,21 @@ from evalsite.jobs import JobError, JobRun, job_task
 from generation.models import Video
 from generation.services import media_path
 
-from .models import AutoScore, AutoScoreRun, ScoreSettings, VaeEvaluation
+from .models import AutoScore, AutoScoreRun, VaeEvaluation
 from .services import (
+    MOTION_METRICS,
     MetricsError,
     check_vae_folder,
     configured_clip_scorer,
     finish_vae_evaluation,
     ground_truth_videos,
     metrics_device,
+    motion_auto_scores,
+    motion_score_settings,
     pair_reconstructions,
     problems_summary,
     record_auto_scores,
     record_vae_video,
-    score_settings,
 )
 
 SSIM_DEFINITION = "Wang et al.: 11x11 Gaussian window (sigma 1.5), RGB, mean over frames then videos"
@@ -205,23 +206,6 @@ def evaluate_vae(run: JobRun) -> dict:
     return {"evaluation_id": evaluation.pk}
 
 
-MOTION_METRICS = {
-    "Motion_Mean": AutoScore.Metric.MOTION_MEAN,
-    "Motion_Max": AutoScore.Metric.MOTION_MAX,
-    "Motion_Min": AutoScore.Metric.MOTION_MIN,
-}
-
-
-def _motion_settings() -> tuple[ScoreSettings, Any]:
-    """The motion settings row and the `metrics.video.scoring.MotionOptions` it records."""
-    from metrics.video.scoring import MotionOptions
-
-    options = MotionOptions()
-    values = {"stride": options.stride, "short_side": options.short_side, "farneback": asdict(options.params)}
-    label = f"Farneback optical flow, frame stride {options.stride}, short side {options.short_side} px"
-    return score_settings(ScoreSettings.Family.MOTION, values, label), options
-
-
 @job_task(queue="gpu", name="metrics.tasks.compute_auto_scores")
 def compute_auto_scores(run: JobRun) -> dict:
     """Params: run_id. CLIP score (when CLIP weights are there) and motion score of each ready video."""
@@ -243,7 +227,7 @@ def compute_auto_scores(run: JobRun) -> dict:
         raise JobError(f"{score_run.model} has no ready videos on {score_run.benchmark}")
     device = metrics_device()
     run.progress(0, len(videos), "loading models")
-    motion_settings, motion_options = _motion_settings()
+    motion_settings, motion_options = motion_score_settings()
     scorer, clip_settings, clip_unavailable = configured_clip_scorer(device)
     score_run.motion_settings, score_run.clip_settings = motion_settings, clip_settings
     score_run.clip_unavailable, score_run.video_count = clip_unavailable, len(videos)
@@ -289,8 +273,7 @@ def compute_auto_scores(run: JobRun) -> dict:
         if scores.motion_error is not None:
             skipped.append({"video": video.pk, "metric": "motion", "reason": scores.motion_error})
         elif scores.motion is not None:
-            values = {MOTION_METRICS[name]: value for name, value in scores.motion.as_dict().items()}
-            record_auto_scores(video, values, motion_settings)
+            record_auto_scores(video, motion_auto_scores(scores.motion), motion_settings)
         if scores.clip is not None:
             assert clip_settings is not None
             record_auto_scores(video, {AutoScore.Metric.CLIP_SCORE: scores.clip}, clip_settings)
