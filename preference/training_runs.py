@@ -266,6 +266,7 @@ def execute_training_run(run: TrainingRun, job: JobRun) -> dict[str, Any]:
     except Exception:
         _mark(run, TrainingRun.Status.FAILED)
         raise
+    figures = _json_safe(figures)
     _mark(run, TrainingRun.Status.SUCCEEDED, figures=figures)
     return {"training_run_id": run.pk, "figures": figures}
 
@@ -623,15 +624,13 @@ def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
     save_reward_head(
         fitted.head, _media(run.folder) / "reward_head", extra={"export_sha256": run.export_sha256}
     )
-    return _json_safe(
-        {
-            "validation": fitted.report,
-            "videos": len(ids),
-            "train_pairs": len(export_records(run.export, "pairs", "train")),
-            "comparisons": {split: _count_by_head(c) for split, c in comparisons.items()},
-            **extra,
-        }
-    )
+    return {
+        "validation": fitted.report,
+        "videos": len(ids),
+        "train_pairs": len(export_records(run.export, "pairs", "train")),
+        "comparisons": {split: _count_by_head(c) for split, c in comparisons.items()},
+        **extra,
+    }
 
 
 def _count_by_head(comparisons: list[Any]) -> dict[str, int]:

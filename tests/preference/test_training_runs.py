@@ -42,24 +42,30 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-@pytest.fixture
-def judged_export(campaign_factory, django_capture_on_commit_callbacks) -> PreferenceExport:
-    campaign = campaign_factory("pairwise", n_prompts=2, n_annotators=1, name="dpo source")
+def judged_campaign(campaign_factory, n_prompts: int, name: str):
+    """A pairwise campaign of Alpha and Beta, one annotator choosing slot 0 on every prompt."""
+    campaign = campaign_factory("pairwise", n_prompts=n_prompts, n_annotators=1, name=name)
     annotator = campaign.annotators.get()
     for item in campaign.items.order_by("position"):
         judge(item, annotator, "slot0")
-    with django_capture_on_commit_callbacks(execute=True):
-        export = create_export(
-            name="dpo-source",
-            campaigns=[campaign],
-            options={"validation_fraction": 0.0, "formats": ["jsonl"]},
-        )
+    return campaign
+
+
+def published_export(
+    capture, name: str, campaigns: list, n_prompts: int, fraction: float
+) -> PreferenceExport:
+    """The campaigns' export, split by prompt text so that (with a fraction) both splits hold prompts."""
+    options = {"validation_fraction": fraction, "formats": ["jsonl"]}
+    if fraction:
+        options["split_seed"] = split_seed_for(prompt_texts(n_prompts), fraction)
+    with capture(execute=True):
+        export = create_export(name=name, campaigns=campaigns, options=options)
     export.refresh_from_db()
-    assert export.is_ready and export.manifest["counts"]["records"]["train"] == 2
+    assert export.is_ready
     return export
 
 
-def split_seed_for(texts: list[str], fraction: float = 0.5) -> str:
+def split_seed_for(texts: list[str], fraction: float) -> str:
     """A split seed that puts some of these prompt texts in each split (the split hashes seed and text)."""
     from preference.pairs import split_of
 
@@ -74,20 +80,18 @@ def prompt_texts(n: int) -> list[str]:
 
 
 @pytest.fixture
+def judged_export(campaign_factory, django_capture_on_commit_callbacks) -> PreferenceExport:
+    campaign = judged_campaign(campaign_factory, 2, "dpo source")
+    export = published_export(django_capture_on_commit_callbacks, "dpo-source", [campaign], 2, 0.0)
+    assert export.manifest["counts"]["records"]["train"] == 2
+    return export
+
+
+@pytest.fixture
 def split_dpo_export(campaign_factory, django_capture_on_commit_callbacks) -> PreferenceExport:
-    """Two prompts, each Alpha over Beta, one prompt in each split."""
-    campaign = campaign_factory("pairwise", n_prompts=2, n_annotators=1, name="dpo split source")
-    annotator = campaign.annotators.get()
-    for item in campaign.items.order_by("position"):
-        judge(item, annotator, "slot0")
-    options = {
-        "validation_fraction": 0.5,
-        "split_seed": split_seed_for(prompt_texts(2)),
-        "formats": ["jsonl"],
-    }
-    with django_capture_on_commit_callbacks(execute=True):
-        export = create_export(name="dpo-split", campaigns=[campaign], options=options)
-    export.refresh_from_db()
+    """Two prompts, each with slot 0 chosen, one prompt in each split."""
+    campaign = judged_campaign(campaign_factory, 2, "dpo split source")
+    export = published_export(django_capture_on_commit_callbacks, "dpo-split", [campaign], 2, 0.5)
     assert export.manifest["counts"]["records"] == {"train": 1, "validation": 1}
     return export
 
@@ -103,23 +107,13 @@ def rubric_and_pairs_export(campaign_factory, django_capture_on_commit_callbacks
     (RUBRIC), split by prompt text so both splits hold some of each."""
     from .conftest import score
 
-    pairwise = campaign_factory("pairwise", n_prompts=4, n_annotators=1, name="reward pairs")
-    annotator = pairwise.annotators.get()
-    for item in pairwise.items.order_by("position"):
-        judge(item, annotator, "slot0")
+    pairwise = judged_campaign(campaign_factory, 4, "reward pairs")
     rubric = campaign_factory("rubric", n_prompts=4, n_annotators=1, name="reward rubric")
     rater = rubric.annotators.get()
     for item in rubric.items.order_by("position"):
         score(item, rater, RUBRIC[item.item_videos.get().video.model.name])
-    options = {
-        "validation_fraction": 0.5,
-        "split_seed": split_seed_for(prompt_texts(4)),
-        "formats": ["jsonl"],
-    }
-    with django_capture_on_commit_callbacks(execute=True):
-        export = create_export(name="reward-source", campaigns=[pairwise, rubric], options=options)
-    export.refresh_from_db()
-    assert export.is_ready and all(export.manifest["counts"]["records"].values())
+    export = published_export(django_capture_on_commit_callbacks, "reward-source", [pairwise, rubric], 4, 0.5)
+    assert all(export.manifest["counts"]["records"].values())
     return export
 
 
@@ -488,6 +482,21 @@ def test_training_pages_and_api_are_for_managers_only(admin_client, client, djan
     assert schema.status_code == 200 and b"/api/training-runs/{id}/metrics/" in schema.content
 
 
+def unevaluated_reward_run(export, base_model, clip_folder, settings, capture) -> TrainingRun:
+    """A finished reward-model run (5 epochs, no evaluation) with the tiny CLIP as the site's CLIP."""
+    settings.EVALSITE_CLIP_MODEL = f"local-dir:{clip_folder}"
+    with capture(execute=True):
+        run = create_training_run(
+            kind="reward_model",
+            export=export,
+            base_model=base_model,
+            settings_given={"epochs": 5, "evaluate": False},
+        )
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.job.error_detail
+    return run
+
+
 def test_a_reward_model_scores_videos_for_the_leaderboard_and_builds_on_policy_pairs(
     judged_export, tiny_wan_model, django_capture_on_commit_callbacks, settings, tiny_clip_folder, library
 ):
@@ -496,15 +505,9 @@ def test_a_reward_model_scores_videos_for_the_leaderboard_and_builds_on_policy_p
     from preference.export import read_jsonl
     from preference.training_runs import export_records, start_reward_scoring
 
-    settings.EVALSITE_CLIP_MODEL = f"local-dir:{tiny_clip_folder}"
-    with django_capture_on_commit_callbacks(execute=True):
-        run = create_training_run(
-            kind="reward_model",
-            export=judged_export,
-            base_model=tiny_wan_model,
-            settings_given={"epochs": 5, "evaluate": False},
-        )
-    run.refresh_from_db()
+    run = unevaluated_reward_run(
+        judged_export, tiny_wan_model, tiny_clip_folder, settings, django_capture_on_commit_callbacks
+    )
     benchmark, [gamma] = library(["a dog runs", "a cat sleeps"], ("Gamma",), seeds=2)
     with django_capture_on_commit_callbacks(execute=True):
         job = start_reward_scoring(
@@ -550,15 +553,9 @@ def test_the_leaderboard_page_shows_the_reward_score_of_videos_a_reward_model_sc
     from metrics.human.results import format_value
     from preference.training_runs import start_reward_scoring
 
-    settings.EVALSITE_CLIP_MODEL = f"local-dir:{tiny_clip_folder}"
-    with django_capture_on_commit_callbacks(execute=True):
-        run = create_training_run(
-            kind="reward_model",
-            export=judged_export,
-            base_model=tiny_wan_model,
-            settings_given={"epochs": 5, "evaluate": False},
-        )
-    run.refresh_from_db()
+    run = unevaluated_reward_run(
+        judged_export, tiny_wan_model, tiny_clip_folder, settings, django_capture_on_commit_callbacks
+    )
     campaign = judged_export.campaigns.get()
     alpha = campaign.campaign_models.order_by("position").first().model  # judged, so on the leaderboard
     with django_capture_on_commit_callbacks(execute=True):
