@@ -225,16 +225,7 @@ class CommandBackend(Backend):
         progress: ProgressCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> list[GeneratedVideo]:
-        settings = self.capabilities.validate(request.settings)
-        negative = (
-            request.negative_prompt
-            if request.negative_prompt is not None
-            else settings.get("negative_prompt")
-        )
-        if negative and not self.capabilities.supports_negative_prompt:
-            raise SettingsError("negative_prompt", "this command takes no negative prompt")
-        if negative is not None:
-            settings["negative_prompt"] = negative
+        settings = self.settings_for(request)
         if request.latents is not None and not self.takes_latents:
             raise SettingsError(
                 "latents", "this command draws its own noise from the seed ({latents} not in it)"

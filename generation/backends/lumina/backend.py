@@ -270,9 +270,7 @@ class LuminaVideoBackend(Backend):
         progress: ProgressCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> list[GeneratedVideo]:
-        settings = self.capabilities.validate(request.settings)
-        if request.negative_prompt is not None:
-            settings["negative_prompt"] = request.negative_prompt
+        settings = self.settings_for(request)
         scales = self.scales_of(settings["scales"])
         self._check_size(settings, scales)
         if len(request.prompts) > self.capabilities.max_batch_size:
