@@ -25,13 +25,14 @@ What it does:
    clip of every video on screen that was not preloaded (`Range: bytes=0-`, as a <video> element asks,
    read to the end; a browser that holds the whole clip loops and seeks in it without asking again),
    `--seeks` ranged reads of 256 KiB at a random offset in each clip on screen (jumps its buffer did not
-   hold; none by default), and the clips that `next` lists under `upcoming` (at most 8, as the page does). `--no-media`
-   leaves media out.
+   hold; none by default), and the clips that `next` lists under `upcoming` (at most 8, as the page
+   does). `--no-media` leaves media out. Unlike the page, which takes the next item from the answer's
+   reply, the loop also asks GET next for every item: one more request per judgment than people make.
 4. Stops the servers (also on errors or Ctrl-C), then checks the database: every judgment acknowledged
    with 200 is stored with the acknowledged choice (none lost), no judgment is stored that was not
    acknowledged (requests that failed without an answer are counted apart), no assignment, annotator/item
    pair or item holds more judgments than allowed (none duplicated); and every media answer had the
-   status and the number of bytes its request called for.
+   status and the number of bytes its request called for, without Last-Modified or ETag.
 
 Prints judgments per second, p50/p95/p99 latency of "next item" and "submit" against the goal (p99 under
 100 ms), the media streamed (requests, MB, time to first byte and to the last byte of a clip),
@@ -464,7 +465,11 @@ class Browser:
 
 def media_problem(answer: requests.Response, byte_range: tuple[int, int | None] | None, received: int) -> str:
     """What is wrong with a media answer, or "": a range asks for a 206 whose Content-Range and length
-    agree with it, a plain GET for a 200 of Content-Length bytes."""
+    agree with it, a plain GET for a 200 of Content-Length bytes; and no answer tells the file's date
+    (Last-Modified, or an ETag such as nginx's, made of the date and size)."""
+    dated = [name for name in ("Last-Modified", "ETag") if name in answer.headers]
+    if dated:
+        return f"{' and '.join(dated)} sent to an annotator"
     if byte_range is None:
         expected = int(answer.headers.get("Content-Length", -1))
         return (
