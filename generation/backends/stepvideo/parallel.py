@@ -6,13 +6,13 @@
 holds heads / P whole heads (the released weights keep each head's q, k and v side by side, so an even
 split of the output rows is a split by heads) and a 1 / P slice of the MLP; QK-norm and RoPE act per head
 on the local ones. The row-wise layers' sum over ranks is DTensor's own all-reduce; nothing here writes a
-collective. The rest (patch embedding, AdaLN-single, text projection, norms, output head: about 1% of the
-30B) is replicated, and every rank computes it identically.
+collective. The rest (patch embedding, AdaLN-single, text projection, norms, output head: 0.35B of the
+29.3B parameters) is replicated, and every rank computes it identically.
 
 Sequence parallelism (`SequenceParallel` on the LayerNorms) does not fit this block: the AdaLN
 shift/scale/gate, the RoPE tables and the cross-attention's residual input sit between the norms and the
 linears as plain tensors over the whole sequence, so the residual stream stays replicated; it is
-S x 6144 per video (about 0.7 GB in bf16 at 544x992x204), small next to the weights.
+S x 6144 per video (75,888 x 6144, 0.93 GB in bf16 at 544x992x204), small next to the weights.
 
 `load_parallel_dit(root, mesh, device, dtype)` builds the model on the meta device, parallelizes it and
 reads only each rank's slice of every sharded tensor from the published safetensors files, so no rank
