@@ -197,11 +197,16 @@ class StepVideoBackend(Backend):
         main = torch.device(device)
         channel = None
         if _option_bool(options, "tensor_parallel", False):
-            from .parallel import ControlChannel, init_from_env
+            from .parallel import ControlChannel, check_divisible, init_from_env
 
             main = init_from_env(main.type)
             channel = ControlChannel.shared()
             if channel.leader:
+                # refused here, before the followers start loading what cannot be split
+                try:
+                    check_divisible(layout.read_dit_config(root), channel.world)
+                except (OSError, ValueError) as error:
+                    raise CheckpointError(f"{root}: {error}") from error
                 # the followers load the same folder with the same options (as `parallel.follow` does)
                 channel.share(
                     ("load", {"checkpoint": root, "device": str(device), "dtype": dtype, "options": options})

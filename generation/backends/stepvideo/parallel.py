@@ -214,6 +214,10 @@ class ControlChannel:
         return cls._shared
 
     @property
+    def world(self) -> int:
+        return dist.get_world_size()
+
+    @property
     def leader(self) -> bool:
         return self.rank == 0
 

@@ -7,7 +7,9 @@ through a cancelled video and a finished one.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -43,6 +45,21 @@ def request() -> GenerationRequest:
     return GenerationRequest(["a cat runs on the grass"], dict(SETTINGS), seeds=[7])
 
 
+def _refuse_three_heads(root: Path, out: Path) -> str:
+    """The leader's error for a DiT of 3 heads over 2 ranks (the followers are not asked to load it)."""
+    copy = out / "three-heads"
+    shutil.copytree(root, copy)
+    config_path = copy / "transformer" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["num_attention_heads"] = 3
+    config_path.write_text(json.dumps(config))
+    try:
+        load_backend("stepvideo", copy, options={"tensor_parallel": True})
+    except parallel.ParallelError as error:
+        return str(error)
+    return "loaded"
+
+
 def _rank(rank: int, port: int, root: str, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD))
     device = parallel.init_from_env("cpu")
@@ -56,6 +73,7 @@ def _rank(rank: int, port: int, root: str, out: str) -> None:
 
     channel = parallel.ControlChannel.shared()
     if channel.leader:
+        results["refused"] = _refuse_three_heads(Path(root), Path(out))
         backend = load_backend("stepvideo", root, options={"tensor_parallel": True})
         try:
             backend.generate(request(), should_stop=lambda: True)
@@ -99,6 +117,7 @@ def test_tensor_parallel_dit_forward_equals_one_process(tiny_checkpoint: Path, r
 def test_tensor_parallel_backend_follows_the_leader(tiny_backend, ranks: list[dict]) -> None:
     leader, follower = ranks
     assert leader["cancelled"] and follower["followed"]
+    assert "3 attention heads" in leader["refused"]
     (expected,) = tiny_backend.generate(request())
     # uint8 frames: the last bit may round differently
     difference = (leader["frames"].int() - torch.from_numpy(expected.frames).int()).abs()
