@@ -68,7 +68,6 @@ from .base import (
     GenerationRequest,
     OutOfMemory,
     ProgressCallback,
-    SettingsError,
     SettingSpec,
     StopCallback,
     check_stop,
@@ -449,10 +448,11 @@ class DiffusersBackend(Backend):
         if adapter is not None and not Path(adapter).is_dir():
             raise CheckpointError(f"adapter folder {adapter} does not exist or is not a folder")
         from diffusers import DiffusionPipeline
+        from safetensors import SafetensorError
 
         try:
             pipe = DiffusionPipeline.from_pretrained(str(checkpoint), local_files_only=True, dtype=dtype)
-        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as error:
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError, SafetensorError) as error:
             raise CheckpointError(f"checkpoint {checkpoint} could not be loaded: {error}") from None
         if adapter is not None:
             load_adapter(pipe.transformer, Path(adapter))
@@ -526,16 +526,7 @@ class DiffusersBackend(Backend):
         progress: ProgressCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> list[GeneratedVideo]:
-        settings = self.capabilities.validate(request.settings)
-        negative = (
-            request.negative_prompt
-            if request.negative_prompt is not None
-            else settings.get("negative_prompt")
-        )
-        if negative and not self.family.negative_prompt:
-            raise SettingsError("negative_prompt", f"{self.family.name} takes no negative prompt")
-        if negative is not None and self.family.negative_prompt:
-            settings["negative_prompt"] = negative
+        settings = self.settings_for(request)
         latents = self.latents_for(request, settings)
         check_stop(should_stop)
 
@@ -560,7 +551,9 @@ class DiffusersBackend(Backend):
                 return {}
 
             self.prepare_scheduler(settings)
-            arguments = self.call_arguments([request.prompts[i] for i in chunk], settings, negative)
+            arguments = self.call_arguments(
+                [request.prompts[i] for i in chunk], settings, settings.get("negative_prompt")
+            )
             try:
                 output = self.pipe(
                     **arguments,

@@ -51,6 +51,7 @@ from .config import (
     NEGATIVE_MAGIC,
     OFFICIAL_DEFAULTS,
     POSITIVE_MAGIC,
+    DiTConfig,
     VAEConfig,
 )
 from .dit import StepVideoDiT
@@ -122,6 +123,36 @@ def _option_bool(options: Mapping[str, Any], name: str, default: bool) -> bool:
     return bool(value)
 
 
+def capabilities_of(variant: str, dit_config: DiTConfig, vae_config: VAEConfig) -> Capabilities:
+    """What a Step-Video checkpoint of this variant takes: from its DiT and VAE configs alone."""
+    return Capabilities(
+        family="step-video-t2v-turbo" if variant == "turbo" else "step-video-t2v",
+        frame_rule=FrameRule(vae_config.frame_chunk),
+        resolution_multiple=16 * dit_config.patch_size,
+        latent_channels=dit_config.in_channels,
+        spatial_compression=16,
+        temporal_compression=8,
+        sampler=SAMPLER,
+        settings=variant_settings(variant, vae_config),
+        supports_negative_prompt=True,
+        max_batch_size=1,
+        latent_frames_for=lambda frames: latent_frames_for(frames, vae_config),
+    )
+
+
+def checked_variant(options: Mapping[str, Any], adapter: Path | None) -> str:
+    """The variant the backend options name, after refusing unknown options and an adapter."""
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise BackendError(f"unknown Step-Video options {unknown}; known: {list(OPTION_NAMES)}")
+    if adapter is not None:
+        raise BackendError("the Step-Video backend takes no adapter; point it at a merged checkpoint folder")
+    variant = str(options.get("variant", "base"))
+    if variant not in VARIANTS:
+        raise BackendError(f"unknown Step-Video variant {variant!r}; one of {list(VARIANTS)}")
+    return variant
+
+
 class StepVideoBackend(Backend):
     name: ClassVar[str] = "stepvideo"
 
@@ -157,19 +188,20 @@ class StepVideoBackend(Backend):
         # set under tensor parallelism: rank 0 leads, the other ranks hold no VAE or text encoders
         self.channel = channel
         vae_config = vae.config if vae is not None else layout.read_vae_config(root)
-        self.capabilities = Capabilities(
-            family="step-video-t2v-turbo" if variant == "turbo" else "step-video-t2v",
-            frame_rule=FrameRule(vae_config.frame_chunk),
-            resolution_multiple=16 * dit.config.patch_size,
-            latent_channels=dit.config.in_channels,
-            spatial_compression=16,
-            temporal_compression=8,
-            sampler=SAMPLER,
-            settings=variant_settings(variant, vae_config),
-            supports_negative_prompt=True,
-            max_batch_size=1,
-            latent_frames_for=lambda frames: latent_frames_for(frames, vae_config),
-        )
+        self.capabilities = capabilities_of(variant, dit.config, vae_config)
+
+    @classmethod
+    def capabilities_for(
+        cls, checkpoint: Path, *, adapter: Path | None = None, options: Mapping[str, Any] | None = None
+    ) -> Capabilities:
+        """The loaded backend's capabilities, from the published layout's configs (no weights read)."""
+        variant = checked_variant(dict(options or {}), adapter)
+        root = Path(checkpoint)
+        layout.check_layout(root)
+        try:
+            return capabilities_of(variant, layout.read_dit_config(root), layout.read_vae_config(root))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(f"{root}: {error}") from error
 
     @classmethod
     def load(
@@ -182,16 +214,7 @@ class StepVideoBackend(Backend):
         options: Mapping[str, Any] | None = None,
     ) -> StepVideoBackend:
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTION_NAMES))
-        if unknown:
-            raise BackendError(f"unknown Step-Video options {unknown}; known: {list(OPTION_NAMES)}")
-        if adapter is not None:
-            raise BackendError(
-                "the Step-Video backend takes no adapter; point it at a merged checkpoint folder"
-            )
-        variant = str(options.get("variant", "base"))
-        if variant not in VARIANTS:
-            raise BackendError(f"unknown Step-Video variant {variant!r}; one of {list(VARIANTS)}")
+        variant = checked_variant(options, adapter)
         root = Path(checkpoint)
         layout.check_layout(root)
         main = torch.device(device)
