@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,30 @@ def test_tensor_parallel_needs_a_launch(tiny_checkpoint: Path, monkeypatch: pyte
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(parallel.ParallelError, match="torchrun"):
         load_backend("stepvideo", tiny_checkpoint, options={"tensor_parallel": True})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_the_command_line_writes_one_video_over_two_ranks(
+    tiny_checkpoint: Path, tmp_path: Path, device
+) -> None:
+    """What the README tells a user to run (`--device cuda` needs two GPUs: NCCL, bf16)."""
+    if device == "cuda" and torch.cuda.device_count() < WORLD:
+        pytest.skip(f"needs {WORLD} CUDA devices")
+    from metrics.video.decode import decode_video
+
+    output = tmp_path / "video.mp4"
+    settings = [f"--set={name}={value}" for name, value in SETTINGS.items()]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}"]
+        + ["-m", "generation.backends.stepvideo.parallel", str(tiny_checkpoint), "a cat runs", str(output)]
+        + [f"--device={device}", *settings],
+        cwd=Path(__file__).resolve().parents[4],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"PROGRESS {SETTINGS['steps']}/{SETTINGS['steps']}" in done.stdout
+    frames = decode_video(output)
+    assert tuple(frames.shape) == (SETTINGS["frames"], SETTINGS["height"], SETTINGS["width"], 3)
