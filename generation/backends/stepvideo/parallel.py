@@ -40,7 +40,7 @@ from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, 
 from ..base import BackendError, CheckpointError
 from .checkpoint import TRANSFORMER_DIR, load_strict, read_dit_config, weight_files
 from .config import DiTConfig
-from .dit import CrossAttention, StepVideoDiT
+from .dit import CrossAttention, StepVideoBlock, StepVideoDiT
 
 # module name inside a block -> how it is split
 BLOCK_PLAN: dict[str, Any] = {
@@ -84,16 +84,18 @@ def parallelize_dit(dit: StepVideoDiT, mesh: DeviceMesh) -> StepVideoDiT:
     for block in dit.transformer_blocks:
         parallelize_module(block, mesh, dict(BLOCK_PLAN))
         for module in block.modules():
-            if isinstance(module, CrossAttention):
+            if isinstance(module, CrossAttention):  # its head count, kept true (the forward reads widths)
                 module.heads = dit.config.num_attention_heads // world
     return dit
 
 
 def local_heads(dit: StepVideoDiT) -> int:
-    """Attention heads this rank computes (all of them when not parallelized)."""
-    attention = dit.transformer_blocks[0].attn2
-    assert isinstance(attention, CrossAttention)
-    return attention.heads
+    """Attention heads this rank computes (all of them when not parallelized), from its q/k/v rows."""
+    block = dit.transformer_blocks[0]
+    assert isinstance(block, StepVideoBlock)
+    weight = block.attn1.wqkv.weight
+    local = weight.to_local() if isinstance(weight, DTensor) else weight
+    return int(local.shape[0]) // (3 * dit.config.attention_head_dim)
 
 
 def _local_slice(full_shape: tuple[int, ...], placement: Shard, rank: int, world: int) -> tuple[int, int]:
