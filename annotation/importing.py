@@ -14,7 +14,8 @@ campaign's kind decides the format:
 
 `prompt` is the prompt's position in the campaign's benchmark (1-based, as in the benchmark file) or its
 exact text, and must be in one of the categories the campaign was made from (when it was limited to
-some). A model is one of the campaign's models, written `name version` (as the site shows it),
+some), and not one the campaign left out when it was made (no ready video, refused, too few seeds): the
+results list such a prompt as left out (`annotation.left_out`), so its judgments would never count. A model is one of the campaign's models, written `name version` (as the site shows it),
 `name:version`, or just `name` when only one of the campaign's models has that name; matching is exact
 apart from surrounding spaces. `annotator` is a username; unknown usernames become inactive accounts
 (they cannot log in) and the report lists them.
@@ -39,7 +40,8 @@ from django.db import transaction
 from evalsite.accounts import USERNAME_RE
 from generation.models import Prompt, Video, VideoModel
 
-from .models import RUBRIC_DIMENSIONS, Campaign, CampaignModel, Judgment, RubricScore
+from .left_out import left_out_rules
+from .models import RUBRIC_DIMENSIONS, Campaign, CampaignModel, ExcludedPrompt, Judgment, RubricScore
 
 PAIRWISE_COLUMNS = ("prompt", "annotator", "left_model", "right_model", "choice")
 SCORE_COLUMNS = ("prompt", "model", "annotator", *RUBRIC_DIMENSIONS)
@@ -160,6 +162,13 @@ class _Lookups:
             ):
                 self.model_named[model.name].append(model)
         self.usernames: set[str] = set()
+        labels = {model.pk: str(model) for model in self.models}
+        self.left_out: dict[int, list[str]] = defaultdict(list)  # prompt id -> why the campaign left it out
+        for entry in left_out_rules([campaign.pk]).prompts_not_in_campaign:
+            why = ExcludedPrompt.Reason(entry.reason).label
+            self.left_out[entry.prompt_id].append(
+                f"{why} of {labels[entry.model_id]}" if entry.model_id in labels else why
+            )
 
     def prompt(self, value: str) -> Prompt | str:
         value = value.strip()
@@ -169,7 +178,7 @@ class _Lookups:
             prompt = self.prompt_at.get(int(value))
             if prompt is None:
                 return f"benchmark {self.benchmark.slug!r} has no prompt at position {value}"
-            return prompt if self._in_campaign(prompt) else self._outside([prompt])
+            return self._usable(prompt) if self._in_campaign(prompt) else self._outside([prompt])
         matches = self.prompts_with_text.get(value, [])
         inside = [p for p in matches if self._in_campaign(p)]
         if len(inside) > 1:
@@ -180,7 +189,17 @@ class _Lookups:
         if not matches:
             short = value if len(value) <= 60 else value[:57] + "..."
             return f"no prompt of benchmark {self.benchmark.slug!r} has the text {short!r}"
-        return inside[0]
+        return self._usable(inside[0])
+
+    def _usable(self, prompt: Prompt) -> Prompt | str:
+        """The prompt, or why the campaign left it out (its judgments would be listed as left out)."""
+        why = self.left_out.get(prompt.pk)
+        if why:
+            return (
+                f"prompt {prompt.position} was left out of this campaign ({'; '.join(why)}); "
+                "a judgment of it would not count"
+            )
+        return prompt
 
     def _in_campaign(self, prompt: Prompt) -> bool:
         return not self.category_ids or prompt.category_id in self.category_ids

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from annotation import outcomes
 from generation.models import Benchmark, Category, Prompt, Video, VideoModel, new_public_id
 
 RUBRIC_DIMENSIONS = (
@@ -331,14 +332,8 @@ class Judgment(models.Model):
         return f"judgment {self.pk} ({self.choice or 'scores'})"
 
     def outcome_for(self, model_id: int) -> str | None:
-        """'win', 'tie' or 'loss' for the given model, None if it is not on either side."""
-        if self.choice == self.Choice.TIE:
-            return "tie" if model_id in (self.left_model_id, self.right_model_id) else None
-        if model_id == self.left_model_id:
-            return "win" if self.choice == self.Choice.LEFT else "loss"
-        if model_id == self.right_model_id:
-            return "win" if self.choice == self.Choice.RIGHT else "loss"
-        return None
+        """'win', 'tie' or 'loss' for the given model, None if it is not on either side (`annotation.outcomes`)."""
+        return outcomes.outcome_for(self.choice, self.left_model_id, self.right_model_id, model_id)
 
 
 class RubricScore(models.Model):

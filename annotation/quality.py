@@ -2,23 +2,24 @@
 the other annotators, position bias, time per item, and contradictions between an annotator's pairwise
 answers and their own rubric scores.
 
-Paired answers are compared in canonical terms: a judgment stores what the annotator saw (left video,
-right video, choice); un-mirrored, it says which of the item's slots holds the preferred video ("slot0",
-"slot1") or "tie". Comparing the preferred *video* rather than the side makes a mirrored repeat
-comparable with the first showing, and works for seed-preference items whose two videos share a model.
+The numbers the results also report are computed by the same functions, on the same judgments: which side
+won (`annotation.outcomes`), which judgments count (`annotation.left_out`, through
+`metrics.human.judgments.load_campaign`), the majority (`metrics.stats.pairwise.majority`), agreement and
+position bias (`metrics.human.agreement`). The campaign's agreement here is the results' "Overall" row.
 
-Which judgments count:
+What this page measures that the results do not, and says so:
+- an excluded annotator's figures are computed on their judgments as if they counted (under every other
+  left-out rule), to show why they were excluded; the others' figures never include them;
 - gold accuracy: the annotator's first showings of items with a gold answer (repeats measure consistency);
 - self-consistency: each repeat judgment against the same annotator's first judgment of that item. Paired
   kinds agree when the canonical answer is the same; rubric repeats agree when no score of any video
   differs from the first showing's by more than one point;
-- agreement with the others: first showings only. For an item, the majority of the others is the label
-  most of the *other, not excluded* annotators gave, when one label leads strictly (a tie between labels is
-  no majority and the item is skipped). The pairwise share is raw agreement (`pairwise_agreement`) pooled
-  over the annotator's common items with each other not-excluded annotator;
-- position bias: every answer with a choice (site and imported), as left/tie/right as shown;
-- time: `Judgment.duration_ms` where recorded (imported judgments have none).
-Excluded annotators still get their figures (to decide whether to include them again).
+- agreement with the majority of the others: on each unit the annotator answered (a pair of videos of one
+  prompt, as in the results), the majority of the other, not excluded annotators' answers; the pooled
+  pairwise share is raw agreement (`pairwise_agreement`) pooled over the annotator's common units with
+  each other not-excluded annotator;
+- time: `Judgment.duration_ms` where recorded (imported judgments have none);
+- answers: every answer of the annotator in the campaign (first showings, repeats, imported, left out).
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ from fractions import Fraction
 
 from django.contrib.auth import get_user_model
 
-from metrics.stats.agreement import krippendorff_alpha, pairwise_agreement, position_bias
+from metrics.human.agreement import OVERALL, paired_labels, position_bias_by_annotator
+from metrics.human.agreement import campaign_agreement as overall_agreement
+from metrics.human.judgments import load_campaign
+from metrics.stats.agreement import PositionBias, pairwise_agreement, position_bias
+from metrics.stats.pairwise import majority
 
-from .models import RUBRIC_DIMENSIONS, Campaign, ItemVideo, Judgment, RubricScore
+from .models import RUBRIC_DIMENSIONS, Campaign, CampaignModel, Item, ItemVideo, Judgment, RubricScore
+from .outcomes import CANONICAL_OUTCOME_FOR_A, LEFT, canonical_preference, preferred
 
-CANONICAL_LABELS = ("slot0", "tie", "slot1")
 CONTRADICTION_GAP = 1  # rubric points between the two videos' mean scores
 REPEAT_SCORE_TOLERANCE = 1  # rubric points a repeat's score may move and still agree
 
@@ -107,13 +112,23 @@ class Contradiction:
 
 
 @dataclass(frozen=True)
+class DimensionAgreement:
+    dimension: str
+    alpha: float | None
+    units: int
+
+
+@dataclass(frozen=True)
 class CampaignAgreement:
-    """Krippendorff's alpha (ordinal) over the not-excluded annotators' first showings: canonical answers
-    slot0 < tie < slot1 for paired kinds; each (item, video, dimension) score for rubric campaigns."""
+    """The campaign's agreement as the results report it ("Overall"), over the judgments that count: for
+    paired kinds nominal alpha on the canonical preference over units = (prompt, pair of videos); for
+    rubric campaigns ordinal alpha per dimension (`by_dimension`; `alpha` is then None, as there is no
+    single figure)."""
 
     alpha: float | None
     annotators: int
     units: int
+    by_dimension: tuple[DimensionAgreement, ...] = ()
 
 
 @dataclass
@@ -150,27 +165,6 @@ _ANSWER_FIELDS = (
 )
 
 
-def canonical_answer(
-    answer: _Answer,
-    slot_of_video: dict[tuple[int, int], int],
-    slots_of_model: dict[tuple[int, int], list[int]],
-) -> str | None:
-    """'slot0', 'slot1' or 'tie' for a paired answer on an item; None when it cannot be placed. The
-    preferred video decides; when it is unknown, the preferred model, if it fills exactly one slot."""
-    if answer.choice == Judgment.Choice.TIE:
-        return "tie"
-    if answer.item_id is None or answer.choice not in (Judgment.Choice.LEFT, Judgment.Choice.RIGHT):
-        return None
-    left = answer.choice == Judgment.Choice.LEFT
-    video_id = answer.left_video_id if left else answer.right_video_id
-    slot = slot_of_video.get((answer.item_id, video_id)) if video_id else None
-    if slot is None:
-        model_id = answer.left_model_id if left else answer.right_model_id
-        candidates = slots_of_model.get((answer.item_id, model_id), []) if model_id else []
-        slot = candidates[0] if len(candidates) == 1 else None
-    return None if slot is None else f"slot{slot}"
-
-
 def _load_answers(campaign: Campaign) -> list[_Answer]:
     answers = [
         _Answer(**row)
@@ -179,15 +173,20 @@ def _load_answers(campaign: Campaign) -> list[_Answer]:
         .values(*_ANSWER_FIELDS)
     ]
     if campaign.is_paired:
-        slot_of_video: dict[tuple[int, int], int] = {}
-        slots_of_model: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for item_id, video_id, model_id, slot in ItemVideo.objects.filter(
-            item__campaign=campaign
-        ).values_list("item_id", "video_id", "video__model_id", "slot"):
-            slot_of_video[(item_id, video_id)] = slot
-            slots_of_model[(item_id, model_id)].append(slot)
+        model_ids = list(
+            CampaignModel.objects.filter(campaign=campaign)
+            .order_by("position")
+            .values_list("model_id", flat=True)
+        )
         for answer in answers:
-            answer.label = canonical_answer(answer, slot_of_video, slots_of_model)
+            answer.label = canonical_preference(
+                answer.choice,
+                answer.left_model_id,
+                answer.right_model_id,
+                answer.left_video_id,
+                answer.right_video_id,
+                model_ids,
+            )
     else:
         by_id = {answer.id: answer for answer in answers}
         for row in RubricScore.objects.filter(judgment__campaign=campaign).values(
@@ -196,6 +195,34 @@ def _load_answers(campaign: Campaign) -> list[_Answer]:
             key = row["video_id"] or ("model", row["model_id"])
             by_id[row["judgment_id"]].scores[key] = tuple(row[d] for d in RUBRIC_DIMENSIONS)
     return answers
+
+
+def gold_preferences(campaign: Campaign) -> dict[int, str]:
+    """Item id -> its gold answer as a canonical preference ("a" / "tie" / "b"). A gold answer names the
+    slot of the better video; the resolver places that video as if an annotator had chosen it."""
+    model_ids = list(
+        CampaignModel.objects.filter(campaign=campaign)
+        .order_by("position")
+        .values_list("model_id", flat=True)
+    )
+    slots: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for item_id, slot, video_id, model_id in ItemVideo.objects.filter(
+        item__campaign=campaign, item__gold_answer__gt=""
+    ).values_list("item_id", "slot", "video_id", "video__model_id"):
+        slots[item_id][slot] = (model_id, video_id)
+    found = {}
+    for item_id, gold in campaign.items.exclude(gold_answer="").values_list("id", "gold_answer"):
+        if gold == Item.GoldAnswer.TIE:
+            found[item_id] = "tie"
+            continue
+        better, other = (0, 1) if gold == Item.GoldAnswer.SLOT_0 else (1, 0)
+        if better not in slots[item_id] or other not in slots[item_id]:
+            continue
+        (left_model, left_video), (right_model, right_video) = slots[item_id][better], slots[item_id][other]
+        label = canonical_preference(LEFT, left_model, right_model, left_video, right_video, model_ids)
+        if label is not None:
+            found[item_id] = label
+    return found
 
 
 def _repeats_agree(first: _Answer, repeat: _Answer, paired: bool) -> bool | None:
@@ -213,12 +240,41 @@ def _repeats_agree(first: _Answer, repeat: _Answer, paired: bool) -> bool | None
     )
 
 
-def strict_majority(labels: list[str]) -> str | None:
-    """The label given most often, when it leads strictly; None for no labels or a tie between labels."""
-    ranked = Counter(labels).most_common(2)
-    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
-        return None
-    return ranked[0][0]
+def _paired_figures(
+    campaign: Campaign, excluded_usernames: set[str]
+) -> tuple[dict[str, PositionBias], dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """Per username, from the judgments that count in the results (an excluded annotator's as if they
+    counted): position bias, (agreeing, compared) with the majority of the others not excluded, and
+    (same, common) answers pooled over each other not-excluded annotator."""
+    data = load_campaign(campaign, keep_excluded_annotators=True)
+    bias = position_bias_by_annotator(data.paired)
+    labels = paired_labels(data.paired)[OVERALL]
+    on_unit: dict[object, dict[str, str]] = defaultdict(dict)
+    for username, by_unit in labels.items():
+        if username not in excluded_usernames:
+            for unit, label in by_unit.items():
+                on_unit[unit][username] = label
+    majority_counts: dict[str, tuple[int, int]] = {}
+    for username, by_unit in labels.items():
+        agreeing = compared = 0
+        for unit, label in by_unit.items():
+            others = [
+                CANONICAL_OUTCOME_FOR_A[lab] for other, lab in on_unit[unit].items() if other != username
+            ]
+            if others:
+                compared += 1
+                agreeing += majority(others) == CANONICAL_OUTCOME_FOR_A[label]
+        majority_counts[username] = (agreeing, compared)
+    pooled: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (first, second), agreement in pairwise_agreement(labels).items():
+        if agreement.share is None:
+            continue
+        same = round(agreement.share * agreement.n_common)
+        for me, other in ((first, second), (second, first)):
+            if other not in excluded_usernames:
+                pooled[me][0] += same
+                pooled[me][1] += agreement.n_common
+    return bias, majority_counts, {name: (same, n) for name, (same, n) in pooled.items()}
 
 
 def annotator_quality(campaign: Campaign) -> list[AnnotatorQuality]:
@@ -226,7 +282,7 @@ def annotator_quality(campaign: Campaign) -> list[AnnotatorQuality]:
     paired = campaign.is_paired
     answers = _load_answers(campaign)
     exclusions = {e.annotator_id: e.reason for e in campaign.annotator_exclusions.all()}
-    gold = dict(campaign.items.exclude(gold_answer="").values_list("id", "gold_answer"))
+    gold = gold_preferences(campaign) if paired else {}
     by_annotator: dict[int, list[_Answer]] = defaultdict(list)
     for answer in answers:
         by_annotator[answer.annotator_id].append(answer)
@@ -234,23 +290,16 @@ def annotator_quality(campaign: Campaign) -> list[AnnotatorQuality]:
     for answer in answers:
         if answer.item_id is not None and answer.source == Judgment.Source.SITE and not answer.is_repeat:
             first_showing.setdefault((answer.annotator_id, answer.item_id), answer)
-    labels_by_annotator: dict[int, dict[int, str]] = defaultdict(dict)
-    if paired:
-        for (annotator_id, item_id), answer in first_showing.items():
-            if answer.label is not None:
-                labels_by_annotator[annotator_id][item_id] = answer.label
-    pair_shares = pairwise_agreement(labels_by_annotator)
-    trusted_labels_on_item: dict[int, dict[int, str]] = defaultdict(dict)
-    for annotator_id, labels in labels_by_annotator.items():
-        if annotator_id not in exclusions:
-            for item_id, label in labels.items():
-                trusted_labels_on_item[item_id][annotator_id] = label
     contradiction_counts = _contradiction_counts(campaign)
 
     user_ids = set(by_annotator) | set(campaign.annotators.values_list("pk", flat=True))
-    users = get_user_model().objects.filter(pk__in=user_ids).order_by("username")
+    users = list(get_user_model().objects.filter(pk__in=user_ids).order_by("username"))
+    excluded_usernames = {u.get_username() for u in users if u.pk in exclusions}
+    bias, majority_counts, pooled = _paired_figures(campaign, excluded_usernames) if paired else ({}, {}, {})
+    no_bias = position_bias(())
     figures = []
     for user in users:
+        username = user.get_username()
         own = by_annotator.get(user.pk, [])
         site = [a for a in own if a.source == Judgment.Source.SITE and a.item_id is not None]
         gold_checked = [a for a in site if not a.is_repeat and a.item_id in gold and a.label is not None]
@@ -260,26 +309,15 @@ def annotator_quality(campaign: Campaign) -> list[AnnotatorQuality]:
             if a.is_repeat and (user.pk, a.item_id) in first_showing
         ]
         repeat_results = [r for r in repeat_results if r is not None]
-        majority_results = []
-        for item_id, label in labels_by_annotator.get(user.pk, {}).items():
-            others = [lab for other, lab in trusted_labels_on_item[item_id].items() if other != user.pk]
-            majority = strict_majority(others)
-            if majority is not None:
-                majority_results.append(label == majority)
-        same = common = 0
-        for (first, second), agreement in pair_shares.items():
-            other = second if first == user.pk else first if second == user.pk else None
-            if other is None or other in exclusions or agreement.share is None:
-                continue
-            same += round(agreement.share * agreement.n_common)
-            common += agreement.n_common
-        bias = position_bias(a.choice for a in own if a.choice)
+        majority_agreeing, majority_n = majority_counts.get(username, (0, 0))
+        same, common = pooled.get(username, (0, 0))
+        shown = bias.get(username, no_bias)
         durations = [a.duration_ms for a in own if a.duration_ms is not None]
         contradicting, compared = contradiction_counts.get(user.pk, (0, 0))
         figures.append(
             AnnotatorQuality(
                 annotator_id=user.pk,
-                username=user.get_username(),
+                username=username,
                 excluded=user.pk in exclusions,
                 exclusion_reason=exclusions.get(user.pk, ""),
                 judgments=len(own),
@@ -287,15 +325,15 @@ def annotator_quality(campaign: Campaign) -> list[AnnotatorQuality]:
                 gold_n=len(gold_checked),
                 repeat_agreeing=sum(repeat_results),
                 repeat_n=len(repeat_results),
-                majority_agreeing=sum(majority_results),
-                majority_n=len(majority_results),
+                majority_agreeing=majority_agreeing,
+                majority_n=majority_n,
                 pairwise_same=same,
                 pairwise_n=common,
-                left_share=bias.left_share,
-                tie_share=bias.tie_share,
-                right_share=bias.right_share,
-                position_n=bias.n,
-                position_p_value=bias.p_value,
+                left_share=shown.left_share,
+                tie_share=shown.tie_share,
+                right_share=shown.right_share,
+                position_n=shown.n,
+                position_p_value=shown.p_value,
                 median_duration_ms=float(statistics.median(durations)) if durations else None,
                 contradictions=contradicting,
                 contradiction_n=compared,
@@ -305,26 +343,22 @@ def annotator_quality(campaign: Campaign) -> list[AnnotatorQuality]:
 
 
 def campaign_agreement(campaign: Campaign) -> CampaignAgreement:
-    answers = _load_answers(campaign)
-    excluded = set(campaign.annotator_exclusions.values_list("annotator_id", flat=True))
-    ratings: dict[int, dict[object, object]] = defaultdict(dict)
-    for answer in answers:
-        if answer.item_id is None or answer.is_repeat or answer.annotator_id in excluded:
-            continue
-        if campaign.is_paired:
-            if answer.label is not None:
-                ratings[answer.annotator_id].setdefault(answer.item_id, answer.label)
-        else:
-            for key, scores in answer.scores.items():
-                for dimension, score in zip(RUBRIC_DIMENSIONS, scores, strict=True):
-                    ratings[answer.annotator_id].setdefault((answer.item_id, key, dimension), score)
-    units = sorted({unit for per_annotator in ratings.values() for unit in per_annotator}, key=repr)
-    if not units:
-        return CampaignAgreement(alpha=None, annotators=len(ratings), units=0)
-    matrix = [[ratings[annotator].get(unit) for unit in units] for annotator in sorted(ratings)]
-    categories = CANONICAL_LABELS if campaign.is_paired else (1, 2, 3, 4, 5)
-    alpha = krippendorff_alpha(matrix, "ordinal", categories=categories)
-    return CampaignAgreement(alpha=alpha, annotators=len(ratings), units=len(units))
+    """The results' overall agreement (`metrics.human.agreement`), on the judgments that count."""
+    found = overall_agreement(load_campaign(campaign))
+    if campaign.is_paired:
+        agreement = found[""]
+        return CampaignAgreement(
+            alpha=agreement.alpha, annotators=agreement.annotators, units=agreement.units
+        )
+    return CampaignAgreement(
+        alpha=None,
+        annotators=max((a.annotators for a in found.values()), default=0),
+        units=max((a.units for a in found.values()), default=0),
+        by_dimension=tuple(
+            DimensionAgreement(dimension=dimension, alpha=a.alpha, units=a.units)
+            for dimension, a in found.items()
+        ),
+    )
 
 
 def contradictions(campaign: Campaign) -> list[Contradiction]:
@@ -388,12 +422,10 @@ def _contradictions(campaign: Campaign) -> tuple[list[Contradiction], Counter[in
         .order_by("id")
     )
     for judgment in decisive:
-        left = judgment.choice == Judgment.Choice.LEFT
-        sides = [
-            (judgment.left_video_id, judgment.left_model_id, judgment.left_model),
-            (judgment.right_video_id, judgment.right_model_id, judgment.right_model),
-        ]
-        (pv, pm, preferred_model), (ov, om, other_model) = sides if left else sides[::-1]
+        left = (judgment.left_video_id, judgment.left_model_id, judgment.left_model)
+        right = (judgment.right_video_id, judgment.right_model_id, judgment.right_model)
+        chosen = preferred(judgment.choice, left, right)
+        (pv, pm, preferred_model), (ov, om, other_model) = (chosen, right if chosen is left else left)
         user, prompt = judgment.annotator_id, judgment.prompt_id
         if pv and ov and (user, prompt, pv) in by_video and (user, prompt, ov) in by_video:
             preferred_scores, other_scores, matched_by = (

@@ -2,20 +2,33 @@
 
 Django's FileResponse answers whole files only; browsers need byte ranges (206) to seek and loop video.
 This handles the single-range form browsers send (`bytes=a-b`, `bytes=a-`, `bytes=-n`); a multi-range
-request gets the whole file, which RFC 9110 allows. In production a front server can take this over."""
+request gets the whole file, which RFC 9110 allows.
+
+In production a front server can send the bytes instead (EVALSITE_MEDIA_OFFLOAD): the site still checks
+who asks, then answers with an empty response that names the file in `X-Accel-Redirect` (nginx) or
+`X-Sendfile` (Apache, lighttpd), and the front server serves it, byte ranges included. The name it gets is
+a link under MEDIA_ROOT/offload/ named after the URL the client asked for, never the stored file's own
+name: a campaign shows a library video under an id of its own, and the stored name is the video's
+library id, which annotators must not learn even from a misconfigured front server."""
 
 from __future__ import annotations
 
 import mimetypes
 import os
 import re
+import secrets
 from pathlib import Path
+from urllib.parse import quote
 
+from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.utils.http import http_date
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
+CACHE_CONTROL = "private, max-age=3600"
+OFFLOAD_LINKS = "offload"  # under MEDIA_ROOT
+URL_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 
 class _RangeFile:
@@ -39,12 +52,17 @@ class _RangeFile:
 def ranged_file_response(
     request: HttpRequest, path: Path, *, content_type: str | None = None
 ) -> HttpResponse:
+    """The file at `path` for a request the caller has already allowed: streamed with byte ranges, or
+    handed to the front server when EVALSITE_MEDIA_OFFLOAD is set and the file is under MEDIA_ROOT."""
     try:
         stat = os.stat(path)
     except FileNotFoundError:
         raise Http404("no such file") from None
-    size = stat.st_size
     content_type = content_type or mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+    offloaded = front_server_response(request, path, content_type)
+    if offloaded is not None:
+        return offloaded
+    size = stat.st_size
     header = request.headers.get("Range", "").strip()
     match = RANGE_RE.match(header) if header else None
     if match and (match[1] or match[2]):
@@ -67,5 +85,49 @@ def ranged_file_response(
         response["Content-Length"] = str(size)
     response["Accept-Ranges"] = "bytes"
     response["Last-Modified"] = http_date(stat.st_mtime)
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = CACHE_CONTROL
     return response
+
+
+def front_server_response(request: HttpRequest, path: Path, content_type: str) -> HttpResponse | None:
+    """An empty response telling the front server to send the file, or None to stream it here: offload
+    is off, the file is outside MEDIA_ROOT, or the URL has a segment that cannot name a link. The front
+    server keeps this response's Content-Type and Cache-Control and answers Range requests itself."""
+    mode = settings.EVALSITE_MEDIA_OFFLOAD
+    if not mode:
+        return None
+    media_root = Path(settings.MEDIA_ROOT).absolute()
+    try:
+        stored = Path(path).absolute().relative_to(media_root)
+    except ValueError:
+        return None
+    segments = request.path_info.strip("/").split("/")
+    if ".." in stored.parts or not all(URL_SEGMENT_RE.match(segment) for segment in segments):
+        return None
+    link = link_under_url(media_root, stored, segments)
+    response = HttpResponse(content_type=content_type)
+    if mode == "x-accel-redirect":
+        response["X-Accel-Redirect"] = f"{settings.EVALSITE_MEDIA_OFFLOAD_PREFIX}/{quote(link.as_posix())}"
+    else:
+        response["X-Sendfile"] = str(media_root / link)
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+def link_under_url(media_root: Path, stored: Path, segments: list[str]) -> Path:
+    """`offload/<the URL's path>`, under MEDIA_ROOT: a relative symbolic link to the stored file (made or
+    repointed atomically, so concurrent requests and a URL whose file changed are both safe). A link
+    rather than a copy: the stored file stays the one copy, and a deleted file's link leads nowhere."""
+    relative = Path(OFFLOAD_LINKS, *segments)
+    link = media_root / relative
+    target = os.path.relpath(media_root / stored, link.parent)
+    try:
+        if os.readlink(link) == target:
+            return relative
+    except OSError:
+        pass
+    link.parent.mkdir(parents=True, exist_ok=True)
+    temporary = link.with_name(f".{link.name}.{secrets.token_hex(6)}")
+    os.symlink(target, temporary)
+    os.replace(temporary, link)
+    return relative

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -174,9 +175,20 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Media is never served as plain static files: generation.views.serve_media checks who asks.
+# Media is never served as plain static files: generation.views._media checks who asks.
 MEDIA_ROOT = Path(os.environ.get("EVALSITE_MEDIA_ROOT", DATA_DIR / "media")).resolve()
 MEDIA_URL = "/media/"
+# Who sends a media file's bytes once the site has checked who asks: "" (the site streams them, with byte
+# ranges), "x-accel-redirect" (nginx serves EVALSITE_MEDIA_OFFLOAD_PREFIX + the path under MEDIA_ROOT from
+# an `internal` location) or "x-sendfile" (Apache mod_xsendfile, lighttpd: the file's absolute path).
+EVALSITE_MEDIA_OFFLOAD = os.environ.get("EVALSITE_MEDIA_OFFLOAD", "").strip().lower()
+if EVALSITE_MEDIA_OFFLOAD not in {"", "x-accel-redirect", "x-sendfile"}:
+    raise ImproperlyConfigured(
+        f"EVALSITE_MEDIA_OFFLOAD must be empty, x-accel-redirect or x-sendfile, not {EVALSITE_MEDIA_OFFLOAD!r}"
+    )
+EVALSITE_MEDIA_OFFLOAD_PREFIX = "/" + os.environ.get(
+    "EVALSITE_MEDIA_OFFLOAD_PREFIX", "/internal-media/"
+).strip("/")
 # Largest video file accepted by upload or import.
 EVALSITE_MAX_VIDEO_BYTES = int(float(os.environ.get("EVALSITE_MAX_UPLOAD_MB", "2048")) * 1024 * 1024)
 # What an uploaded or imported zip may expand to: total size, number of files, compression ratio.

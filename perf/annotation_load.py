@@ -1,41 +1,61 @@
-"""Load test of the annotator API: many annotators claiming and answering at once, through gunicorn on
-PostgreSQL, on loopback only.
+"""Load test of the annotator API with the media an annotator's browser streams: many annotators
+claiming and answering at once, through the site's own web server on PostgreSQL, on loopback only.
 
 What it does:
 1. Creates a scratch PostgreSQL database (`--database-url`, default
    postgres://postgres@127.0.0.1:5432/evalsite_annotation_load; its name must contain "load", and it is
    dropped first and at the end unless `--keep-db`), migrates it, and builds a pairwise campaign of
-   `--items` items (`--judgments-per-item` each) and `--annotators` annotator accounts. Video rows point
-   at placeholder files: the test drives the JSON API, not media delivery.
-2. Starts `gunicorn evalsite.wsgi -b 127.0.0.1:PORT -w WORKERS --threads THREADS` on that database (or,
-   with `--url`, uses a site that is already running on the database named by `--database-url`).
+   `--items` items (`--judgments-per-item` each) and `--annotators` annotator accounts. The videos point
+   at `--clips` stand-in files of about `--clip-kb` KiB each (random bytes: the server does not look
+   inside a file it streams) and posters of `--poster-kb` KiB.
+2. Starts the site as `make serve` does, through scripts/web.sh (gunicorn on evalsite.wsgi, WEB_WORKERS
+   sync workers: `--workers`, default 2, as in `make serve`; `--threads` above 1 makes them threaded),
+   on that database; or, with `--url`, uses a site that is already running on the database named by
+   `--database-url`. With `--front-server nginx` the client talks to an nginx in front of it (the
+   README's location blocks) and the site hands media to nginx (EVALSITE_MEDIA_OFFLOAD=x-accel-redirect).
 3. Every simulated annotator logs in through the login page (timed apart), then, for `--seconds`, loops:
    GET /api/annotate/<campaign>/next/ -> POST /api/annotate/assignments/<token>/answer/ with a random
-   choice. One thread per annotator, one request in flight each, so the concurrency is fixed at
+   choice. One thread per annotator, one API request in flight each, so the concurrency is fixed at
    `--annotators` (or `--concurrency`, if lower); every request has a `--timeout`. With no
    `--think-ms` (the default) this is a stress test: latency is then mostly queueing (Little's law:
    annotators / requests per second); with `--think-ms`, annotators also start spread over one think
-   time, as people do.
-4. Stops gunicorn (also on errors or Ctrl-C), then checks the database: every judgment acknowledged with
-   200 is stored with the acknowledged choice (none lost), no judgment is stored that was not
+   time, as people do (`--think-ms 10000`: an answer every 5 to 15 s).
+   Meanwhile each annotator's "browser" fetches what the annotator page fetches, over
+   `--media-connections` connections of its own, without holding up the answers: the poster and the
+   clip of every video on screen that was not preloaded (`Range: bytes=0-`, as a <video> element asks,
+   read to the end; a browser that holds the whole clip loops and seeks in it without asking again),
+   `--seeks` ranged reads of 256 KiB at a random offset in each clip on screen (jumps its buffer did not
+   hold; none by default), and the clips that `next` lists under `upcoming` (at most 8, as the page
+   does). `--no-media` leaves media out. Unlike the page, which takes the next item from the answer's
+   reply, the loop also asks GET next for every item: one more request per judgment than people make.
+4. Stops the servers (also on errors or Ctrl-C), then checks the database: every judgment acknowledged
+   with 200 is stored with the acknowledged choice (none lost), no judgment is stored that was not
    acknowledged (requests that failed without an answer are counted apart), no assignment, annotator/item
-   pair or item holds more judgments than allowed (none duplicated).
+   pair or item holds more judgments than allowed (none duplicated); and every media answer had the
+   status and the number of bytes its request called for, without Last-Modified or ETag.
 
-Prints judgments per second, p50/p95/p99 latency of "next item" and "submit", status-code counts, the
-checks, and the ratio of the measured rate to what `--annotators` real people need (one answer every
-`--human-seconds` each). Exits non-zero on a 5xx, a lost or duplicated judgment, or a failed check.
+Prints judgments per second, p50/p95/p99 latency of "next item" and "submit" against the goal (p99 under
+100 ms), the media streamed (requests, MB, time to first byte and to the last byte of a clip),
+status-code counts, the checks, and the ratio of the measured rate to what `--annotators` real people
+need (one answer every `--human-seconds` each). Exits non-zero on a 5xx, a lost or duplicated judgment,
+a wrong media answer, or a failed check. The client runs on the same machine as the site and shares its
+CPU, so on a small machine the figures are pessimistic.
 
 Examples:
-    .venv/bin/python perf/annotation_load.py --annotators 20 --seconds 10      # quick check
-    .venv/bin/python perf/annotation_load.py --annotators 200 --seconds 60     # the full run
+    .venv/bin/python perf/annotation_load.py --annotators 20 --seconds 10                    # quick check
+    .venv/bin/python perf/annotation_load.py --annotators 200 --seconds 60 --think-ms 10000  # people's pace
+    .venv/bin/python perf/annotation_load.py --annotators 200 --seconds 60 --think-ms 10000 --front-server nginx
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import getpass
 import os
+import queue
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +72,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/evalsite_annotation_load"
 PASSWORD = "load-test-password-1"
+PRELOAD_LIMIT = 8  # clips of upcoming items the annotator page keeps loading (annotate/players.js)
+SEEK_BYTES = 256 * 1024
+CHUNK = 64 * 1024
 
 
 # ------------------------------------------------------------------------------------------- database
@@ -87,6 +110,7 @@ def site_environment(args: argparse.Namespace) -> dict[str, str]:
         EVALSITE_DATA_DIR=str(args.data_dir),
         EVALSITE_DB_CONN_MAX_AGE=str(args.conn_max_age),
         EVALSITE_DEBUG="0",
+        EVALSITE_MEDIA_OFFLOAD="x-accel-redirect" if args.front_server == "nginx" else "",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -119,6 +143,7 @@ def build_campaign(args: argparse.Namespace) -> tuple[int, list[str]]:
         for i in range(args.items)
     )
     models = [VideoModel.objects.create(name=f"Load model {side}", version=stamp) for side in "AB"]
+    clips, posters = write_media(args)
     Video.objects.bulk_create(
         Video(
             model=model,
@@ -126,9 +151,9 @@ def build_campaign(args: argparse.Namespace) -> tuple[int, list[str]]:
             seed=0,
             source=Video.Source.UPLOAD,
             content_sha256=f"{model.pk:032x}{prompt.pk:032x}",
-            original_file="load/placeholder.mp4",
-            playable_file="load/placeholder.mp4",
-            poster_file="load/placeholder.jpg",
+            original_file=clips[(2 * prompt.position + side) % len(clips)],
+            playable_file=clips[(2 * prompt.position + side) % len(clips)],
+            poster_file=posters[(2 * prompt.position + side) % len(posters)],
             status=Video.Status.READY,
             width=64,
             height=48,
@@ -137,7 +162,7 @@ def build_campaign(args: argparse.Namespace) -> tuple[int, list[str]]:
             duration_s=1.0,
         )
         for prompt in prompts
-        for model in models
+        for side, model in enumerate(models)
     )
     user_model = get_user_model()
     password = make_password(PASSWORD)  # hashed once; every account shares it
@@ -159,7 +184,24 @@ def build_campaign(args: argparse.Namespace) -> tuple[int, list[str]]:
     return campaign.pk, usernames
 
 
-# ------------------------------------------------------------------------------------------- gunicorn
+def write_media(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """`--clips` stand-in clips and as many posters under MEDIA_ROOT/load/, sizes within 20% of
+    `--clip-kb` and `--poster-kb`; returns their paths under MEDIA_ROOT."""
+    from django.conf import settings
+
+    folder = Path(settings.MEDIA_ROOT) / "load"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(args.seed)
+    clips, posters = [], []
+    for index in range(args.clips):
+        for kind, kib, names in (("clip", args.clip_kb, clips), ("poster", args.poster_kb, posters)):
+            name = f"{kind}-{index}.{'mp4' if kind == 'clip' else 'jpg'}"
+            (folder / name).write_bytes(rng.randbytes(max(1, int(kib * 1024 * rng.uniform(0.8, 1.2)))))
+            names.append(f"load/{name}")
+    return clips, posters
+
+
+# ------------------------------------------------------------------------------------------- servers
 
 
 def free_port() -> int:
@@ -168,24 +210,80 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(args: argparse.Namespace, port: int) -> subprocess.Popen:
-    command = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
-        "evalsite.wsgi",
-        "-b",
-        f"127.0.0.1:{port}",
-        "-w",
-        str(args.workers),
-        "--threads",
-        str(args.threads),
-        "--timeout",
-        "120",
-        "--log-level",
-        "warning",
-    ]
+def start_site(args: argparse.Namespace, port: int) -> subprocess.Popen:
+    """The site as `make serve` serves it (scripts/web.sh), on this run's database and data folder."""
+    extra = ["--threads", str(args.threads)] if args.threads > 1 else []
+    env = {**site_environment(args), "HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": str(args.workers)}
     log = open(args.data_dir / "gunicorn.log", "w")  # the child keeps it; closed when it exits
     return subprocess.Popen(
-        command, cwd=ROOT, env=site_environment(args), stdout=log, stderr=log, start_new_session=True
+        [str(ROOT / "scripts" / "web.sh"), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+
+
+NGINX_CONF = """
+user {user};
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log off;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    upstream site {{ server 127.0.0.1:{site_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port};
+        # The README's location blocks ("Media through the front server").
+        location /internal-media/ {{
+            internal;
+            alias {media_root}/;
+            etag off;
+            if_modified_since off;
+            add_header Last-Modified "";
+            add_header X-Content-Type-Options nosniff;
+        }}
+        location / {{
+            proxy_pass http://site;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(args: argparse.Namespace, port: int, site_port: int) -> subprocess.Popen:
+    from django.conf import settings
+
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    folder = args.data_dir / "nginx"
+    folder.mkdir(exist_ok=True)
+    config = folder / "nginx.conf"
+    config.write_text(
+        NGINX_CONF.format(
+            user=getpass.getuser(),
+            folder=folder,
+            port=port,
+            site_port=site_port,
+            media_root=settings.MEDIA_ROOT,
+        )
+    )
+    log = open(folder / "stderr.log", "w")
+    return subprocess.Popen(
+        [binary, "-c", str(config), "-p", str(folder), "-g", "daemon off;"],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
 
 
@@ -193,7 +291,7 @@ def wait_until_up(base: str, server: subprocess.Popen | None, limit_s: float = 6
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if server is not None and server.poll() is not None:
-            raise SystemExit(f"gunicorn exited with status {server.returncode}; see its log")
+            raise SystemExit(f"the server exited with status {server.returncode}; see its log")
         try:
             if requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200:
                 return
@@ -203,7 +301,7 @@ def wait_until_up(base: str, server: subprocess.Popen | None, limit_s: float = 6
     raise SystemExit(f"the site at {base} did not answer within {limit_s:.0f} s")
 
 
-def stop_gunicorn(server: subprocess.Popen | None) -> None:
+def stop_server(server: subprocess.Popen | None) -> None:
     if server is None or server.poll() is not None:
         return
     os.killpg(server.pid, signal.SIGTERM)
@@ -217,10 +315,17 @@ def stop_gunicorn(server: subprocess.Popen | None) -> None:
 # ------------------------------------------------------------------------------------------- the load
 
 
+MEDIA_TIMES = ("media first byte", "clip whole")
+
+
 @dataclass
 class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {"login": [], "next": [], "submit": []})
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {kind: [] for kind in ("login", "next", "submit", *MEDIA_TIMES)}
+    )
+    media_bytes: int = 0
+    media_wrong: list[str] = field(default_factory=list)  # answers with the wrong status or length
     statuses: Counter = field(default_factory=Counter)
     acknowledged: dict[str, str] = field(default_factory=dict)  # token -> choice, answered with 200
     unknown: set[str] = field(default_factory=set)  # answers whose request failed without a status
@@ -267,10 +372,137 @@ def log_in(base: str, username: str, args, tally: Tally, gate) -> requests.Sessi
     return session
 
 
+class Browser:
+    """What one annotator's browser fetches besides the API, on connections of its own (a
+    `requests.Session` each) while the person watches and answers: see step 3 of the module's
+    docstring. `show` and `preload` only queue work; nothing here delays an answer."""
+
+    def __init__(self, base: str, session: requests.Session, args, tally: Tally, rng: random.Random):
+        self.base, self.args, self.tally, self.rng = base, args, tally, rng
+        self.queue: queue.Queue = queue.Queue()
+        self.fetched: set[str] = set()  # what the browser has (or is loading): not asked for again
+        self.sizes: dict[str, int] = {}
+        self.closing = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._work, args=(self._connection(session),), daemon=True)
+            for _ in range(args.media_connections)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    @staticmethod
+    def _connection(session: requests.Session) -> requests.Session:
+        connection = requests.Session()
+        connection.cookies.update(session.cookies)
+        return connection
+
+    def show(self, assignment: dict) -> None:
+        for video in assignment["videos"]:
+            if video.get("poster") and video["poster"] not in self.fetched:
+                self.fetched.add(video["poster"])
+                self.queue.put(("poster", video["poster"], 0))
+            if not video.get("url"):
+                continue
+            if video["url"] not in self.fetched:
+                self.fetched.add(video["url"])
+                self.queue.put(("clip", video["url"], self.args.seeks))
+            else:  # preloaded: only the jumps go to the server
+                self.queue.put(("seek", video["url"], self.args.seeks))
+
+    def preload(self, upcoming: dict | None) -> None:
+        for url in (upcoming or {}).get("videos", [])[:PRELOAD_LIMIT]:
+            if url and url not in self.fetched:
+                self.fetched.add(url)
+                self.queue.put(("clip", url, 0))
+
+    def close(self) -> None:
+        """Stop after the requests in flight: what is still queued when the run ends is not fetched."""
+        self.closing.set()
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join(timeout=self.args.timeout)
+
+    def _work(self, connection: requests.Session) -> None:
+        while (task := self.queue.get()) is not None:
+            if self.closing.is_set():
+                continue
+            kind, url, seeks = task
+            if kind != "seek":
+                self._fetch(connection, url, (0, None) if kind == "clip" else None)
+            size = self.sizes.get(url)
+            for _ in range(seeks if size else 0):  # no size: the clip failed, or is still loading
+                start = self.rng.randrange(max(1, size - SEEK_BYTES))
+                self._fetch(connection, url, (start, min(size, start + SEEK_BYTES) - 1))
+
+    def _fetch(self, connection: requests.Session, url: str, byte_range: tuple[int, int | None] | None):
+        """GET `url` (with `Range: bytes=a-b` when given), read to the end, check status and length."""
+        headers = {}
+        if byte_range is not None:
+            first, last = byte_range
+            headers["Range"] = f"bytes={first}-{'' if last is None else last}"
+        started = time.perf_counter()
+        try:
+            with connection.get(
+                self.base + url, headers=headers, stream=True, timeout=self.args.timeout
+            ) as answer:
+                first_byte = time.perf_counter() - started
+                received = sum(len(chunk) for chunk in answer.iter_content(CHUNK))
+                whole = time.perf_counter() - started
+        except requests.RequestException as exc:
+            with self.tally.lock:
+                self.tally.statuses[("media", type(exc).__name__)] += 1
+                self.tally.media_wrong.append(f"{url} {headers.get('Range', '')}: {type(exc).__name__}")
+            return
+        problem = media_problem(answer, byte_range, received)
+        with self.tally.lock:
+            self.tally.latencies["media first byte"].append(first_byte)
+            self.tally.statuses[("media", answer.status_code)] += 1
+            self.tally.media_bytes += received
+            if byte_range == (0, None) and not problem:
+                self.tally.latencies["clip whole"].append(whole)
+                self.sizes[url] = received
+            if problem:
+                self.tally.media_wrong.append(f"{url} {headers.get('Range', '')}: {problem}")
+
+
+def media_problem(answer: requests.Response, byte_range: tuple[int, int | None] | None, received: int) -> str:
+    """What is wrong with a media answer, or "": a range asks for a 206 whose Content-Range and length
+    agree with it, a plain GET for a 200 of Content-Length bytes; and no answer tells the file's date
+    (Last-Modified, or an ETag such as nginx's, made of the date and size)."""
+    dated = [name for name in ("Last-Modified", "ETag") if name in answer.headers]
+    if dated:
+        return f"{' and '.join(dated)} sent to an annotator"
+    if byte_range is None:
+        expected = int(answer.headers.get("Content-Length", -1))
+        return (
+            ""
+            if answer.status_code == 200 and received == expected
+            else f"{answer.status_code}, {received} B"
+        )
+    if answer.status_code != 206:
+        return f"status {answer.status_code} to a range request"
+    span, _, total = answer.headers.get("Content-Range", "").removeprefix("bytes ").partition("/")
+    first, _, last = span.partition("-")
+    wanted_last = int(total) - 1 if byte_range[1] is None else byte_range[1]
+    if (int(first), int(last)) != (byte_range[0], wanted_last) or received != wanted_last - byte_range[0] + 1:
+        return f"Content-Range {answer.headers.get('Content-Range')!r} and {received} B"
+    return ""
+
+
 def annotate(
     base: str, campaign_id: int, session, args, tally: Tally, gate, deadline: float, seed: int
 ) -> None:
     rng = random.Random(seed)
+    browser = Browser(base, session, args, tally, random.Random(seed + 1)) if args.media else None
+    try:
+        answer_items(base, campaign_id, session, args, tally, gate, deadline, rng, browser)
+    finally:
+        if browser is not None:
+            browser.close()
+
+
+def answer_items(base, campaign_id, session, args, tally: Tally, gate, deadline, rng, browser) -> None:
     next_url = f"{base}/api/annotate/{campaign_id}/next/"
     if args.think_ms:  # people do not all start in the same millisecond
         time.sleep(rng.uniform(0, args.think_ms / 1000))
@@ -288,6 +520,9 @@ def annotate(
                 return
             time.sleep(0.2)
             continue
+        if browser is not None:
+            browser.show(assignment)
+            browser.preload(data["upcoming"])
         if args.think_ms:
             time.sleep(args.think_ms / 1000 * rng.uniform(0.5, 1.5))
         token, choice = assignment["token"], rng.choice(("left", "tie", "right"))
@@ -376,19 +611,35 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, help="requests in flight at most (default: --annotators)")
     parser.add_argument("--items", type=int, help="items in the campaign (default: enough not to run out)")
     parser.add_argument("--judgments-per-item", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")), help="WEB_WORKERS of the site"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync)")
+    parser.add_argument("--no-media", dest="media", action="store_false", help="only the JSON API")
+    parser.add_argument("--clip-kb", type=float, default=1500, help="about how large a clip is")
+    parser.add_argument("--poster-kb", type=float, default=40, help="about how large a poster is")
+    parser.add_argument("--clips", type=int, default=16, help="distinct clip files")
+    parser.add_argument(
+        "--seeks",
+        type=int,
+        default=0,
+        help="ranged reads at random offsets per clip shown (jumps the browser's buffer did not hold)",
+    )
+    parser.add_argument("--media-connections", type=int, default=2, help="per annotator's browser")
+    parser.add_argument("--front-server", choices=("none", "nginx"), default="none")
     parser.add_argument("--conn-max-age", type=int, default=60, help="EVALSITE_DB_CONN_MAX_AGE of the site")
     parser.add_argument("--timeout", type=float, default=30, help="seconds, for every request")
     parser.add_argument("--think-ms", type=float, default=0, help="mean pause before each answer")
     parser.add_argument("--human-seconds", type=float, default=10, help="a real annotator's time per answer")
-    parser.add_argument("--url", help="use the site already running here instead of starting gunicorn")
+    parser.add_argument("--url", help="use the site already running here instead of starting one")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--keep-db", action="store_true", help="leave the scratch database behind")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         parser.error("--database-url must be a PostgreSQL URL")
+    if args.url and args.front_server != "none":
+        parser.error("--front-server starts a front server for the site this run starts; not with --url")
     if not args.url and "load" not in _maintenance_url(args.database_url)[1]:
         parser.error("the scratch database is dropped and recreated: its name must contain 'load'")
     args.items = args.items or max(1000, int(args.annotators * args.seconds * 2 / args.judgments_per_item))
@@ -411,7 +662,7 @@ def main() -> int:
             check=True,
         )
     setup_django(args)
-    server = None
+    servers: list[subprocess.Popen] = []
     try:
         started = time.monotonic()
         campaign_id, usernames = build_campaign(args)
@@ -423,9 +674,15 @@ def main() -> int:
         if args.url:
             base = args.url.rstrip("/")
         else:
-            base = f"http://127.0.0.1:{free_port()}"
-            server = start_gunicorn(args, int(base.rsplit(":", 1)[1]))
-        wait_until_up(base, server)
+            site_port = free_port()
+            servers.append(start_site(args, site_port))
+            base = f"http://127.0.0.1:{site_port}"
+            if args.front_server == "nginx":
+                wait_until_up(base, servers[-1])
+                port = free_port()
+                servers.append(start_nginx(args, port, site_port))
+                base = f"http://127.0.0.1:{port}"
+        wait_until_up(base, servers[-1] if servers else None)
         tally = Tally()
         gate = threading.Semaphore(args.concurrency)
         # Password checks are slow on purpose; more logins at once than server threads only queue up.
@@ -449,9 +706,10 @@ def main() -> int:
         )
         elapsed = time.monotonic() - started
     finally:
-        stop_gunicorn(server)
+        for server in reversed(servers):
+            stop_server(server)
     checks = check_database(campaign_id, tally)
-    ok = report(args, tally, checks, elapsed, server is not None)
+    ok = report(args, tally, checks, elapsed, bool(servers))
     if created_db and not args.keep_db:
         from django.db import connections
 
@@ -465,11 +723,22 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
     needed = args.annotators / args.human_seconds
     print()
     print("== Annotation load test")
-    where = f"gunicorn -w {args.workers} --threads {args.threads}" if started_server else args.url
+    threads = f" --threads {args.threads}" if args.threads > 1 else " (sync)"
+    where = f"scripts/web.sh: gunicorn, WEB_WORKERS={args.workers}{threads}" if started_server else args.url
+    if started_server and args.front_server == "nginx":
+        where += ", behind nginx (EVALSITE_MEDIA_OFFLOAD=x-accel-redirect)"
     print(
         f"site: {where}, PostgreSQL, EVALSITE_DB_CONN_MAX_AGE={args.conn_max_age}; client: {args.annotators} annotators, "
-        f"{args.concurrency} requests in flight at most, {args.timeout:g} s timeout, think time {args.think_ms:g} ms"
+        f"{args.concurrency} API requests in flight at most, {args.timeout:g} s timeout, think time {args.think_ms:g} ms"
     )
+    if args.media:
+        print(
+            f"media: {args.clips} clips of ~{args.clip_kb:g} KiB and posters of ~{args.poster_kb:g} KiB; each browser "
+            f"streams shown clips (Range: bytes=0-), {args.seeks} 256 KiB seek(s) per clip shown, preloads "
+            f"upcoming clips, over {args.media_connections} connections"
+        )
+    else:
+        print("media: left out (--no-media)")
     print(
         f"duration: {elapsed:.1f} s; judgments acknowledged: {len(tally.acknowledged)}; "
         f"annotators who ran out of work: {tally.ran_out}"
@@ -480,14 +749,28 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
         f"ratio measured/needed = {rate / needed:.2f}"
         + (" (the think time caps what this client asks for)" if args.think_ms else "")
     )
-    print(f"{'latency (ms)':<14}{'n':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
-    for kind in ("next", "submit", "login"):
+    if args.media:
+        media_requests = sum(n for (kind, _), n in tally.statuses.items() if kind == "media")
+        print(
+            f"media streamed: {media_requests} requests, {tally.media_bytes / 1e6:.1f} MB, "
+            f"{tally.media_bytes / 1e6 / elapsed:.1f} MB/s"
+        )
+    print(f"{'latency (ms)':<18}{'n':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
+    kinds = ("next", "submit", "login", *(MEDIA_TIMES if args.media else ()))
+    for kind in kinds:
         values = [v * 1000 for v in tally.latencies[kind]]
         print(
-            f"{kind:<14}{len(values):>8}"
+            f"{kind:<18}{len(values):>8}"
             + "".join(f"{percentile(values, q):>9.1f}" for q in (0.5, 0.95, 0.99))
             + f"{max(values, default=float('nan')):>9.1f}"
         )
+    p99 = {kind: percentile([v * 1000 for v in tally.latencies[kind]], 0.99) for kind in ("next", "submit")}
+    print(
+        "goal p99 < 100 ms: "
+        + ", ".join(
+            f"{kind} {value:.1f} ms {'met' if value < 100 else 'NOT met'}" for kind, value in p99.items()
+        )
+    )
     print(
         "status codes: "
         + ", ".join(f"{kind} {status}: {n}" for (kind, status), n in sorted(tally.statuses.items(), key=str))
@@ -495,6 +778,8 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
     print("database check:")
     for name, value in checks.items():
         print(f"  {name}: {value}")
+    if args.media:
+        print(f"  media requests failed or answered with a wrong status or length: {len(tally.media_wrong)}")
     server_errors = sum(
         n for (_, status), n in tally.statuses.items() if isinstance(status, int) and status >= 500
     )
@@ -510,7 +795,7 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
     ):
         if checks[name]:
             failures.append(f"{name}: {checks[name]}")
-    failures += tally.errors[:10]
+    failures += tally.errors[:10] + tally.media_wrong[:10]
     if tally.ran_out:
         print(f"note: {tally.ran_out} annotators ran out of work before the end; use more --items")
     print(

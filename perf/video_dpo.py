@@ -10,8 +10,9 @@
    (input gradients only; the LoRA weight gradients are negligible); the recomputation of gradient
    checkpointing is not counted, as MFU usually does not. MFU = 3 F / seconds per step / peak, with the
    peak from `--peak-tflops` (default: the device's bf16 peak from perf/gpu_peak.py, else none and no MFU).
-2. `reward`: reward-model scoring (frozen open_clip features of 8 sampled frames + the head) in videos
-   per second on 81-frame 480x832 uint8 videos already in memory. The image tower is open_clip's ViT-B-32
+2. `reward`: reward-model scoring through the reward-scoring job's entry point,
+   `preference.training.on_policy.score_candidate_files` (decode the 8 CLIP frames of each H.264 file, frozen
+   open_clip features + the head), in videos per second on 81-frame 480x832 files. The image tower is open_clip's ViT-B-32
    (the default multilingual model's image tower) with random weights, with open_clip's own text tower in
    place of XLM-RoBERTa (no hub here; each prompt's text is encoded once, so it barely counts).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -38,7 +40,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from metrics.video.decode import write_video
 from perf.gpu_peak import peak_bf16_tflops
+from preference.training.on_policy import score_candidate_files
 from preference.training.reward_model import RewardHead, RewardScorer
 from preference.training.video_dpo import (
     DIFFUSERS_ADAPTER,
@@ -66,6 +70,12 @@ WAN_1_3B = {
 WAN_LATENTS = (16, 21, 60, 104)  # 81 frames at 480x832 through Wan's VAE (4x time, 8x space)
 WAN_TEXT = (512, 4096)
 WAN_VIDEO = (81, 480, 832)
+
+GPU_PENDING = (
+    "GPU figures pending: these are tiny CPU figures that check the script works; the Video-DPO step at Wan "
+    "2.1 1.3B's shapes (seconds per pair, peak memory with and without gradient checkpointing, MFU) and "
+    "reward-model scoring at 480x832 need `python perf/video_dpo.py --device cuda` on a GPU machine."
+)
 
 TINY = {
     "patch_size": (1, 2, 2),
@@ -213,18 +223,34 @@ def section_reward(args: argparse.Namespace, device: torch.device, report: dict)
     clip = ClipScorer(model, tokenizer, preprocess_cfg=preprocess)
     embedding_dim = int(clip.text_embeddings(["x"]).shape[1])
     scorer = RewardScorer(clip, RewardHead(4 * embedding_dim, hidden=64).to(device))
+    # Files, as the reward-scoring job reads them (written first, not timed).
     rng = np.random.default_rng(0)
-    videos = [
-        torch.from_numpy(rng.integers(0, 256, size=(frames, height, width, 3), dtype=np.uint8)).to(device)
-        for _ in range(args.videos)
-    ]
+    folder = Path(tempfile.mkdtemp(prefix="reward-perf-"))
+    paths = []
+    for index in range(min(args.videos, 4)):
+        paths.append(folder / f"video{index}.mp4")
+        write_video(paths[-1], rng.integers(0, 256, size=(frames, height, width, 3), dtype=np.uint8))
+    paths = [paths[i % len(paths)] for i in range(args.videos)]
     prompts = [f"prompt {i % 4}" for i in range(args.videos)]
-    scorer.score_batch(videos[:1], prompts[:1])  # warm-up
+
+    def score(count: int) -> list:
+        return list(
+            score_candidate_files(
+                scorer,
+                paths[:count],
+                video_ids=[str(i) for i in range(count)],
+                prompts=prompts[:count],
+                seeds=[0] * count,
+            )
+        )
+
+    score(1)  # warm-up
     synchronize(device)
     start = time.perf_counter()
-    scorer.score_batch(videos, prompts)
+    score(args.videos)
     synchronize(device)
     seconds = time.perf_counter() - start
+    shutil.rmtree(folder)
     row = {"videos": args.videos, "frames": frames, "size": f"{height}x{width}"}
     row["videos_per_second"] = round(args.videos / seconds, 2)
     report["reward"] = row
@@ -272,6 +298,8 @@ def main() -> None:
     if "reward" in sections:
         section_reward(args, device, report)
     print(json.dumps(report, indent=2))
+    if device.type != "cuda":
+        print(GPU_PENDING, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,19 +13,29 @@ Prints figures and ratios measured side by side in one run on one machine:
    with the largest differences between our values and each reference's.
 2. `fvd`: I3D feature extraction clips per second (uint8 frames on the device -> resize/crop -> I3D -> 400
    features). Without `--i3d-path` the I3D has random weights: fine for timing, and said in the output.
-3. `workload`: the Table-13 workload end to end: `--videos` ground-truth/reconstruction pairs of `--video-frames`
+3. `workload`: the Table-13 workload end to end through the VAE-evaluation job's own entry point,
+   `metrics.video.reconstruction.measure_video_pairs`, called as the job calls it (same defaults; decoding
+   options given here override them): `--videos` ground-truth/reconstruction pairs of `--video-frames`
    frames at HxW (synthetic H.264 videos written first to `--cache-dir`, not timed; reconstructions are the
-   same scenes with blocky noise), decoded, SSIM + PSNR + rFVD features; prints where the time goes.
+   same scenes with blocky noise), streamed, SSIM + PSNR + I3D features, rFVD from the features as the
+   job's summary computes it; prints where the time goes.
+4. `vae`: the job's VAE mode, `measure_vae_reconstructions`, on `--vae-videos` of those ground-truth files
+   (a tiny random-weight Wan VAE without `--vae-path`: the pipeline's cost, not a real VAE's).
+5. `scores`: the automatic-score job's entry point, `metrics.video.scoring.score_videos` (CLIP frames and
+   motion at the job's settings) on the ground-truth files (a random-weight CLIP without `--clip-model`).
 
-Defaults follow the device: on CUDA the full Table-13 workload (1000 pairs x 50 frames, decoding in
-processes); on a CPU a small one (8 pairs x 16 frames, decoding in threads) that runs in a few minutes on two
-cores. The reference checkout is not part of this repository: fetch it anywhere (e.g. into the git-ignored
-`.ref/`) and pass its path.
+Defaults follow the device: on CUDA the full Table-13 workload (1000 pairs x 50 frames); on a CPU a small
+one (8 pairs x 16 frames) that runs in a few minutes on two cores. Decoding defaults are the job's: threads,
+or processes on CUDA where the process may start them (inside Celery's prefork pool the job decodes in
+threads). The reference checkout is not part of this repository: fetch it anywhere (e.g. into the
+git-ignored `.ref/`) and pass its path.
 
 Examples:
     python perf/video_metrics.py --reference-dir .ref/common_metrics_on_video_quality                # CPU, small
     python perf/video_metrics.py --reference-dir .ref/common_metrics_on_video_quality --videos 20    # CPU, larger
     python perf/video_metrics.py --device cuda --reference-dir .ref/common_metrics_on_video_quality  # Table 13
+    python perf/video_metrics.py --sections workload,vae,scores --height 64 --width 96 --videos 4 \
+        --video-frames 9 --vae-videos 2                                                              # jobs, tiny CPU
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import time
 import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,11 +59,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metrics.video.decode import probe_video
-from metrics.video.fvd import clip_from_frames, preprocess_for_i3d
+from metrics.video.decode import probe_video, processes_allowed
+from metrics.video.fvd import clip_from_frames, fvd_from_features, preprocess_for_i3d
 from metrics.video.i3d import I3D, load_i3d
 from metrics.video.psnr import psnr_per_frame
-from metrics.video.reconstruction import evaluate_video_pairs
+from metrics.video.reconstruction import (
+    StageTimes,
+    VideoPairScores,
+    measure_vae_reconstructions,
+    measure_video_pairs,
+)
+from metrics.video.scoring import VideoToScore, score_videos
 from metrics.video.ssim import ssim_per_frame
 
 # ---------------------------------------------------------------------------------------------- content
@@ -416,64 +433,182 @@ def ensure_videos(args: argparse.Namespace) -> list[tuple[str, str]]:
     return pairs
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The decoding options given on the command line; the others keep the job's defaults."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _print_times(times: StageTimes, seconds: float, videos: int, args: argparse.Namespace) -> None:
+    frames = times.frames
+    print(
+        f"  total {seconds:.2f} s for {frames} frame pairs: {frames / seconds:.0f} pairs/s, {videos / seconds:.2f} videos/s"
+    )
+    sync_note = "measured with device syncs" if args.profile else "host time only (no --profile)"
+    print(
+        f"  decode: {times.decode_worker_s:.2f} worker-s; consumer waited {times.decode_wait_s:.2f} s for frames; "
+        f"host-to-device copies {times.transfer_s:.2f} s; VAE {times.reconstruct_s:.2f} s; SSIM+PSNR {times.ssim_psnr_s:.2f} s; "
+        f"I3D preprocessing {times.i3d_prepare_s:.2f} s; I3D forward {times.i3d_s:.2f} s ({sync_note})"
+    )
+
+
+def _rfvd(measured: list[VideoPairScores]) -> float | None:
+    """rFVD from the per-video features, as the job's summary computes it from the stored rows."""
+    if len(measured) < 2 or measured[0].truth_features is None:
+        return None
+    truth = torch.stack([m.truth_features for m in measured]).cpu()  # type: ignore[misc]
+    recon = torch.stack([m.reconstruction_features for m in measured]).cpu()  # type: ignore[misc]
+    return fvd_from_features(truth, recon)
+
+
 def section_workload(args: argparse.Namespace, device: torch.device, report: dict) -> None:
+    """The VAE-evaluation job's reconstruction mode: `measure_video_pairs`, called as the job calls it."""
     print(
         f"\n== Table-13 workload: {args.videos} video pairs x {args.video_frames} frames at {args.height}x{args.width} =="
     )
     pairs = ensure_videos(args)
     model, label = make_i3d(args, device)
-    print(f"rFVD features with {label}")
     options = dict(
         device=device,
         i3d=model,
-        chunk_frames=args.chunk_frames,
-        workers=args.workers,
-        prefetch_chunks=args.prefetch_chunks,
-        decoder_threads=args.decoder_threads,
-        decode_processes=args.decode_processes,
-        clips_per_batch=args.clips_per_batch,
+        on_length_mismatch="truncate",  # as the job calls it
         profile=args.profile,
+        **_given(args, "chunk_frames", "workers", "prefetch_chunks", "decoder_threads", "decode_processes"),
+        **_given(args, "clips_per_batch"),
     )
-    # Warm-up on one full I3D batch (CUDA context, cuDNN autotuning for the batch shape), not counted.
-    evaluate_video_pairs(pairs[: min(args.clips_per_batch, len(pairs))], **options)
-    result = evaluate_video_pairs(pairs, **options)
-    times = result.times
-    frames = times.frames
+    processes = options.get("decode_processes")
+    if processes is None:
+        processes = device.type == "cuda" and processes_allowed()
     print(
-        f"  total {times.total_s:.1f} s for {frames} frame pairs ({2 * frames} frames decoded): {frames / times.total_s:.0f} pairs/s, {len(pairs) / times.total_s:.1f} videos/s"
+        f"measure_video_pairs (the VAE-evaluation job's entry point), rFVD features with {label}; decoding in "
+        f"{'processes' if processes else 'threads'} (the job decodes in threads inside Celery's prefork pool); "
+        f"options: { {k: v for k, v in options.items() if k not in ('device', 'i3d')} }"
     )
-    print(
-        f"  decode: {times.decode_worker_s:.1f} worker-s over {args.workers} {'processes' if args.decode_processes else 'threads'} (~{times.decode_worker_s / max(1, args.workers):.1f} s each); consumer waited {times.decode_wait_s:.1f} s for frames"
-    )
-    sync_note = "measured with device syncs" if args.profile else "host time only (no --profile)"
-    print(
-        f"  host-to-device copies {times.transfer_s:.1f} s; SSIM+PSNR {times.ssim_psnr_s:.1f} s; I3D preprocessing {times.i3d_prepare_s:.1f} s; I3D forward {times.i3d_s:.1f} s ({sync_note})"
-    )
-    print(
-        f"  SSIM {result.ssim:.5f}  PSNR {result.psnr:.3f} dB  rFVD {result.fvd if result.fvd is not None else result.fvd_unavailable} ({label.split(' (')[0]})"
-    )
+    # Warm-up on a few pairs (CUDA context, cuDNN autotuning for the batch shape), not counted.
+    list(measure_video_pairs(pairs[: 4 if device.type == "cuda" else 1], **options))  # type: ignore[arg-type]
+    times = StageTimes()
+    began = time.perf_counter()
+    measured = list(measure_video_pairs(pairs, times=times, **options))  # type: ignore[arg-type]
+    seconds = time.perf_counter() - began
+    _print_times(times, seconds, len(pairs), args)
+    ssim = sum(m.ssim for m in measured) / len(measured)
+    psnr = sum(m.psnr for m in measured) / len(measured)
+    fvd = _rfvd(measured)
+    print(f"  SSIM {ssim:.5f}  PSNR {psnr:.3f} dB  rFVD {fvd} ({label.split(' (')[0]})")
     if (len(pairs), args.video_frames, args.height, args.width) == (1000, 50, 480, 768):
-        verdict = "meets" if times.total_s < 120.0 else "misses"
-        print(f"  {verdict} the goal of under 2 minutes for the Table-13 workload ({times.total_s:.1f} s)")
+        verdict = "meets" if seconds < 120.0 else "misses"
+        print(f"  {verdict} the goal of under 2 minutes for the Table-13 workload ({seconds:.1f} s)")
     report["workload"] = {
+        "entry_point": "metrics.video.reconstruction.measure_video_pairs",
         "videos": len(pairs),
         "frames_per_video": args.video_frames,
         "size": [args.height, args.width],
-        "total_s": times.total_s,
-        "decode_worker_s": times.decode_worker_s,
-        "decode_wait_s": times.decode_wait_s,
-        "transfer_s": times.transfer_s,
-        "ssim_psnr_s": times.ssim_psnr_s,
-        "i3d_prepare_s": times.i3d_prepare_s,
-        "i3d_s": times.i3d_s,
-        "ssim": result.ssim,
-        "psnr": result.psnr,
-        "fvd": result.fvd,
+        "total_s": seconds,
+        "videos_per_s": len(pairs) / seconds,
+        "decode_processes": processes,
+        "stages": {k: v for k, v in vars(times).items()},
+        "ssim": ssim,
+        "psnr": psnr,
+        "fvd": fvd,
         "i3d_weights": args.i3d_path or "random",
-        "workers": args.workers,
-        "decoder_threads": args.decoder_threads,
-        "decode_processes": args.decode_processes,
         "profile": args.profile,
+    }
+
+
+def make_vae(args: argparse.Namespace, device: torch.device) -> tuple[Any, str]:
+    from metrics.video.vae import VideoVae, load_video_vae, vae_geometry
+
+    if args.vae_path:
+        vae = load_video_vae(args.vae_path, device=device)
+        return vae, f"{vae.class_name} from {args.vae_path}"
+    import diffusers
+
+    torch.manual_seed(0)
+    model = diffusers.AutoencoderKLWan(
+        base_dim=8, z_dim=4, dim_mult=[1, 1, 1], num_res_blocks=1, temperal_downsample=[True, True]
+    )
+    model = model.to(device).eval()
+    vae = VideoVae(model=model, class_name="AutoencoderKLWan", geometry=vae_geometry(model), source="random")
+    return vae, "a tiny AutoencoderKLWan with RANDOM weights (timing of the pipeline only)"
+
+
+def section_vae(args: argparse.Namespace, device: torch.device, report: dict) -> None:
+    """The VAE-evaluation job's VAE mode: `measure_vae_reconstructions` over the ground-truth files."""
+    pairs = ensure_videos(args)
+    truths = [truth for truth, _ in pairs[: args.vae_videos]]
+    vae, label = make_vae(args, device)
+    model, i3d_label = make_i3d(args, device)
+    chunk = args.vae_chunk_frames
+    print(
+        f"\n== VAE evaluation: {len(truths)} videos x {args.video_frames} frames at {args.height}x{args.width}, "
+        f"{label}, chunks of {chunk} frames, rFVD features with {i3d_label} =="
+    )
+    options = dict(device=device, i3d=model, chunk_frames=chunk, profile=args.profile)
+    list(measure_vae_reconstructions(truths[:1], vae, **options))  # type: ignore[arg-type]  # warm-up
+    times = StageTimes()
+    began = time.perf_counter()
+    measured = list(measure_vae_reconstructions(truths, vae, times=times, **options))  # type: ignore[arg-type]
+    seconds = time.perf_counter() - began
+    _print_times(times, seconds, len(truths), args)
+    report["vae"] = {
+        "entry_point": "metrics.video.reconstruction.measure_vae_reconstructions",
+        "vae": label,
+        "videos": len(truths),
+        "chunk_frames": chunk,
+        "total_s": seconds,
+        "videos_per_s": len(truths) / seconds,
+        "frames": sum(m.frames for m in measured),
+        "stages": {k: v for k, v in vars(times).items()},
+    }
+
+
+def make_clip_scorer(args: argparse.Namespace, device: torch.device) -> tuple[Any, str]:
+    from metrics.video.clip_score import load_clip_scorer
+
+    if args.clip_model:
+        return load_clip_scorer(args.clip_model, device=device), args.clip_model
+    import open_clip
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from metrics.video.clip_score import ClipScorer
+
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        model = open_clip.create_model("ViT-B-32", pretrained=None, device=device)
+        return ClipScorer(model, open_clip.get_tokenizer("ViT-B-32")), "ViT-B-32 with RANDOM weights"
+    tiny = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 4, "layers": 2},
+    }
+    model = open_clip.CLIP(**tiny).to(device)
+    preprocess = {"size": 32, "mean": (0.5,) * 3, "std": (0.25,) * 3}
+    scorer = ClipScorer(model, SimpleTokenizer(context_length=16), preprocess_cfg=preprocess)
+    return scorer, "a tiny CLIP with RANDOM weights (timing of the pipeline only)"
+
+
+def section_scores(args: argparse.Namespace, device: torch.device, report: dict) -> None:
+    """The automatic-score job: `score_videos` (CLIP frames + motion stride) over the ground-truth files."""
+    pairs = ensure_videos(args)
+    requests = [VideoToScore(truth, prompt=f"prompt {i % 4}") for i, (truth, _) in enumerate(pairs)]
+    scorer, label = make_clip_scorer(args, device)
+    print(
+        f"\n== Automatic scores: {len(requests)} videos x {args.video_frames} frames at {args.height}x{args.width}, "
+        f"CLIP: {label}; motion: Farneback at the job's settings (stride 1, short side 256) =="
+    )
+    list(score_videos(requests[:1], clip_scorer=scorer))  # warm-up
+    began = time.perf_counter()
+    scored = list(score_videos(requests, clip_scorer=scorer))
+    seconds = time.perf_counter() - began
+    print(
+        f"  total {seconds:.2f} s: {len(scored) / seconds:.2f} videos/s, "
+        f"{sum(s.frames for s in scored) / seconds:.0f} frames/s (score_videos, the job's entry point)"
+    )
+    report["scores"] = {
+        "entry_point": "metrics.video.scoring.score_videos",
+        "clip": label,
+        "videos": len(scored),
+        "total_s": seconds,
+        "videos_per_s": len(scored) / seconds,
     }
 
 
@@ -488,7 +623,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--device", default="cuda" if cuda else "cpu")
     parser.add_argument(
-        "--sections", default="ssim,fvd,workload", help="comma-separated: ssim, fvd, workload"
+        "--sections",
+        default="ssim,fvd,workload,vae,scores",
+        help="comma-separated: ssim, fvd, workload, vae, scores",
     )
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=768)
@@ -512,23 +649,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--video-frames", type=int, default=50 if cuda else 16)
     parser.add_argument("--cache-dir", default="/tmp/video-metrics-perf")
     parser.add_argument("--gen-workers", type=int, default=cores)
-    parser.add_argument("--workers", type=int, default=max(1, cores - 2) if cuda else cores)
-    parser.add_argument("--decoder-threads", type=int, default=1)
+    # Decoding options: unset, they keep the job's defaults (metrics.video.decode), so the figure is the job's.
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--decoder-threads", type=int, default=None)
     parser.add_argument(
         "--decode-processes",
         action=argparse.BooleanOptionalAction,
-        default=cuda,
-        help="decode in processes (default on CUDA) instead of threads",
+        default=None,
+        help="decode in processes instead of threads (default: processes on CUDA where allowed, as the job)",
     )
-    parser.add_argument("--chunk-frames", type=int, default=16)
-    parser.add_argument("--prefetch-chunks", type=int, default=16)
-    parser.add_argument("--clips-per-batch", type=int, default=8 if cuda else 2)
+    parser.add_argument("--chunk-frames", type=int, default=None)
+    parser.add_argument("--prefetch-chunks", type=int, default=None)
+    parser.add_argument("--clips-per-batch", type=int, default=None)
     parser.add_argument(
         "--profile",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="sync the device per stage to time it",
+        default=False,
+        help="sync the device per stage to time it (slows the total a little)",
     )
+    parser.add_argument("--vae-path", help="a diffusers video VAE folder; a tiny random Wan VAE without it")
+    parser.add_argument("--vae-videos", type=int, default=4, help="videos reconstructed in the vae section")
+    parser.add_argument("--vae-chunk-frames", type=int, default=9, help="1 + 4k for Wan")
+    parser.add_argument("--clip-model", help="open_clip name or local-dir: folder; a random CLIP without it")
     parser.add_argument("--json-out", help="also write the figures as JSON here")
     return parser.parse_args()
 
@@ -551,6 +693,10 @@ def main() -> None:
         section_fvd(args, device, report)
     if "workload" in sections:
         section_workload(args, device, report)
+    if "vae" in sections:
+        section_vae(args, device, report)
+    if "scores" in sections:
+        section_scores(args, device, report)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2, default=float))
 

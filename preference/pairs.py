@@ -6,7 +6,8 @@ pair. The rule that turns a pair's votes into chosen/rejected, on one screen:
 
 - `a` and `b` are the votes for each video, `t` the ties, `n = a + b + t`.
 - A video is chosen when it has strictly more votes than the other and at least as many as the ties
-  (2-1, 2-0-1, 2-0-2); otherwise the pair is a tie (1-1, 1-0-2, 1-1-1).
+  (2-1, 2-0-1, 2-0-2); otherwise the pair is a tie (1-1, 1-0-2, 1-1-1). This is the site's one majority
+  rule, `metrics.stats.pairwise.majority`, the one the results and the quality page use.
 - Agreement is the share of votes for the majority option: `max(a, b, t) / n` (2-1 gives 2/3).
 - A tie is dropped, or kept with label 0.5 (its two videos in a fixed order); a decided pair has label 1.0.
 - The minimum-agreement filter looks at the pair's agreement, in both granularities.
@@ -29,12 +30,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from annotation.outcomes import PAIRED_CHOICES, preferred
+from metrics.stats.pairwise import WinTieLoss, majority_of_counts
+
 Choice = Literal["left", "tie", "right"]
 TieHandling = Literal["drop", "label"]
 Granularity = Literal["pair", "judgment"]
 Split = Literal["train", "validation"]
 
-CHOICES: tuple[str, ...] = ("left", "tie", "right")
+CHOICES: tuple[str, ...] = PAIRED_CHOICES
 TIE_HANDLING: tuple[str, ...] = ("drop", "label")
 GRANULARITIES: tuple[str, ...] = ("pair", "judgment")
 SPLITS: tuple[Split, ...] = ("train", "validation")
@@ -159,10 +163,10 @@ def decide(video_a: str, votes_a: int, video_b: str, votes_b: int, ties: int) ->
             f"a pair needs at least one vote and no negative counts; got {votes_a}-{votes_b}-{ties}"
         )
     agreement = max(votes_a, votes_b, ties) / total
-    top = max(votes_a, votes_b)
-    if votes_a != votes_b and top >= ties:
-        return PairOutcome(video_a if votes_a > votes_b else video_b, agreement)
-    return PairOutcome(None, agreement)
+    verdict = majority_of_counts(WinTieLoss(wins=votes_a, ties=ties, losses=votes_b))
+    if verdict == "tie":
+        return PairOutcome(None, agreement)
+    return PairOutcome(video_a if verdict == "win" else video_b, agreement)
 
 
 def check_options(*, min_agreement: float, ties: str, granularity: str) -> None:
@@ -212,7 +216,7 @@ def build_pairs(
             if vote.choice == "tie":
                 tie_votes += 1
             else:
-                votes_for[vote.left_video if vote.choice == "left" else vote.right_video] += 1
+                votes_for[preferred(vote.choice, vote.left_video, vote.right_video)] += 1
         outcome = decide(first, votes_for[first], second, votes_for[second], tie_votes)
         if outcome.chosen is None:
             counts.tie_pairs += 1
@@ -247,10 +251,7 @@ def build_pairs(
             if vote.choice == "tie" and ties == "drop":
                 counts.dropped_ties += 1
                 continue
-            if vote.choice == "tie":
-                chosen = first
-            else:
-                chosen = vote.left_video if vote.choice == "left" else vote.right_video
+            chosen = preferred(vote.choice, vote.left_video, vote.right_video) or first
             rejected = second if chosen == first else first
             records.append(
                 PreferencePair(

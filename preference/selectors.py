@@ -2,9 +2,10 @@
 `pairs.py`, the prompt and video facts the records carry, and the exports themselves.
 
 What counts: paired judgments (left/tie/right) and rubric scores of the chosen campaigns, except what every
-analysis leaves out (`metrics.human.left_out`, the same rules as the results pages: repeats, judgments of
-annotators a manager excluded from that campaign, every judgment of a prompt with a problem report on any
-of its items, every judgment of a prompt that a model compared in that campaign refused), and answers
+analysis leaves out (`annotation.left_out`, the same rules as the results pages: repeats, judgments of
+annotators a manager excluded from that campaign, every judgment of a prompt the campaign left out, of a
+prompt with a problem report on any of its items, of a prompt that a model compared in that campaign
+refused), and answers
 without stored videos (imported ones may name only the models)."""
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from annotation.left_out import REASONS, left_out_rules
 from annotation.models import Campaign, Judgment, RubricScore
 from generation.models import Prompt, Video
 from generation.selectors import playable_url
-from metrics.human.left_out import REASONS, left_out_rules
 
 from .export import MANIFEST_NAME, ExportedVideo, PromptInfo
 from .models import PreferenceExport

@@ -46,8 +46,9 @@ SPLIT_NOTE = (
     "to one space, so identical prompt texts (in any benchmark) are on the same side"
 )
 LEFT_OUT_NOTE = (
-    "the results pages' rules, counted by reason: repeats, judgments of annotators excluded from the campaign, "
-    "every judgment of a prompt with a problem report on any of its items, every judgment of a prompt that a "
+    "the results pages' rules (annotation.left_out), counted by reason: repeats, judgments of annotators "
+    "excluded from the campaign, every judgment of a prompt the campaign left out, of a prompt with a problem "
+    "report on any of its items, of a prompt that a "
     "model compared in the campaign refused; then answers without stored videos"
 )
 PATH_NOTE = "file paths are relative to the site's MEDIA_ROOT; URLs are paths on the site (managers only)"

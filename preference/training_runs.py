@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -41,6 +42,16 @@ DPO_FIGURES = (
 )
 # How exported videos become latents: the size they are resized to, and the text length.
 ENCODE_DEFAULTS: dict[str, Any] = {"height": 480, "width": 832, "frames": 81, "max_sequence_length": 226}
+# What a reward-model run adds to the trainer's settings: whether it is evaluated on the export's
+# validation split (it then needs one), and how close two mean rubric scores count as a tie.
+REWARD_RUN_DEFAULTS: dict[str, Any] = {"evaluate": True, "score_tie_margin": 0.0}
+# The reward model's evaluation table: the methods in the order the page shows them.
+REWARD_METHODS: tuple[tuple[str, str], ...] = (
+    ("reward_model", "Reward model"),
+    ("clip_score", "CLIP score alone"),
+    ("motion_score", "Motion score alone"),
+    ("chance", "Chance"),
+)
 REWARD_SCORE_METRIC = "reward_score"
 TRAIN_TASK = "preference.tasks.train_preference_model"
 
@@ -66,7 +77,7 @@ def _resolve_settings(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(given, Mapping):
         raise TrainingRunError("settings must be a JSON object")
     config_class: Any = DPOConfig if kind == TrainingRun.Kind.VIDEO_DPO else RewardConfig
-    extra = dict(ENCODE_DEFAULTS) if kind == TrainingRun.Kind.VIDEO_DPO else {}
+    extra = dict(ENCODE_DEFAULTS if kind == TrainingRun.Kind.VIDEO_DPO else REWARD_RUN_DEFAULTS)
     known = {f.name: f for f in fields(config_class)} | {name: None for name in extra}
     unknown = sorted(set(given) - set(known))
     if unknown:
@@ -89,8 +100,10 @@ def _resolve_settings(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
         elif not isinstance(value, expected):
             raise TrainingRunError(f"{name} must be a {expected.__name__}")
         if name in extra:
-            if value < 1:
+            if expected is int and value < 1:
                 raise TrainingRunError(f"{name} must be at least 1")
+            if expected is float and value < 0:
+                raise TrainingRunError(f"{name} must be at least 0")
             extra[name] = value
         else:
             trainer_values[name] = value
@@ -131,6 +144,8 @@ def create_training_run(
         if base_model.adapter:
             raise TrainingRunError(f"{base_model} already carries an adapter; tune its base model instead")
     resolved = _resolve_settings(kind, settings_given or {})
+    if kind == TrainingRun.Kind.REWARD_MODEL and resolved["evaluate"]:
+        check_validation_split(export)
     sha = manifest_sha256(export)
     with transaction.atomic():
         run = TrainingRun.objects.create(
@@ -150,6 +165,21 @@ def create_training_run(
         )
         run.save(update_fields=["folder", "job"])
     return run
+
+
+def check_validation_split(export: PreferenceExport) -> None:
+    """An evaluated run needs validation records: refuse an export whose validation split is empty."""
+    counts = (export.manifest or {}).get("counts", {})
+    validation = counts.get("records", {}).get("validation", 0) + counts.get("scored_videos", {}).get(
+        "validation", 0
+    )
+    if not validation:
+        fraction = (export.options or {}).get("validation_fraction", "?")
+        raise TrainingRunError(
+            f"export {export} has an empty validation split (validation fraction {fraction}), and the run "
+            "is evaluated on it: publish an export with a larger validation fraction, or set evaluate to "
+            "false to train without an evaluation"
+        )
 
 
 def cancel_training_run(run: TrainingRun) -> TrainingRun:
@@ -178,6 +208,24 @@ def record_step(run: TrainingRun, step: int, values: Mapping[str, float], split:
     TrainingStep.objects.update_or_create(
         run=run, step=step, split=split, defaults={"values": {k: float(v) for k, v in values.items()}}
     )
+
+
+def run_warnings(run: TrainingRun) -> list[dict[str, Any]]:
+    """The trainer's warnings stored on the run ([{"step": n, "message": ...}], by step)."""
+    stored = TrainingRun.objects.filter(pk=run.pk).values_list("figures", flat=True).first() or {}
+    return list(stored.get("warnings", []))
+
+
+def record_warning(run: TrainingRun, step: int, message: str) -> None:
+    """Keep a trainer warning (say, the chosen error rising with the rejected one) on the run, while it
+    trains, for the run's page; a step warned again after a resume replaces its earlier warning."""
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        warnings = [w for w in locked.figures.get("warnings", []) if w.get("step") != step]
+        warnings = sorted([*warnings, {"step": int(step), "message": str(message)}], key=lambda w: w["step"])
+        locked.figures = {**locked.figures, "warnings": warnings}
+        locked.save(update_fields=["figures"])
+    run.figures = locked.figures
 
 
 def curves(run: TrainingRun) -> dict[str, Any]:
@@ -218,6 +266,7 @@ def execute_training_run(run: TrainingRun, job: JobRun) -> dict[str, Any]:
     except Exception:
         _mark(run, TrainingRun.Status.FAILED)
         raise
+    figures = _json_safe(figures)
     _mark(run, TrainingRun.Status.SUCCEEDED, figures=figures)
     return {"training_run_id": run.pk, "figures": figures}
 
@@ -226,13 +275,18 @@ def _media(relative: str) -> Path:
     return Path(settings.MEDIA_ROOT) / relative
 
 
-def export_records(export: PreferenceExport, dataset: str, split: str) -> list[dict[str, Any]]:
-    """One dataset's records of one split, from whichever format the export wrote."""
+def export_records(
+    export: PreferenceExport, dataset: str, split: str, *, missing_ok: bool = False
+) -> list[dict[str, Any]]:
+    """One dataset's records of one split, from whichever format the export wrote (with `missing_ok`,
+    none when the export has no such file, as an on-policy export has no `scores`)."""
     folder = _media(export.folder)
     for fmt, reader in (("jsonl", read_jsonl), ("parquet", lambda p: read_parquet(p, dataset))):
         path = folder / file_name(dataset, split, fmt)
         if path.is_file():
             return list(reader(path))
+    if missing_ok:
+        return []
     raise JobError(f"export {export} has no {dataset} file for the {split} split")
 
 
@@ -285,8 +339,13 @@ def prepare_pair_latents(run: TrainingRun, pipe: Any, progress: Callable[[int, i
     try:
         for done, (split, record) in enumerate(records):
             progress(done, len(records), f"encoding pair {done + 1} of {len(records)}")
+            # The VAE takes the first `num_frames` frames (the last one repeated if short): decode only those.
             latents = [
-                encode_video(pipe, decode_video(_media(record[side]["original_file"])), **size)
+                encode_video(
+                    pipe,
+                    decode_video(_media(record[side]["original_file"]), max_frames=size["num_frames"]),
+                    **size,
+                )
                 for side in ("chosen", "rejected")
             ]
             prompt = record["prompt"]["text"]
@@ -340,6 +399,9 @@ def _run_video_dpo(run: TrainingRun, job: JobRun) -> dict[str, Any]:
         except JobCancelled:
             stop["asked"] = True
 
+    def on_validation(row: dict[str, float]) -> None:
+        record_step(run, int(row["step"]), {k: v for k, v in row.items() if k != "step"}, "validation")
+
     trainer = VideoDPOTrainer(
         backend.pipe.transformer,
         DIFFUSERS_ADAPTER,
@@ -348,17 +410,21 @@ def _run_video_dpo(run: TrainingRun, job: JobRun) -> dict[str, Any]:
         output,
         validation_data=validation if len(validation) else None,
         on_step=on_step,
+        on_validation=on_validation,
+        on_warning=lambda step, message: record_warning(run, step, message),
         should_stop=lambda: stop["asked"],
     )
     checkpoint = latest_checkpoint(output)
     if checkpoint is not None:
         trainer.resume(checkpoint)
     result = trainer.fit()
-    for row in result.get("validation", []):
-        record_step(run, int(row["step"]), {k: v for k, v in row.items() if k != "step"}, "validation")
     if result["stopped"]:
         raise JobCancelled()
-    figures = {"last": result["last"], "validation": result["validation"][-1] if result["validation"] else {}}
+    figures = {
+        "last": result["last"],
+        "validation": result["validation"][-1] if result["validation"] else {},
+        "warnings": run_warnings(run),
+    }
     adapter = Path(result["adapter"])
     register_tuned_model(run, adapter)
     return figures
@@ -391,64 +457,251 @@ def register_tuned_model(run: TrainingRun, adapter: Path) -> VideoModel:
 # ----------------------------------------------------------------------------------------- reward model
 
 
-def _clip() -> Any:
+def _clip() -> tuple[Any, Any]:
+    """The site's CLIP scorer and its AutoScore settings row."""
     import torch
 
     from metrics.automatic.services import configured_clip_scorer
 
-    scorer, _settings_row, reason = configured_clip_scorer("cuda" if torch.cuda.is_available() else "cpu")
+    scorer, settings_row, reason = configured_clip_scorer("cuda" if torch.cuda.is_available() else "cpu")
     if scorer is None:
         raise JobError(reason)
-    return scorer
+    return scorer, settings_row
 
 
-def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
-    from metrics.video.decode import decode_video
+def reward_comparisons(
+    export: PreferenceExport, *, score_tie_margin: float = 0.0
+) -> tuple[dict[str, list[Any]], dict[str, tuple[str, str]]]:
+    """Per split, the comparisons a reward model trains and is evaluated on: the pairwise judgments (the
+    overall head) and the pairs of videos of one prompt derived from rubric scores (one per dimension);
+    and {video id: (original file, prompt text)} of every video they name."""
+    from .pairs import DIMENSIONS, SPLITS
+    from .training.reward_model import comparisons_from_pairs, comparisons_from_scores
 
-    from .training.reward_model import (
-        RewardConfig,
-        comparisons_from_pairs,
-        fit_reward_model,
-        save_reward_head,
-        video_features,
-    )
-
-    records = {split: export_records(run.export, "pairs", split) for split in ("train", "validation")}
-    videos: dict[str, tuple[str, str]] = {}  # video id -> (file, prompt)
-    for split_records in records.values():
-        for record in split_records:
+    videos: dict[str, tuple[str, str]] = {}
+    comparisons: dict[str, list[Any]] = {}
+    for split in SPLITS:
+        pairs = export_records(export, "pairs", split)
+        scores = export_records(export, "scores", split, missing_ok=True)
+        for record in pairs:
             for side in ("chosen", "rejected"):
-                info = record[side]
-                videos[info["video_id"]] = (info["original_file"], record["prompt"]["text"])
-    if not records["train"]:
-        raise JobError(f"export {run.export} has no training pairs")
-    scorer = _clip()
-    ids = sorted(videos)
-    job.progress(0, 2, f"CLIP features of {len(ids)} videos")
-    features = video_features(
-        scorer, [decode_video(_media(videos[v][0])) for v in ids], [videos[v][1] for v in ids]
-    )
-
-    def comparisons(split: str) -> list:
-        return comparisons_from_pairs(
+                videos[record[side]["video_id"]] = (record[side]["original_file"], record["prompt"]["text"])
+        for row in scores:
+            videos[row["video"]["video_id"]] = (row["video"]["original_file"], row["prompt"]["text"])
+        comparisons[split] = comparisons_from_pairs(
             [
                 {
                     "chosen": r["chosen"]["video_id"],
                     "rejected": r["rejected"]["video_id"],
                     "label": r["label"],
                 }
-                for r in records[split]
+                for r in pairs
             ]
+        ) + comparisons_from_scores(
+            [
+                {
+                    "video": row["video"]["video_id"],
+                    "prompt": row["prompt"]["id"],
+                    **{f"{dim}_mean": row[f"{dim}_mean"] for dim in DIMENSIONS},
+                }
+                for row in scores
+            ],
+            score_tie_margin=score_tie_margin,
         )
+    return comparisons, videos
 
-    job.progress(1, 2, "training the head")
+
+def baseline_scores(
+    video_ids: list[str],
+    files: Mapping[str, Path],
+    prompt_of: Mapping[str, str],
+    clip: Any,
+    clip_settings: Any,
+) -> tuple[dict[str, dict[str, float]], dict[str, str], dict[str, dict[str, int]]]:
+    """The CLIP score and the motion score (Motion_Mean) of the videos, for the reward model's evaluation:
+    the AutoScore stored for the site's current settings where there is one, else computed from the file
+    by `metrics.video.scoring.score_videos` (as the automatic-score job does, and stored as it stores
+    them). Returns ({baseline: {video id: score}}, {baseline: why it is missing}, {baseline: {"stored": n,
+    "computed": n}}); a baseline that cannot be had for every video is left out, with the reason."""
+    from metrics.automatic.models import AutoScore
+    from metrics.automatic.services import motion_auto_scores, motion_score_settings, record_auto_scores
+    from metrics.video.scoring import VideoToScore, score_videos
+
+    motion_settings, motion_options = motion_score_settings()
+    rows = {v.public_id: v for v in Video.objects.filter(public_id__in=video_ids)}
+    wanted = {
+        "clip_score": (AutoScore.Metric.CLIP_SCORE, clip_settings),
+        "motion_score": (AutoScore.Metric.MOTION_MEAN, motion_settings),
+    }
+    stored: dict[str, dict[str, float]] = {name: {} for name in wanted}
+    for name, (metric, settings_row) in wanted.items():
+        for public_id, value in AutoScore.objects.filter(
+            video__public_id__in=video_ids, metric=metric, settings=settings_row
+        ).values_list("video__public_id", "value"):
+            stored[name][public_id] = value
+    todo = [
+        VideoToScore(
+            files[video_id],
+            prompt=prompt_of[video_id] if video_id not in stored["clip_score"] else None,
+            motion=video_id not in stored["motion_score"],
+        )
+        for video_id in video_ids
+    ]
+    needed = [i for i, request in enumerate(todo) if request.prompt is not None or request.motion]
+    scores: dict[str, dict[str, float]] = {name: dict(values) for name, values in stored.items()}
+    unavailable: dict[str, str] = {}
+    for result in score_videos([todo[i] for i in needed], clip_scorer=clip, motion=motion_options):
+        video_id = video_ids[needed[result.index]]
+        row = rows.get(video_id)
+        if result.error is not None:
+            raise JobError(f"cannot decode video {video_id}: {result.error}")
+        if result.clip is not None:
+            scores["clip_score"][video_id] = float(result.clip)
+            if row is not None:
+                record_auto_scores(row, {AutoScore.Metric.CLIP_SCORE: result.clip}, clip_settings)
+        if result.motion_error is not None:
+            unavailable.setdefault("motion_score", f"video {video_id}: {result.motion_error}")
+        elif result.motion is not None:
+            values = motion_auto_scores(result.motion)
+            scores["motion_score"][video_id] = values[AutoScore.Metric.MOTION_MEAN]
+            if row is not None:
+                record_auto_scores(row, values, motion_settings)
+    sources = {
+        name: {"stored": len(stored[name]), "computed": len(scores[name]) - len(stored[name])}
+        for name in wanted
+        if name not in unavailable
+    }
+    return {name: s for name, s in scores.items() if name not in unavailable}, unavailable, sources
+
+
+def _run_reward_model(run: TrainingRun, job: JobRun) -> dict[str, Any]:
+    import torch
+
+    from metrics.video.scoring import clip_frames
+
+    from .training.reward_model import RewardConfig, fit_reward_model, save_reward_head, video_features
+
+    evaluated = bool(run.config.get("evaluate", True))
+    comparisons, videos = reward_comparisons(
+        run.export, score_tie_margin=float(run.config.get("score_tie_margin", 0.0))
+    )
+    if not comparisons["train"]:
+        raise JobError(f"export {run.export} has no training pairs and no rubric scores to compare")
+    if evaluated and not comparisons["validation"]:
+        raise JobError(
+            f"export {run.export} has no validation comparisons to evaluate on; set evaluate to false or "
+            "publish an export with a larger validation fraction"
+        )
+    scorer, clip_settings = _clip()
+    ids = sorted(videos)
+    files = {v: _media(videos[v][0]) for v in ids}
+    job.progress(0, 3, f"CLIP features of {len(ids)} videos")
+    # One video at a time, decoding only the frames CLIP looks at.
+    features = torch.cat(
+        [video_features(scorer, [clip_frames(files[v], scorer.num_frames)], [videos[v][1]]) for v in ids]
+    )
+    baselines: dict[str, dict[str, float]] = {}
+    extra: dict[str, Any] = {}
+    if evaluated:
+        validation_ids = sorted(
+            {c.first for c in comparisons["validation"]} | {c.second for c in comparisons["validation"]}
+        )
+        job.progress(1, 3, f"CLIP and motion scores of {len(validation_ids)} validation videos")
+        baselines, unavailable, sources = baseline_scores(
+            validation_ids, files, {v: videos[v][1] for v in ids}, scorer, clip_settings
+        )
+        extra = {"baseline_sources": sources, "baselines_unavailable": unavailable}
+    job.progress(2, 3, "training the head")
+    trainer_config = {k: v for k, v in run.config.items() if k not in REWARD_RUN_DEFAULTS}
     fitted = fit_reward_model(
-        features, ids, comparisons("train"), comparisons("validation"), config=RewardConfig(**run.config)
+        features,
+        ids,
+        comparisons["train"],
+        comparisons["validation"] if evaluated else [],
+        baselines=baselines,
+        config=RewardConfig(**trainer_config),
     )
     save_reward_head(
         fitted.head, _media(run.folder) / "reward_head", extra={"export_sha256": run.export_sha256}
     )
-    return {"validation": fitted.report, "videos": len(ids), "train_pairs": len(records["train"])}
+    return {
+        "validation": fitted.report,
+        "videos": len(ids),
+        "train_pairs": len(export_records(run.export, "pairs", "train")),
+        "comparisons": {split: _count_by_head(c) for split, c in comparisons.items()},
+        **extra,
+    }
+
+
+def _count_by_head(comparisons: list[Any]) -> dict[str, int]:
+    from .training.reward_model import HEADS
+
+    counts = {name: 0 for name in HEADS}
+    for comparison in comparisons:
+        counts[HEADS[comparison.head]] += 1
+    return counts
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (an accuracy with nothing to count, chance's tie threshold) as null: JSON has none."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def figure_summary(run: TrainingRun) -> list[tuple[str, Any]]:
+    """The run's stored figures as (name, value) lines for its page, besides the evaluation table and
+    the warnings, which the page shows on their own."""
+    figures = run.figures or {}
+    lines: list[tuple[str, Any]] = []
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                add(f"{name}: {key}" if name else str(key), inner)
+        else:
+            lines.append((name, f"{value:.4g}" if isinstance(value, float) else value))
+
+    for key, value in figures.items():
+        if key == "warnings" or (key == "validation" and run.kind == TrainingRun.Kind.REWARD_MODEL):
+            continue
+        add(key.replace("_", " "), value)
+    return lines
+
+
+def reward_evaluation_table(run: TrainingRun) -> dict[str, Any]:
+    """The reward model's validation figures as the run page's table: one row per head (the rubric
+    dimensions, then overall) with its counts, and per method (reward model, CLIP score alone, motion
+    score alone, chance) the accuracy without ties, with ties and the tie threshold."""
+    from metrics.human.results import DIMENSION_LABELS
+
+    from .training.reward_model import HEADS
+
+    report = (run.figures or {}).get("validation") or {}
+    if run.kind != TrainingRun.Kind.REWARD_MODEL or not report:
+        return {"methods": [], "rows": []}
+    present = {method for row in report.values() for method in row}
+    methods = [(key, label) for key, label in REWARD_METHODS if key in present]
+    rows = []
+    for head in HEADS:
+        if head not in report:
+            continue
+        row = report[head]
+        counts = row.get("counts", {})
+        rows.append(
+            {
+                "head": head,
+                "label": DIMENSION_LABELS.get(head, "Overall (pairwise judgments)"),
+                "comparisons": int(counts.get("comparisons") or 0),
+                "ties": int(counts.get("ties") or 0),
+                "cells": [row.get(key, {}) for key, _ in methods],
+            }
+        )
+    return {"methods": methods, "rows": rows}
 
 
 def reward_head_folder(run: TrainingRun) -> Path:
@@ -606,9 +859,8 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
     from generation.models import Benchmark
     from metrics.automatic.models import AutoScore, ScoreSettings
     from metrics.automatic.services import record_auto_scores, score_settings
-    from metrics.video.decode import decode_video
 
-    from .training.on_policy import score_candidates, select_pairs
+    from .training.on_policy import score_candidate_files, select_pairs
     from .training.reward_model import RewardScorer, load_reward_head
 
     params = job.params
@@ -622,24 +874,25 @@ def apply_reward_model(job: JobRun) -> dict[str, Any]:
         .select_related("prompt")
         .order_by("prompt__position", "seed", "pk")
     )
-    scorer = RewardScorer(_clip(), load_reward_head(reward_head_folder(run)))
+    scorer = RewardScorer(_clip()[0], load_reward_head(reward_head_folder(run)))
     settings_row = score_settings(
         ScoreSettings.Family.REWARD,
         {"training_run": run.pk, "export_sha256": run.export_sha256, "head": "overall"},
         f"Reward model of training run {run.pk} (overall head, standardised on its validation videos)",
     )
     candidates = []
-    for done, video in enumerate(videos):
-        job.progress(done, len(videos), f"scoring video {done + 1} of {len(videos)}")
-        [candidate] = score_candidates(
-            scorer,
-            [decode_video(_media(video.original_file))],
-            video_ids=[video.public_id],
-            prompts=[video.prompt.text],
-            seeds=[video.seed if video.seed is not None else 0],
-        )
+    job.progress(0, len(videos), f"scoring {len(videos)} videos")
+    scored = score_candidate_files(
+        scorer,
+        [_media(video.original_file) for video in videos],
+        video_ids=[video.public_id for video in videos],
+        prompts=[video.prompt.text for video in videos],
+        seeds=[video.seed if video.seed is not None else 0 for video in videos],
+    )
+    for done, (video, candidate) in enumerate(zip(videos, scored, strict=True), start=1):
         candidates.append(candidate)
         record_auto_scores(video, {AutoScore.Metric.REWARD_SCORE: candidate.scores["overall"]}, settings_row)
+        job.progress(done, len(videos), f"scored video {done} of {len(videos)}")
     result: dict[str, Any] = {"scored": len(videos)}
     export = PreferenceExport.objects.filter(pk=params.get("export_id")).first()
     if export is not None and not export.is_ready:

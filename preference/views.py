@@ -91,7 +91,13 @@ def training_run_list(request):
             messages.success(request, f"Queued {run}.")
             return redirect("training-run-detail", pk=run.pk)
     runs = TrainingRun.objects.select_related("job", "export", "base_model", "tuned_model")
-    return render(request, "preference/training_run_list.html", {"runs": runs, "form": form})
+    refused = request.method == "POST"  # a valid request redirected above
+    return render(
+        request,
+        "preference/training_run_list.html",
+        {"runs": runs, "form": form},
+        status=400 if refused else 200,
+    )
 
 
 @manager_required
@@ -103,7 +109,9 @@ def training_run_detail(request, pk):
         cancel_training_run,
         create_evaluation_campaign,
         evaluation_shares,
+        figure_summary,
         retry_training_run,
+        reward_evaluation_table,
         start_evaluation_generation,
         start_reward_scoring,
     )
@@ -158,5 +166,7 @@ def training_run_detail(request, pk):
             "evaluate_form": evaluate_form,
             "score_form": score_form,
             "shares": evaluation_shares(run),
+            "evaluation_table": reward_evaluation_table(run),
+            "summary_figures": figure_summary(run),
         },
     )

@@ -17,5 +17,4 @@ worker=$!
 trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
 echo "Worker started (pid $worker, log ${EVALSITE_DATA_DIR:-var}/worker.log)."
 echo "Serving on http://${HOST:-127.0.0.1}:${PORT:-8000}/"
-.venv/bin/gunicorn evalsite.wsgi --bind "${HOST:-127.0.0.1}:${PORT:-8000}" --workers "${WEB_WORKERS:-2}" \
-  --timeout 300 --access-logfile - 
+./scripts/web.sh

@@ -19,7 +19,7 @@ from rest_framework.routers import DefaultRouter
 from evalsite.query import JSONParser, parse_choice, parse_id
 from generation.models import Benchmark, Category, VideoModel
 
-from .. import importing, quality, selectors, services
+from .. import importing, outcomes, quality, selectors, services
 from ..campaigns import CampaignError, CampaignSpec, create_campaign
 from ..models import Campaign, Item, Judgment
 
@@ -304,7 +304,11 @@ class AnnotatorQualitySerializer(serializers.Serializer):
     majority_n = serializers.IntegerField()
     pairwise_share = serializers.FloatField(allow_null=True)
     pairwise_n = serializers.IntegerField()
-    left_share = serializers.FloatField(allow_null=True)
+    left_share = serializers.FloatField(
+        allow_null=True,
+        help_text="share of 'left' answers over the judgments that count in the results (the results' position "
+        "bias); for an excluded annotator, over their judgments as if they counted",
+    )
     tie_share = serializers.FloatField(allow_null=True)
     right_share = serializers.FloatField(allow_null=True)
     position_n = serializers.IntegerField()
@@ -328,10 +332,19 @@ class ContradictionSerializer(serializers.Serializer):
     matched_by = serializers.CharField()
 
 
+class DimensionAgreementSerializer(serializers.Serializer):
+    dimension = serializers.CharField()
+    alpha = serializers.FloatField(allow_null=True)
+    units = serializers.IntegerField()
+
+
 class AgreementSerializer(serializers.Serializer):
+    """The results' overall agreement: paired kinds in `alpha`, rubric campaigns per dimension."""
+
     alpha = serializers.FloatField(allow_null=True)
     annotators = serializers.IntegerField()
     units = serializers.IntegerField()
+    by_dimension = DimensionAgreementSerializer(many=True)
 
 
 class QualitySerializer(serializers.Serializer):
@@ -666,18 +679,15 @@ class JudgmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_winner(self, judgment) -> str | None:
-        if judgment.choice == Judgment.Choice.TIE:
-            return "tie"
-        if judgment.choice == Judgment.Choice.LEFT:
-            return judgment.left_model.label
-        if judgment.choice == Judgment.Choice.RIGHT:
-            return judgment.right_model.label
-        return None
+        if judgment.choice not in outcomes.PAIRED_CHOICES:
+            return None
+        model = outcomes.preferred(judgment.choice, judgment.left_model, judgment.right_model)
+        return "tie" if model is None else model.label
 
     def get_preferred_video(self, judgment) -> str | None:
-        video = {Judgment.Choice.LEFT: judgment.left_video, Judgment.Choice.RIGHT: judgment.right_video}.get(
-            judgment.choice
-        )
+        if judgment.choice not in outcomes.PAIRED_CHOICES:
+            return None
+        video = outcomes.preferred(judgment.choice, judgment.left_video, judgment.right_video)
         return video.public_id if video else None
 
 

@@ -275,6 +275,21 @@ class Backend(abc.ABC):
     ) -> list[GeneratedVideo]:
         """Generate one video per prompt, in order. Settings are validated through `capabilities`."""
 
+    def settings_for(self, request: GenerationRequest) -> dict[str, Any]:
+        """The request's settings validated through `capabilities`, with `request.negative_prompt` (when
+        given) overriding the negative_prompt setting; a negative prompt a model cannot take is refused."""
+        settings = self.capabilities.validate(request.settings)
+        negative = (
+            request.negative_prompt
+            if request.negative_prompt is not None
+            else settings.get("negative_prompt")
+        )
+        if negative and not self.capabilities.supports_negative_prompt:
+            raise SettingsError("negative_prompt", f"{self.capabilities.family} takes no negative prompt")
+        if negative is not None and self.capabilities.supports_negative_prompt:
+            settings["negative_prompt"] = negative
+        return settings
+
     def latents_for(self, request: GenerationRequest, settings: Mapping[str, Any]) -> list[torch.Tensor]:
         """The initial latents of a request: the given ones (shape-checked) or drawn from the seeds."""
         shape = self.capabilities.latent_shape(

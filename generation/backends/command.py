@@ -144,6 +144,13 @@ class CommandBackend(Backend):
             raise CheckpointError('a command taking {latents} needs "latent" (channels and compression)')
 
     @classmethod
+    def capabilities_for(
+        cls, checkpoint: Path, *, adapter: Path | None = None, options: Mapping[str, Any] | None = None
+    ) -> Capabilities:
+        """Loading a command backend reads its configuration only (no model): the loaded one's capabilities."""
+        return cls.load(checkpoint, adapter=adapter, options=options).capabilities
+
+    @classmethod
     def load(
         cls,
         checkpoint: Path,
@@ -218,16 +225,7 @@ class CommandBackend(Backend):
         progress: ProgressCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> list[GeneratedVideo]:
-        settings = self.capabilities.validate(request.settings)
-        negative = (
-            request.negative_prompt
-            if request.negative_prompt is not None
-            else settings.get("negative_prompt")
-        )
-        if negative and not self.capabilities.supports_negative_prompt:
-            raise SettingsError("negative_prompt", "this command takes no negative prompt")
-        if negative is not None:
-            settings["negative_prompt"] = negative
+        settings = self.settings_for(request)
         if request.latents is not None and not self.takes_latents:
             raise SettingsError(
                 "latents", "this command draws its own noise from the seed ({latents} not in it)"

@@ -13,6 +13,9 @@ loaded pipeline instead of being written down: the spatial and temporal compress
 scale factors), the latent channels (the transformer's `in_channels`), the resolution multiple (spatial
 compression times the transformer's spatial patch size) and the frame rule (temporal compression t gives
 frames = t*k + 1: 4k+1 for Wan, HunyuanVideo and CogVideoX, 8k+1 for LTX-Video, 6k+1 for Mochi).
+`DiffusersBackend.capabilities_for(folder)` gives the same capabilities without loading: it builds the
+pipeline from the folder's configs with its models on the meta device (`config_only_pipeline`), so the web
+process checks a generation run's settings exactly as the worker's loaded pipeline would.
 
 Settings: height, width, frames, fps, steps, guidance_scale, negative_prompt, guidance_scale_2 (Wan 2.2
 with two transformers only) and, where the scheduler
@@ -65,7 +68,6 @@ from .base import (
     GenerationRequest,
     OutOfMemory,
     ProgressCallback,
-    SettingsError,
     SettingSpec,
     StopCallback,
     check_stop,
@@ -285,6 +287,112 @@ def _to_uint8(frames: Any) -> np.ndarray:
     return (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
+def pipeline_capabilities(pipe: Any, family: Family, options: Mapping[str, Any]) -> Capabilities:
+    """What a pipeline of `family` takes, read from its components' configs: the same for a loaded pipeline
+    and for `config_only_pipeline`'s weightless one."""
+    scheduler_config = dict(pipe.scheduler.config)
+    shift_key = _flow_shift_key(scheduler_config)
+    spatial = int(getattr(pipe, family.spatial_attr))
+    temporal = int(getattr(pipe, family.temporal_attr))
+    channels = int(pipe.transformer.config.in_channels)
+    defaults = {**family.defaults, **dict(options.get("defaults", {}))}
+    settings = [
+        SettingSpec("height", int, defaults["height"], minimum=1, help="pixels"),
+        SettingSpec("width", int, defaults["width"], minimum=1, help="pixels"),
+        SettingSpec("frames", int, defaults["frames"], minimum=1, help=f"frames, {temporal}k+1"),
+        SettingSpec("fps", float, float(defaults["fps"]), minimum=1, maximum=240, help="frames per second"),
+        SettingSpec("steps", int, defaults["steps"], minimum=1, maximum=1000, help="denoising steps"),
+        SettingSpec(
+            "guidance_scale",
+            float,
+            defaults["guidance_scale"],
+            minimum=0,
+            maximum=100,
+            help=family.guidance_help,
+        ),
+    ]
+    if getattr(pipe.config, "boundary_ratio", None) is not None:  # Wan 2.2's two-stage denoising
+        settings.append(
+            SettingSpec(
+                "guidance_scale_2",
+                float,
+                float(defaults.get("guidance_scale_2", defaults["guidance_scale"])),
+                minimum=0,
+                maximum=100,
+                help="guidance scale of the low-noise stage (transformer_2)",
+            )
+        )
+    if family.negative_prompt:
+        settings.append(SettingSpec("negative_prompt", str, defaults.get("negative_prompt", "")))
+    if shift_key is not None:
+        shift = float(defaults["flow_shift"] if "flow_shift" in defaults else scheduler_config[shift_key])
+        settings.append(
+            SettingSpec("flow_shift", float, shift, minimum=0.01, maximum=100, help="scheduler flow shift")
+        )
+    latent_frames_for = None
+    patch_t = getattr(pipe.transformer.config, "patch_size_t", None) if family.layout == "BFCHW" else None
+    if patch_t:
+
+        def latent_frames_for(frames: int, _t: int = temporal, _p: int = int(patch_t)) -> int:
+            latent = (frames - 1) // _t + 1
+            return latent + (-latent) % _p  # CogVideoX 1.5 pads to its temporal patch
+
+    return Capabilities(
+        family=family.name,
+        frame_rule=FrameRule(temporal, 1),
+        resolution_multiple=spatial * _spatial_patch(pipe),
+        latent_channels=channels,
+        spatial_compression=spatial,
+        temporal_compression=temporal,
+        sampler=_sampler_description(pipe.scheduler),
+        settings=tuple(settings),
+        supports_negative_prompt=family.negative_prompt,
+        max_batch_size=int(options.get("max_batch_size", 1)),
+        latent_frames_for=latent_frames_for,
+    )
+
+
+def config_only_pipeline(folder: Path, index: Mapping[str, Any]) -> Any:
+    """The checkpoint's pipeline built from its config files alone: the diffusers models (transformer, VAE)
+    on the meta device (no memory, no weights read), the scheduler from its config, and the other
+    components (text encoders, tokenizers) left out. Enough to read every capability the loaded pipeline
+    would give, in the web process, without loading a checkpoint."""
+    import inspect
+
+    import diffusers
+    from accelerate import init_empty_weights
+
+    pipeline_class = getattr(diffusers, str(index["_class_name"]))
+    accepted = inspect.signature(pipeline_class.__init__).parameters
+    components: dict[str, Any] = {}
+    for name, entry in index.items():
+        if name.startswith("_") or name not in accepted:
+            continue
+        if not isinstance(entry, list):
+            components[name] = (
+                entry  # a pipeline argument stored in model_index.json (Wan 2.2's boundary_ratio)
+            )
+            continue
+        library, class_name = entry
+        component_class = getattr(diffusers, str(class_name), None) if library == "diffusers" else None
+        if component_class is None or entry[0] is None:
+            components[name] = None
+        elif "Scheduler" in str(class_name):
+            components[name] = component_class.from_config(component_class.load_config(folder / name))
+        else:
+            with init_empty_weights():
+                components[name] = component_class.from_config(component_class.load_config(folder / name))
+    for name, parameter in accepted.items():
+        if name != "self" and name not in components and parameter.default is inspect.Parameter.empty:
+            components[name] = None
+    try:
+        return pipeline_class(**components)
+    except (TypeError, ValueError, AttributeError, KeyError) as error:
+        raise CheckpointError(
+            f"checkpoint {folder}: its configs do not build a {pipeline_class.__name__}: {error}"
+        ) from None
+
+
 class DiffusersBackend(Backend):
     name = "diffusers"
 
@@ -309,7 +417,20 @@ class DiffusersBackend(Backend):
         self._scheduler_class = type(pipe.scheduler)
         self._scheduler_config = dict(pipe.scheduler.config)
         self._shift_key = _flow_shift_key(self._scheduler_config)
-        self.capabilities = self._capabilities(options)
+        self.capabilities = pipeline_capabilities(pipe, family, options)
+
+    @classmethod
+    def capabilities_for(
+        cls, checkpoint: Path, *, adapter: Path | None = None, options: Mapping[str, Any] | None = None
+    ) -> Capabilities:
+        """The loaded pipeline's capabilities, read from the folder's config files without any weights
+        (so a generation run is checked in the web process before anything is queued)."""
+        checkpoint = Path(checkpoint)
+        index = check_checkpoint_folder(checkpoint)
+        family = family_for(index["_class_name"])
+        if adapter is not None and not Path(adapter).is_dir():
+            raise CheckpointError(f"adapter folder {adapter} does not exist or is not a folder")
+        return pipeline_capabilities(config_only_pipeline(checkpoint, index), family, options or {})
 
     @classmethod
     def load(
@@ -327,10 +448,11 @@ class DiffusersBackend(Backend):
         if adapter is not None and not Path(adapter).is_dir():
             raise CheckpointError(f"adapter folder {adapter} does not exist or is not a folder")
         from diffusers import DiffusionPipeline
+        from safetensors import SafetensorError
 
         try:
             pipe = DiffusionPipeline.from_pretrained(str(checkpoint), local_files_only=True, dtype=dtype)
-        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as error:
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError, SafetensorError) as error:
             raise CheckpointError(f"checkpoint {checkpoint} could not be loaded: {error}") from None
         if adapter is not None:
             load_adapter(pipe.transformer, Path(adapter))
@@ -345,75 +467,6 @@ class DiffusersBackend(Backend):
             dtype=dtype,
             adapter=Path(adapter) if adapter is not None else None,
             options=options or {},
-        )
-
-    def _capabilities(self, options: Mapping[str, Any]) -> Capabilities:
-        pipe, family = self.pipe, self.family
-        spatial = int(getattr(pipe, family.spatial_attr))
-        temporal = int(getattr(pipe, family.temporal_attr))
-        channels = int(pipe.transformer.config.in_channels)
-        defaults = {**family.defaults, **dict(options.get("defaults", {}))}
-        settings = [
-            SettingSpec("height", int, defaults["height"], minimum=1, help="pixels"),
-            SettingSpec("width", int, defaults["width"], minimum=1, help="pixels"),
-            SettingSpec("frames", int, defaults["frames"], minimum=1, help=f"frames, {temporal}k+1"),
-            SettingSpec(
-                "fps", float, float(defaults["fps"]), minimum=1, maximum=240, help="frames per second"
-            ),
-            SettingSpec("steps", int, defaults["steps"], minimum=1, maximum=1000, help="denoising steps"),
-            SettingSpec(
-                "guidance_scale",
-                float,
-                defaults["guidance_scale"],
-                minimum=0,
-                maximum=100,
-                help=family.guidance_help,
-            ),
-        ]
-        if getattr(pipe.config, "boundary_ratio", None) is not None:  # Wan 2.2's two-stage denoising
-            settings.append(
-                SettingSpec(
-                    "guidance_scale_2",
-                    float,
-                    float(defaults.get("guidance_scale_2", defaults["guidance_scale"])),
-                    minimum=0,
-                    maximum=100,
-                    help="guidance scale of the low-noise stage (transformer_2)",
-                )
-            )
-        if family.negative_prompt:
-            settings.append(SettingSpec("negative_prompt", str, defaults.get("negative_prompt", "")))
-        if self._shift_key is not None:
-            shift = float(
-                defaults["flow_shift"]
-                if "flow_shift" in defaults
-                else self._scheduler_config[self._shift_key]
-            )
-            settings.append(
-                SettingSpec(
-                    "flow_shift", float, shift, minimum=0.01, maximum=100, help="scheduler flow shift"
-                )
-            )
-        latent_frames_for = None
-        patch_t = getattr(pipe.transformer.config, "patch_size_t", None) if family.layout == "BFCHW" else None
-        if patch_t:
-
-            def latent_frames_for(frames: int, _t: int = temporal, _p: int = int(patch_t)) -> int:
-                latent = (frames - 1) // _t + 1
-                return latent + (-latent) % _p  # CogVideoX 1.5 pads to its temporal patch
-
-        return Capabilities(
-            family=family.name,
-            frame_rule=FrameRule(temporal, 1),
-            resolution_multiple=spatial * _spatial_patch(pipe),
-            latent_channels=channels,
-            spatial_compression=spatial,
-            temporal_compression=temporal,
-            sampler=_sampler_description(pipe.scheduler),
-            settings=tuple(settings),
-            supports_negative_prompt=family.negative_prompt,
-            max_batch_size=int(options.get("max_batch_size", 1)),
-            latent_frames_for=latent_frames_for,
         )
 
     def set_adapter_enabled(self, enabled: bool) -> None:
@@ -473,16 +526,7 @@ class DiffusersBackend(Backend):
         progress: ProgressCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> list[GeneratedVideo]:
-        settings = self.capabilities.validate(request.settings)
-        negative = (
-            request.negative_prompt
-            if request.negative_prompt is not None
-            else settings.get("negative_prompt")
-        )
-        if negative and not self.family.negative_prompt:
-            raise SettingsError("negative_prompt", f"{self.family.name} takes no negative prompt")
-        if negative is not None and self.family.negative_prompt:
-            settings["negative_prompt"] = negative
+        settings = self.settings_for(request)
         latents = self.latents_for(request, settings)
         check_stop(should_stop)
 
@@ -507,7 +551,9 @@ class DiffusersBackend(Backend):
                 return {}
 
             self.prepare_scheduler(settings)
-            arguments = self.call_arguments([request.prompts[i] for i in chunk], settings, negative)
+            arguments = self.call_arguments(
+                [request.prompts[i] for i in chunk], settings, settings.get("negative_prompt")
+            )
             try:
                 output = self.pipe(
                     **arguments,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -383,6 +384,29 @@ def configured_clip_scorer(device: str) -> tuple[Any, ScoreSettings | None, str]
     name = config["model"] if local_dir else f"{config['model']} / {config['pretrained']}"
     label = f"{name}, mean {scorer.scale} over {scorer.num_frames} evenly spaced frames"
     return scorer, score_settings(ScoreSettings.Family.CLIP, values, label), ""
+
+
+MOTION_METRICS = {
+    "Motion_Mean": AutoScore.Metric.MOTION_MEAN,
+    "Motion_Max": AutoScore.Metric.MOTION_MAX,
+    "Motion_Min": AutoScore.Metric.MOTION_MIN,
+}
+
+
+def motion_score_settings() -> tuple[ScoreSettings, Any]:
+    """The settings row of the motion score as the site computes it, and the
+    `metrics.video.scoring.MotionOptions` it records."""
+    from metrics.video.scoring import MotionOptions
+
+    options = MotionOptions()
+    values = {"stride": options.stride, "short_side": options.short_side, "farneback": asdict(options.params)}
+    label = f"Farneback optical flow, frame stride {options.stride}, short side {options.short_side} px"
+    return score_settings(ScoreSettings.Family.MOTION, values, label), options
+
+
+def motion_auto_scores(motion: Any) -> dict[str, float]:
+    """A `metrics.video.motion.MotionScore` as {AutoScore metric: value}."""
+    return {MOTION_METRICS[name]: value for name, value in motion.as_dict().items()}
 
 
 def start_auto_score_run(*, model: VideoModel, benchmark: Benchmark, user=None) -> AutoScoreRun:

@@ -9,7 +9,6 @@ are imported inside the handlers: the web process may import this module to look
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from django.utils import timezone
@@ -18,19 +17,21 @@ from evalsite.jobs import JobError, JobRun, job_task
 from generation.models import Video
 from generation.services import media_path
 
-from .models import AutoScore, AutoScoreRun, ScoreSettings, VaeEvaluation
+from .models import AutoScore, AutoScoreRun, VaeEvaluation
 from .services import (
+    MOTION_METRICS,
     MetricsError,
     check_vae_folder,
     configured_clip_scorer,
     finish_vae_evaluation,
     ground_truth_videos,
     metrics_device,
+    motion_auto_scores,
+    motion_score_settings,
     pair_reconstructions,
     problems_summary,
     record_auto_scores,
     record_vae_video,
-    score_settings,
 )
 
 SSIM_DEFINITION = "Wang et al.: 11x11 Gaussian window (sigma 1.5), RGB, mean over frames then videos"
@@ -48,6 +49,23 @@ def _original_file(video: Video):
     if not path.is_file():
         raise JobError(f"the original file of {_describe(video)} is missing: {video.original_file}")
     return path
+
+
+def _figures(scores: Any) -> dict[str, Any]:
+    """What `record_vae_video` stores of a `metrics.video.reconstruction.VideoPairScores`."""
+
+    def features(values: Any) -> Any:
+        return None if values is None else values.cpu().numpy()
+
+    return {
+        "frames": scores.frames,
+        "height": scores.height,
+        "width": scores.width,
+        "ssim": scores.ssim,
+        "psnr": scores.psnr,
+        "truth_features": features(scores.truth_features),
+        "reconstruction_features": features(scores.reconstruction_features),
+    }
 
 
 def _load_i3d(device: str) -> tuple[Any, str, dict[str, Any]]:
@@ -74,8 +92,8 @@ def _load_i3d(device: str) -> tuple[Any, str, dict[str, Any]]:
 @job_task(queue="gpu", name="metrics.tasks.evaluate_vae")
 def evaluate_vae(run: JobRun) -> dict:
     """Params: evaluation_id. Measures every test video against its reconstruction, then the summary."""
-    from metrics.video.decode import decode_video
-    from metrics.video.reconstruction import measure_pair
+    from metrics.video.decode import VideoFailed
+    from metrics.video.reconstruction import measure_vae_reconstructions, measure_video_pairs
 
     evaluation = (
         VaeEvaluation.objects.select_related("test_model", "benchmark", "reconstruction_model")
@@ -134,33 +152,49 @@ def evaluate_vae(run: JobRun) -> dict:
     evaluation.save(update_fields=["options"])
 
     stored = {row.video_id: row.has_features for row in evaluation.video_results.all()}
-    for done, video in enumerate(videos):
-        if video.pk in stored and (i3d is None or stored[video.pk]):
-            continue
-        run.progress(done, len(videos), f"{_describe(video)}")
-        reconstruction = reconstructions.get(video.pk)
+    todo = [v for v in videos if not (v.pk in stored and (i3d is None or stored[v.pk]))]
+    # Measure the videos before the first whose file is missing, then fail naming it (a retry resumes).
+    paths: list[tuple[Any, ...]] = []
+    missing = None
+    for video in todo:
         try:
-            frames = decode_video(_original_file(video), max_frames=max_frames)
-            if vae is not None:
-                from metrics.video.vae import reconstruct, usable_clip
-
-                truth = usable_clip(vae, frames, chunk_frames=chunk_frames)
-                recon = reconstruct(vae, frames, chunk_frames=chunk_frames)
-            else:
-                assert reconstruction is not None
-                recon = decode_video(_original_file(reconstruction), max_frames=max_frames)
-                if recon.shape[1:3] != frames.shape[1:3]:
-                    raise JobError(
-                        f"frame sizes differ: {_describe(video)} is {frames.shape[2]}x{frames.shape[1]}, its "
-                        f"reconstruction (video {reconstruction.pk}) is {recon.shape[2]}x{recon.shape[1]}"
-                    )
-                # A causal VAE may return fewer frames than it was given: compare the common prefix.
-                count = min(frames.shape[0], recon.shape[0])
-                truth, recon = frames[:count], recon[:count]
-            figures = measure_pair(truth, recon, device=device, i3d=i3d)
-        except ValueError as exc:
-            raise JobError(f"{_describe(video)}: {exc}") from exc
-        record_vae_video(evaluation, video, reconstruction=reconstruction, **figures)
+            truth = _original_file(video)
+            paths.append((truth,) if vae is not None else (truth, _original_file(reconstructions[video.pk])))
+        except JobError as exc:
+            missing = exc
+            break
+    done = len(videos) - len(todo)
+    todo = todo[: len(paths)]
+    run.progress(done, len(videos), f"measuring {len(todo)} videos")
+    if vae is not None:
+        measured = measure_vae_reconstructions(
+            [files[0] for files in paths],
+            vae,
+            device=device,
+            i3d=i3d,
+            chunk_frames=chunk_frames,
+            max_frames=max_frames,
+        )
+    else:
+        # A causal VAE may return fewer frames than it was given: compare the common prefix.
+        measured = measure_video_pairs(
+            paths, device=device, i3d=i3d, max_frames=max_frames, on_length_mismatch="truncate"
+        )
+    try:
+        for scores in measured:
+            video = todo[scores.index]
+            record_vae_video(
+                evaluation,
+                video,
+                reconstruction=reconstructions.get(video.pk),
+                **_figures(scores),
+            )
+            done += 1
+            run.progress(done, len(videos), _describe(video))
+    except VideoFailed as exc:
+        raise JobError(f"{_describe(todo[exc.video_index])}: {exc.reason}") from exc
+    if missing is not None:
+        raise missing
     run.progress(len(videos), len(videos), "summarising")
     try:
         summary = finish_vae_evaluation(
@@ -172,30 +206,10 @@ def evaluate_vae(run: JobRun) -> dict:
     return {"evaluation_id": evaluation.pk}
 
 
-MOTION_METRICS = {
-    "Motion_Mean": AutoScore.Metric.MOTION_MEAN,
-    "Motion_Max": AutoScore.Metric.MOTION_MAX,
-    "Motion_Min": AutoScore.Metric.MOTION_MIN,
-}
-
-
-def _motion_settings() -> tuple[ScoreSettings, dict[str, Any]]:
-    from metrics.video.motion import DEFAULT_SHORT_SIDE, DEFAULT_STRIDE, FarnebackParams
-
-    values = {
-        "stride": DEFAULT_STRIDE,
-        "short_side": DEFAULT_SHORT_SIDE,
-        "farneback": asdict(FarnebackParams()),
-    }
-    label = f"Farneback optical flow, frame stride {DEFAULT_STRIDE}, short side {DEFAULT_SHORT_SIDE} px"
-    return score_settings(ScoreSettings.Family.MOTION, values, label), values
-
-
 @job_task(queue="gpu", name="metrics.tasks.compute_auto_scores")
 def compute_auto_scores(run: JobRun) -> dict:
     """Params: run_id. CLIP score (when CLIP weights are there) and motion score of each ready video."""
-    from metrics.video.decode import decode_video
-    from metrics.video.motion import motion_score
+    from metrics.video.scoring import VideoToScore, score_videos
 
     score_run = (
         AutoScoreRun.objects.select_related("model", "benchmark").filter(pk=run.params["run_id"]).first()
@@ -213,7 +227,7 @@ def compute_auto_scores(run: JobRun) -> dict:
         raise JobError(f"{score_run.model} has no ready videos on {score_run.benchmark}")
     device = metrics_device()
     run.progress(0, len(videos), "loading models")
-    motion_settings, _ = _motion_settings()
+    motion_settings, motion_options = motion_score_settings()
     scorer, clip_settings, clip_unavailable = configured_clip_scorer(device)
     score_run.motion_settings, score_run.clip_settings = motion_settings, clip_settings
     score_run.clip_unavailable, score_run.video_count = clip_unavailable, len(videos)
@@ -225,36 +239,44 @@ def compute_auto_scores(run: JobRun) -> dict:
             "video_id", "metric", "settings_id"
         )
     )
-    skipped = []
-    for done, video in enumerate(videos):
+    todo = []
+    for video in videos:
         needs_motion = any(
             (video.pk, metric, motion_settings.pk) not in stored for metric in MOTION_METRICS.values()
         )
         needs_clip = clip_settings is not None and (
             (video.pk, AutoScore.Metric.CLIP_SCORE, clip_settings.pk) not in stored
         )
-        if not (needs_motion or needs_clip):
-            continue
+        if needs_motion or needs_clip:
+            todo.append(
+                (
+                    video,
+                    VideoToScore(
+                        media_path(video.original_file),
+                        prompt=video.prompt.text if needs_clip else None,
+                        motion=needs_motion,
+                    ),
+                )
+            )
+    done = len(videos) - len(todo)
+    run.progress(done, len(videos), f"scoring {len(todo)} videos")
+    skipped = []
+    for scores in score_videos([request for _, request in todo], clip_scorer=scorer, motion=motion_options):
+        video = todo[scores.index][0]
+        done += 1
         run.progress(done, len(videos), _describe(video))
-        try:
-            frames = decode_video(media_path(video.original_file))
-        except Exception as exc:
+        if scores.error is not None:
             skipped.append(
-                {"video": video.pk, "metric": "all", "reason": f"cannot decode the original: {exc}"}
+                {"video": video.pk, "metric": "all", "reason": f"cannot decode the original: {scores.error}"}
             )
             continue
-        if needs_motion:
-            try:
-                motion = motion_score(frames)
-            except ValueError as exc:
-                skipped.append({"video": video.pk, "metric": "motion", "reason": str(exc)})
-            else:
-                values = {MOTION_METRICS[name]: value for name, value in motion.as_dict().items()}
-                record_auto_scores(video, values, motion_settings)
-        if needs_clip:
+        if scores.motion_error is not None:
+            skipped.append({"video": video.pk, "metric": "motion", "reason": scores.motion_error})
+        elif scores.motion is not None:
+            record_auto_scores(video, motion_auto_scores(scores.motion), motion_settings)
+        if scores.clip is not None:
             assert clip_settings is not None
-            clip = scorer.score(frames, video.prompt.text)
-            record_auto_scores(video, {AutoScore.Metric.CLIP_SCORE: clip}, clip_settings)
+            record_auto_scores(video, {AutoScore.Metric.CLIP_SCORE: scores.clip}, clip_settings)
     run.progress(len(videos), len(videos), "done")
     score_run.skipped, score_run.completed_at = skipped, timezone.now()
     score_run.save(update_fields=["skipped", "completed_at"])

@@ -1,13 +1,12 @@
 """Judgments of human evaluations, loaded for analysis as plain rows.
 
-What is left out, and why, follows the rules of `metrics.human.left_out`, shared with the preference exports:
-repeats, judgments of excluded annotators, every judgment of a prompt with a problem report on any of its
-items, and every judgment of a prompt that a compared model refused. Every analysis page lists them.
+What is left out, and why, follows the rules of `annotation.left_out`, shared with the quality page and the
+preference exports: repeats, judgments of excluded annotators, every judgment of a prompt the campaign left
+out, of a prompt with a problem report on any of its items, and of a prompt that a compared model refused.
+Every analysis page lists them.
 
 Paired judgments are resolved from what the annotator saw (left / tie / right) to the canonical preference
-"a" (model A, position 0 of the campaign, is better) / "tie" / "b": sides are randomised per annotator, so
-only the canonical preference can be compared across annotators. A seed-preference campaign compares two
-videos of one model; there "a" is the video with the lower id.
+"a" / "tie" / "b" by `annotation.outcomes.canonical_preference`, the one resolver of who won.
 
 Two kinds of reads live here: `load_campaign` (one campaign's rows, for its results page) and the
 leaderboard's aggregates (`battle_counts`, `rubric_means`), which group in the database and never bring the
@@ -18,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,15 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Avg, Case, Count, F, IntegerField, Max, Q, QuerySet, Value, When
 
+from annotation.left_out import (
+    EXCLUDED_ANNOTATOR,
+    PROBLEM_PROMPT,
+    PROMPT_NOT_IN_CAMPAIGN,
+    REASON_LABELS,
+    REFUSED_PROMPT,
+    LeftOutRules,
+    left_out_rules,
+)
 from annotation.models import (
     RUBRIC_DIMENSIONS,
     Campaign,
@@ -33,19 +42,10 @@ from annotation.models import (
     Judgment,
     RubricScore,
 )
+from annotation.outcomes import CANONICAL_OUTCOME_FOR_A, PAIRED_CHOICES, canonical_preference
 from generation.models import Prompt, VideoModel
-from metrics.human.left_out import (
-    EXCLUDED_ANNOTATOR,
-    PROBLEM_PROMPT,
-    REASON_LABELS,
-    REFUSED_PROMPT,
-    LeftOutRules,
-    left_out_rules,
-)
 
 NO_CATEGORY = "(no category)"
-PAIRED_CHOICES = (Judgment.Choice.LEFT, Judgment.Choice.TIE, Judgment.Choice.RIGHT)
-CANONICAL_OUTCOME_FOR_A = {"a": "win", "tie": "tie", "b": "loss"}
 
 SKIP_FOREIGN_MODELS = "models not compared in the campaign"
 
@@ -122,9 +122,11 @@ class CampaignJudgments:
     fingerprint: str  # a digest of everything loaded: equal digests, equal results
 
 
-def load_campaign(campaign: Campaign) -> CampaignJudgments:
+def load_campaign(campaign: Campaign, *, keep_excluded_annotators: bool = False) -> CampaignJudgments:
     """Every analysable judgment of the campaign as plain rows, and what was skipped and why (eight
-    queries, however many judgments there are)."""
+    queries, however many judgments there are). With `keep_excluded_annotators`, the judgments of excluded
+    annotators are kept under the other rules, as if they counted: only the quality page asks for that, to
+    show why someone was excluded; every result leaves them out."""
     models = [
         entry.model
         for entry in CampaignModel.objects.filter(campaign=campaign)
@@ -183,7 +185,11 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
             is_repeat,
         ) = row[:9]
         reason = rules.reason(
-            campaign_id=campaign.pk, annotator_id=annotator_id, prompt_id=prompt_id, is_repeat=is_repeat
+            campaign_id=campaign.pk,
+            annotator_id=annotator_id,
+            prompt_id=prompt_id,
+            is_repeat=is_repeat,
+            keep_excluded_annotators=keep_excluded_annotators,
         )
         if reason:
             skip_counts[REASON_LABELS[reason]] += 1
@@ -210,7 +216,9 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
             username,
             (choice, left_model, right_model, left_video, right_video),
         ) in kept.items():
-            canonical = _canonical_choice(choice, left_model, right_model, left_video, right_video, model_ids)
+            canonical = canonical_preference(
+                choice, left_model, right_model, left_video, right_video, model_ids
+            )
             if canonical is None:
                 skip_counts[SKIP_FOREIGN_MODELS] += 1
                 continue
@@ -267,13 +275,13 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
     ]
     skipped.prompts_not_in_campaign = [
         {
-            "prompt": e["prompt__position"],
-            "model": labels.get(e["model_id"], "") if e["model_id"] else "",
-            "reason": ExcludedPrompt.Reason(e["reason"]).label,
+            "prompt": e.prompt_position,
+            "model": labels.get(e.model_id, "") if e.model_id else "",
+            "reason": ExcludedPrompt.Reason(e.reason).label,
+            # every judgment of the prompt, listed once (under its first entry): none is counted
+            "judgments_skipped": skipped_by_prompt[(PROMPT_NOT_IN_CAMPAIGN, e.prompt_id)] if first else 0,
         }
-        for e in ExcludedPrompt.objects.filter(campaign=campaign)
-        .values("prompt__position", "model_id", "reason")
-        .order_by("prompt__position", "model_id")
+        for e, first in _first_per_prompt(rules.prompts_not_in_campaign)
     ]
     digest = hashlib.sha256(
         repr(
@@ -285,6 +293,7 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
                 [(m.pk, m.label) for m in models],
                 raw_judgments,
                 raw_scores,
+                keep_excluded_annotators,
                 skipped.as_dict(),
             )
         ).encode()
@@ -299,6 +308,16 @@ def load_campaign(campaign: Campaign) -> CampaignJudgments:
         skipped=skipped,
         fingerprint=digest,
     )
+
+
+def _first_per_prompt(entries: Iterable[Any]) -> list[tuple[Any, bool]]:
+    """The entries, each with whether it is the first of its prompt."""
+    seen: set[int] = set()
+    marked = []
+    for entry in entries:
+        marked.append((entry, entry.prompt_id not in seen))
+        seen.add(entry.prompt_id)
+    return marked
 
 
 def _problem_prompts(
@@ -319,27 +338,6 @@ def _problem_prompts(
         )
         entry["reports"].append({"item": p.item_position, "problem": p.kind, "note": p.note})
     return sorted(by_prompt.values(), key=lambda entry: entry["prompt"])
-
-
-def _canonical_choice(
-    choice: str,
-    left_model: int | None,
-    right_model: int | None,
-    left_video: int | None,
-    right_video: int | None,
-    model_ids: list[int],
-) -> str | None:
-    """ "a" / "tie" / "b" for a left / tie / right answer; None when the sides are not the campaign's models."""
-    if choice not in PAIRED_CHOICES or left_model not in model_ids or right_model not in model_ids:
-        return None
-    if choice == Judgment.Choice.TIE:
-        return "tie"
-    if left_model != right_model:
-        a_on_left = left_model == model_ids[0]
-    else:  # two videos of one model (seed preference): "a" is the older video
-        a_on_left = (left_video or 0) <= (right_video or 0)
-    left_won = choice == Judgment.Choice.LEFT
-    return "a" if left_won == a_on_left else "b"
 
 
 def campaigns_with_judgment_counts() -> QuerySet[Campaign]:
@@ -463,7 +461,7 @@ def judgment_scope(filters: JudgmentFilters) -> JudgmentScope:
 
 def left_out(campaign_ids: list[int]) -> Q:
     """A condition matching the judgments of these campaigns that analyses leave out (the rules of
-    `metrics.human.left_out`), with no subquery per row. Three small queries."""
+    `annotation.left_out`), with no subquery per row. Four small queries."""
     return left_out_rules(campaign_ids).condition()
 
 
@@ -502,7 +500,7 @@ def _counts_by_packed_key(judgments: QuerySet[Judgment]) -> list[tuple[int, int,
     for key, n in judgments.annotate(battle_key=packed).values_list("battle_key").annotate(n=Count("id")):
         pair, choice = divmod(key, len(PAIRED_CHOICES))
         left, right = divmod(pair, base)
-        rows.append((left, right, PAIRED_CHOICES[choice].value, n))
+        rows.append((left, right, PAIRED_CHOICES[choice], n))
     return rows
 
 

@@ -34,6 +34,8 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign
+from annotation.outcomes import LEFT, RIGHT, outcome_for
+from annotation.outcomes import TIE as TIE_CHOICE
 from generation.models import Benchmark, Category, VideoModel
 from metrics.automatic.selectors import model_metric_means
 from metrics.human.judgments import (
@@ -46,6 +48,7 @@ from metrics.human.judgments import (
     rubric_means,
 )
 from metrics.human.results import DIMENSION_LABELS, Column, Table, parse_id, plot
+from metrics.stats.pairwise import OUTCOME_INDEX
 from metrics.stats.ratings import (
     A_WINS,
     B_WINS,
@@ -65,7 +68,7 @@ from metrics.stats.ratings import (
 DEFAULT_ROUNDS = 1000
 PAIRED_KINDS_RATED = (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE)
 ALL_POOL = "all"
-OUTCOME_CODES = {"left": A_WINS, "tie": TIE, "right": B_WINS}
+OUTCOME_CODES = {LEFT: A_WINS, TIE_CHOICE: TIE, RIGHT: B_WINS}  # battle rows: A is the left model
 TIES_NOTE = (
     "Ties count as half a win for each side (as Chatbot Arena counts them). Ratings: maximum-likelihood "
     "Bradley-Terry, base 10, scale 400, mean 1000; 95% intervals from {rounds} bootstrap rounds over battles; "
@@ -238,14 +241,9 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
 
     record: dict[int, list[int]] = {model_id: [0, 0, 0] for model_id in model_ids}  # wins, ties, losses
     for row in counts:
-        left, right = record[row.left_model_id], record[row.right_model_id]
-        if row.choice == "tie":
-            left[1] += row.n
-            right[1] += row.n
-        else:
-            winner, loser = (left, right) if row.choice == "left" else (right, left)
-            winner[0] += row.n
-            loser[2] += row.n
+        for model_id in (row.left_model_id, row.right_model_id):
+            outcome = outcome_for(row.choice, row.left_model_id, row.right_model_id, model_id)
+            record[model_id][OUTCOME_INDEX[outcome]] += row.n
 
     status = {model_id: NO_BATTLES for model_id in model_ids}
     won_or_lost_all: dict[int, bool] = {}

@@ -23,31 +23,46 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
 
 from django.core.cache import cache
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign
+from metrics.human.agreement import (
+    ALL_ANNOTATORS,
+    OVERALL,
+    Agreement,
+    categories_in_order,
+    paired_agreement,
+    paired_labels,
+    position_bias_by_annotator,
+    rubric_agreement,
+)
 from metrics.human.judgments import CampaignJudgments, PairedJudgment, RubricRow, load_campaign
-from metrics.stats.agreement import fleiss_kappa, krippendorff_alpha, pairwise_agreement, position_bias
-from metrics.stats.pairwise import WinTieLoss, bootstrap_over_prompts, majority, sign_test
+from metrics.stats.agreement import pairwise_agreement
+from metrics.stats.pairwise import (
+    OUTCOME_INDEX,
+    WinTieLoss,
+    bootstrap_over_prompts,
+    majority,
+    majority_of_counts,
+    sign_test,
+)
 from metrics.stats.preference_share import preference_shares
 from metrics.stats.scores import paired_wilcoxon, score_summary
 
 DEFAULT_ROUNDS = 1000
 MIN_ROUNDS, MAX_ROUNDS = 100, 20000
-OVERALL = "Overall"
 POOLED = "Pooled"
 MAJORITY = "Majority per prompt"
 POOLED_SIGN_TEST_NOTE = (
     "The pooled sign test counts each annotator's judgment separately; several annotators rate the same prompt, "
     "so its p-value is optimistic. The bootstrap interval resamples prompts (each prompt's judgments together). "
-    f"The '{MAJORITY}' row counts one outcome per prompt, the majority of its votes ('tie' when the top count "
-    "is shared), with its own sign test."
+    f"The '{MAJORITY}' row counts one outcome per prompt, the majority of its votes (a side wins with more votes "
+    "than the other side and at least as many as the ties, else 'tie'), with its own sign test."
 )
-ALL_ANNOTATORS = "All annotators"
 DIMENSION_LABELS = {
     "instruction_following": "Instruction following",
     "motion_smoothness": "Motion smoothness",
@@ -221,12 +236,6 @@ def _role(campaign: Campaign, position: int) -> str:
     return ""
 
 
-def _categories(prompts: Iterable[Any]) -> list[str]:
-    """Category names in benchmark order."""
-    seen = {(p.category_position, p.category) for p in prompts}
-    return [name for _, name in sorted(seen)]
-
-
 def _annotator_key(username: str) -> str:
     return f"annotator:{username}"
 
@@ -240,12 +249,10 @@ def _number(value: float | None) -> float | None:
 
 # ------------------------------------------------------------------------------------------ Metric-1
 
-OUTCOME_INDEX = {"win": 0, "tie": 1, "loss": 2}
-
 
 def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Table], dict[str, Any]]:
     a_label, b_label = data.models[0].label, data.models[1].label
-    categories = _categories(j.prompt for j in data.paired)
+    categories = categories_in_order(j.prompt for j in data.paired)
     scopes = [OVERALL, *categories]
     people = [*data.annotators, POOLED]
     # (scope, annotator) -> prompt id -> [wins, ties, losses]
@@ -260,7 +267,7 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
     # The majority of each prompt's pooled votes, as one outcome per prompt: (scope, MAJORITY) -> prompt -> one-hot
     for scope in scopes:
         for prompt_id, (wins, ties, losses) in per_prompt.get((scope, POOLED), {}).items():
-            verdict = majority(["win"] * wins + ["tie"] * ties + ["loss"] * losses)
+            verdict = majority_of_counts(WinTieLoss(wins, ties, losses))
             one_hot = [0, 0, 0]
             one_hot[OUTCOME_INDEX[verdict]] = 1
             per_prompt[(scope, MAJORITY)][prompt_id] = one_hot
@@ -364,7 +371,8 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
             Column("majority", "Majority"),
         ],
         prompt_rows,
-        note="The majority is 'tie' when two outcomes share the top count.",
+        note="A side is the majority with more votes than the other side and at least as many as the ties; "
+        "otherwise the majority is 'tie'.",
     )
 
     pooled = [r for r in long_rows if r["annotator"] == POOLED]
@@ -400,7 +408,7 @@ def _ab_shares(data: CampaignJudgments, rounds: int, seed: int) -> tuple[Table, 
         by_scope[judgment.prompt.category].append(entry)
     a_label, b_label = data.models[0].label, data.models[1].label
     rows = []
-    for scope in [OVERALL, *_categories(j.prompt for j in data.paired)]:
+    for scope in [OVERALL, *categories_in_order(j.prompt for j in data.paired)]:
         shares = preference_shares(by_scope[scope], rounds=rounds, seed=seed)
         for role, label, points_, share, (low, high) in (
             ("A", a_label, shares.points_a, shares.share_a, shares.ci_a),
@@ -544,7 +552,7 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any], list
         key for key, counts in per_annotator_prompt.items() if _is_balanced(counts, model_ids)
     }
     compared = [row for row in data.rubric if row.prompt.prompt_id in balanced_prompts]
-    categories = _categories(r.prompt for r in compared)
+    categories = categories_in_order(r.prompt for r in compared)
     # (scope, model, dimension index) -> scores, scope being a category or OVERALL, or an annotator
     by_category: dict[tuple[str, int, int], list[int]] = defaultdict(list)
     by_annotator: dict[tuple[str, int, int], list[int]] = defaultdict(list)
@@ -733,30 +741,6 @@ def _metric2_tests(rows: list[RubricRow], model_ids: list[int], labels: dict[int
 # ------------------------------------------------------------------------------------------ agreement
 
 
-def _fleiss(units: dict[Any, list[Any]], categories: Sequence[Any]) -> tuple[float | None, int, int]:
-    """Fleiss' kappa on the units with the most common number (>= 2) of raters: (kappa, units, raters)."""
-    sizes = Counter(len(labels) for labels in units.values() if len(labels) >= 2)
-    if not sizes:
-        return None, 0, 0
-    raters = max(sizes, key=lambda size: (sizes[size], size))
-    table = [
-        [labels.count(category) for category in categories]
-        for labels in units.values()
-        if len(labels) == raters
-    ]
-    return fleiss_kappa(table), len(table), raters
-
-
-def _alpha(
-    labels_by_annotator: dict[str, dict[Any, Any]], level: str, categories: Sequence[Any] | None = None
-) -> tuple[float | None, int]:
-    units = sorted({unit for labels in labels_by_annotator.values() for unit in labels})
-    if len(labels_by_annotator) < 2 or not units:
-        return None, len(units)
-    matrix = [[labels.get(unit) for unit in units] for labels in labels_by_annotator.values()]
-    return krippendorff_alpha(matrix, level, categories=categories), len(units)  # type: ignore[arg-type]
-
-
 AGREEMENT_COLUMNS = [
     Column("units", "Units", "int"),
     Column("alpha", "Krippendorff's alpha", "float"),
@@ -825,31 +809,13 @@ def _matrix_tables(
     return tables, figure
 
 
+def _agreement_row(agreement: Agreement) -> dict[str, Any]:
+    """The agreement columns of a table row (the annotators are in the results' own list)."""
+    return {key: value for key, value in asdict(agreement).items() if key != "annotators"}
+
+
 def _paired_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any] | None]:
-    scopes = [OVERALL, *_categories(j.prompt for j in data.paired)]
-    by_scope: dict[str, dict[str, dict[Any, str]]] = defaultdict(lambda: defaultdict(dict))
-    for judgment in data.paired:
-        for scope in (OVERALL, judgment.prompt.category):
-            by_scope[scope][judgment.annotator][judgment.unit] = judgment.canonical
-    rows = []
-    for scope in scopes:
-        labels = by_scope[scope]
-        alpha, n_units = _alpha(labels, "nominal", categories=("a", "tie", "b"))
-        units: dict[Any, list[str]] = defaultdict(list)
-        for per_annotator in labels.values():
-            for unit, label in per_annotator.items():
-                units[unit].append(label)
-        kappa, kappa_units, raters = _fleiss(units, ("a", "tie", "b"))
-        rows.append(
-            {
-                "category": scope,
-                "units": n_units,
-                "alpha": alpha,
-                "kappa": kappa,
-                "kappa_units": kappa_units,
-                "raters": raters,
-            }
-        )
+    rows = [{"category": scope, **_agreement_row(a)} for scope, a in paired_agreement(data.paired).items()]
     tables = [
         Table(
             "agreement",
@@ -859,26 +825,24 @@ def _paired_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, A
             note="Nominal alpha; a unit is a pair of videos for one prompt.",
         )
     ]
-    matrix_tables, heatmap = _matrix_tables("agreement", by_scope[OVERALL], "pairs")
+    matrix_tables, heatmap = _matrix_tables("agreement", paired_labels(data.paired)[OVERALL], "pairs")
     tables += matrix_tables
-    tables.append(_position_bias(data.paired, data.annotators))
+    tables.append(_position_bias(data.paired))
     return tables, heatmap
 
 
-def _position_bias(judgments: list[PairedJudgment], people: list[str]) -> Table:
-    rows = []
-    for person in [*people, ALL_ANNOTATORS]:
-        bias = position_bias(j.shown_choice for j in judgments if person in (j.annotator, ALL_ANNOTATORS))
-        rows.append(
-            {
-                "annotator": person,
-                "answers": bias.n,
-                "left": bias.left_share,
-                "tie": bias.tie_share,
-                "right": bias.right_share,
-                "p": bias.p_value,
-            }
-        )
+def _position_bias(judgments: list[PairedJudgment]) -> Table:
+    rows = [
+        {
+            "annotator": person,
+            "answers": bias.n,
+            "left": bias.left_share,
+            "tie": bias.tie_share,
+            "right": bias.right_share,
+            "p": bias.p_value,
+        }
+        for person, bias in position_bias_by_annotator(judgments).items()
+    ]
     return Table(
         "position_bias",
         "Position bias: share of answers choosing the left video, per annotator",
@@ -896,38 +860,14 @@ def _position_bias(judgments: list[PairedJudgment], people: list[str]) -> Table:
 
 
 def _rubric_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any] | None]:
-    scopes = [OVERALL, *_categories(r.prompt for r in data.rubric)]
-    # scope -> dimension index -> annotator -> unit -> score
-    by_scope: dict[str, list[dict[str, dict[Any, int]]]] = defaultdict(
-        lambda: [defaultdict(dict) for _ in RUBRIC_DIMENSIONS]
-    )
     exact: dict[str, dict[Any, int]] = defaultdict(dict)
     for row in data.rubric:
         for d, value in enumerate(row.scores):
-            for scope in (OVERALL, row.prompt.category):
-                by_scope[scope][d][row.annotator][row.unit] = value
             exact[row.annotator][(row.unit, d)] = value
-    rows = []
-    for scope in scopes:
-        for d, dim in enumerate(RUBRIC_DIMENSIONS):
-            labels = by_scope[scope][d]
-            alpha, n_units = _alpha(labels, "ordinal", categories=(1, 2, 3, 4, 5))
-            units: dict[Any, list[int]] = defaultdict(list)
-            for per_annotator in labels.values():
-                for unit, value in per_annotator.items():
-                    units[unit].append(value)
-            kappa, kappa_units, raters = _fleiss(units, (1, 2, 3, 4, 5))
-            rows.append(
-                {
-                    "category": scope,
-                    "dimension": DIMENSION_LABELS[dim],
-                    "units": n_units,
-                    "alpha": alpha,
-                    "kappa": kappa,
-                    "kappa_units": kappa_units,
-                    "raters": raters,
-                }
-            )
+    rows = [
+        {"category": scope, "dimension": DIMENSION_LABELS[dimension], **_agreement_row(a)}
+        for (scope, dimension), a in rubric_agreement(data.rubric).items()
+    ]
     tables = [
         Table(
             "rubric_agreement",

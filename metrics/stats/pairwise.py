@@ -9,7 +9,10 @@ Assumptions:
   (as many as there are), all judgments of a drawn prompt come along, and the interval is the percentile
   interval of the statistic over the rounds. Rounds in which the statistic is undefined (no decisive
   judgment for `win_rate`) are left out of the percentiles.
-- `majority` gives the most frequent label, and "tie" when two or more labels share the top count.
+- `majority` is the one majority rule of the site (results, quality page, preference exports): a side wins
+  when it has strictly more votes than the other side and at least as many as the ties. Written as
+  (wins, ties, losses): (2, 0, 1), (2, 1, 0) and (2, 2, 0) are wins (a preference nobody contradicted beats an
+  equal number of ties); (1, 0, 1), (1, 2, 0) and (1, 1, 1) are ties.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from scipy.stats import binomtest
 from metrics.stats.bootstrap import check_rounds_and_level, percentile_interval, resample_counts
 
 OUTCOMES = ("win", "tie", "loss")
+OUTCOME_INDEX = {outcome: i for i, outcome in enumerate(OUTCOMES)}  # the order of (wins, ties, losses)
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,18 @@ def bootstrap_over_prompts(
     return percentile_interval(values, level)
 
 
-def majority(votes: Sequence[str]) -> str:
-    """Most frequent of "win" / "tie" / "loss"; "tie" when the top count is shared. Empty is a ValueError."""
-    counts = count_outcomes(votes)
+def majority_of_counts(counts: WinTieLoss) -> str:
+    """The verdict of some votes (the rule in the module docstring): "win", "tie" or "loss"."""
     if counts.total == 0:
         raise ValueError("majority of no votes")
-    tally = {"win": counts.wins, "tie": counts.ties, "loss": counts.losses}
-    top = max(tally.values())
-    leaders = [label for label, count in tally.items() if count == top]
-    return leaders[0] if len(leaders) == 1 else "tie"
+    if min(counts.wins, counts.ties, counts.losses) < 0:
+        raise ValueError(f"vote counts must be non-negative, got {counts}")
+    top = max(counts.wins, counts.losses)
+    if counts.wins != counts.losses and top >= counts.ties:
+        return "win" if counts.wins > counts.losses else "loss"
+    return "tie"
+
+
+def majority(votes: Sequence[str]) -> str:
+    """The verdict of "win" / "tie" / "loss" votes (the rule in the module docstring). Empty is a ValueError."""
+    return majority_of_counts(count_outcomes(votes))

@@ -8,9 +8,11 @@ the stream's colour space, limited range as tagged), giving uint8 RGB. Chunks ar
 Memory bounds, however many videos there are:
 - `iter_frame_chunks` holds one chunk (`chunk_frames * H * W * 3` bytes; 17.7 MB for 16 frames at
   480x768) plus FFmpeg's decoder queue (about `decoder_threads` + 2 frames).
-- `stream_video_pairs` with threads (default) holds at most `prefetch_chunks + 2 * workers`
-  ground-truth/reconstruction chunk pairs on the host, each `2 * chunk_frames * H * W * 3` bytes (defaults at
-  480x768: 16 pairs, 566 MB); with `processes=True`, a ring of `ring_slots` shared-memory slots of
+- `stream_video_pairs` with threads (default) holds at most `prefetch_chunks + 2 * workers + 1`
+  ground-truth/reconstruction chunk pairs on the host (the queue, a filling and a finished chunk per worker,
+  the consumer's), each `2 * chunk_frames * H * W * 3` bytes, plus one decoded frame pair per worker
+  (`host_pair_buffer_bound`; defaults at 480x768: 17 pairs, 602 MB, whatever the length of the videos);
+  with `processes=True`, a ring of `ring_slots` shared-memory slots of
   `slot_megabytes` each (page-locked for a CUDA device; default 2 * workers + 4 slots of 40 MB). On the
   device it keeps one chunk pair per video in flight (the chunk is held until it is known whether it is the
   video's last).
@@ -69,6 +71,29 @@ def probe_video(path: PathLike) -> VideoStreamInfo:
         )
 
 
+def _chunk_buffer(shape: tuple[int, ...], pin_memory: bool) -> torch.Tensor:
+    """A uint8 chunk buffer: page-locked for a GPU, else NumPy-allocated (so that `tracemalloc` sees the
+    host's frame buffers, which is how the tests check the memory bounds)."""
+    if pin_memory:
+        return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+    return torch.from_numpy(np.empty(shape, dtype=np.uint8))
+
+
+def host_pair_buffer_bound(
+    height: int,
+    width: int,
+    *,
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    workers: int = DEFAULT_WORKERS,
+    prefetch_chunks: int = DEFAULT_PREFETCH_CHUNKS,
+) -> int:
+    """Most bytes of decoded frames `stream_video_pairs` (threads) holds on the host at once, whatever the
+    number and length of the videos: `(prefetch_chunks + 2 * workers + 1)` chunk pairs of
+    `2 * chunk_frames * H * W * 3` bytes, plus one decoded frame pair per worker."""
+    frame = height * width * 3
+    return (prefetch_chunks + 2 * workers + 1) * 2 * chunk_frames * frame + workers * 2 * frame
+
+
 def iter_frame_chunks(
     path: PathLike,
     *,
@@ -90,7 +115,7 @@ def iter_frame_chunks(
         iter_decoded_frames(path, decoder_threads=decoder_threads, max_frames=max_frames)
     ):
         if chunk is None:
-            chunk = torch.empty((chunk_frames, *array.shape), dtype=torch.uint8, pin_memory=pin_memory)
+            chunk = _chunk_buffer((chunk_frames, *array.shape), pin_memory)
         elif array.shape != tuple(chunk.shape[1:]):
             raise ValueError(f"{os.fspath(path)}: frame size changes mid-stream at frame {number}")
         chunk[filled].copy_(torch.from_numpy(array))
@@ -121,19 +146,24 @@ def iter_paired_chunks(
     on_length_mismatch: LengthMismatch = "error",
     decoder_threads: int = 0,
     pin_memory: bool = False,
+    max_frames: int | None = None,
 ) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
     """`iter_paired_frames` gathered into pairs of uint8 chunks `(t, H, W, 3)` holding the same frame indices."""
     if chunk_frames < 1:
         raise ValueError("chunk_frames must be at least 1")
     pairs = iter_paired_frames(
-        ground_truth, reconstruction, on_length_mismatch=on_length_mismatch, decoder_threads=decoder_threads
+        ground_truth,
+        reconstruction,
+        on_length_mismatch=on_length_mismatch,
+        decoder_threads=decoder_threads,
+        max_frames=max_frames,
     )
     chunk: torch.Tensor | None = None  # (2, chunk_frames, H, W, 3): truth and reconstruction
     filled = 0
     try:
         for truth, recon in pairs:
             if chunk is None:
-                chunk = torch.empty((2, chunk_frames, *truth.shape), dtype=torch.uint8, pin_memory=pin_memory)
+                chunk = _chunk_buffer((2, chunk_frames, *truth.shape), pin_memory)
             elif truth.shape != tuple(chunk.shape[2:]):
                 raise ValueError(f"{os.fspath(ground_truth)}: frame size changes mid-stream")
             chunk[0, filled].copy_(torch.from_numpy(truth))
@@ -190,6 +220,7 @@ def stream_video_pairs(
     slot_megabytes: float = DEFAULT_SLOT_MEGABYTES,
     stats: DecodeStats | None = None,
     sync_transfers: bool = False,
+    max_frames: int | None = None,
 ) -> Iterator[PairChunk]:
     """Decode (ground truth, reconstruction) pairs with `workers` workers and yield their chunks on `device`.
 
@@ -199,8 +230,9 @@ def stream_video_pairs(
     contention, so it scales with cores), which write frames into a ring of shared-memory slots that is
     page-locked for a CUDA device; it cannot run inside a daemonic process (e.g. Celery's prefork pool).
     Copies to a CUDA device are asynchronous; `sync_transfers=True` waits for each, so that
-    `stats.transfer_s` measures them (profiling only). A failure in a worker is raised here, naming the pair.
-    Memory: see the module docstring.
+    `stats.transfer_s` measures them (profiling only). `max_frames` keeps the first frames of each video. A
+    failure in a worker is raised here as `VideoFailed`, naming the pair. Memory: see the module
+    docstring (`host_pair_buffer_bound` for threads).
     """
     stats = stats if stats is not None else DecodeStats()
     options = {
@@ -211,6 +243,7 @@ def stream_video_pairs(
         "on_length_mismatch": on_length_mismatch,
         "stats": stats,
         "sync_transfers": sync_transfers,
+        "max_frames": max_frames,
     }
     if not pairs:
         return iter(())
@@ -220,11 +253,22 @@ def stream_video_pairs(
     return _stream_with_threads(pairs, prefetch_chunks=prefetch_chunks, **options)  # type: ignore[arg-type]
 
 
-def _pair_failure(pairs: Sequence[tuple[PathLike, PathLike]], index: int, error: object) -> RuntimeError:
-    truth_path, recon_path = pairs[index]
-    return RuntimeError(
-        f"decoding video pair {index} ({os.fspath(truth_path)}, {os.fspath(recon_path)}) failed: {error}"
-    )
+def processes_allowed() -> bool:
+    """Whether this process may start decoding processes (a daemonic one, e.g. in Celery's prefork pool,
+    may not)."""
+    return not multiprocessing.current_process().daemon
+
+
+class VideoFailed(RuntimeError):
+    """Decoding or measuring video `video_index` (given by `paths`: a pair, or one file) failed; `reason`
+    says why."""
+
+    def __init__(self, paths: Sequence[PathLike], video_index: int, reason: object) -> None:
+        kind = "video pair" if len(paths) == 2 else "video"
+        names = ", ".join(os.fspath(path) for path in paths)
+        super().__init__(f"decoding {kind} {video_index} ({names}) failed: {reason}")
+        self.video_index = video_index
+        self.reason = str(reason)
 
 
 class _WorkerDone:
@@ -252,6 +296,7 @@ def _stream_with_threads(
     on_length_mismatch: LengthMismatch,
     stats: DecodeStats,
     sync_transfers: bool,
+    max_frames: int | None,
 ) -> Iterator[PairChunk]:
     pin = device.type == "cuda"
     indices: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -287,6 +332,7 @@ def _stream_with_threads(
                         on_length_mismatch=on_length_mismatch,
                         decoder_threads=decoder_threads,
                         pin_memory=pin,
+                        max_frames=max_frames,
                     )
                     first_frame = 0
                     held: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -322,7 +368,7 @@ def _stream_with_threads(
                 running -= 1
                 continue
             if isinstance(item, _WorkerFailure):
-                raise _pair_failure(pairs, item.video_index, item.error) from item.error
+                raise VideoFailed(pairs[item.video_index], item.video_index, item.error) from item.error
             index, first_frame, truth, recon, is_last = item
             copied = time.perf_counter()
             truth = truth.to(device, non_blocking=pin)
@@ -354,6 +400,7 @@ def _stream_with_processes(
     on_length_mismatch: LengthMismatch,
     stats: DecodeStats,
     sync_transfers: bool,
+    max_frames: int | None,
 ) -> Iterator[PairChunk]:
     if slots <= workers:
         raise ValueError(f"need more ring slots ({slots}) than workers ({workers})")
@@ -382,7 +429,7 @@ def _stream_with_processes(
     processes = [
         context.Process(
             target=decode_into_ring,
-            args=(*worker_args, on_length_mismatch),
+            args=(*worker_args, on_length_mismatch, max_frames),
             name=f"video-decode-{i}",
             daemon=True,
         )
@@ -416,7 +463,7 @@ def _stream_with_processes(
             if kind == "done":
                 running -= 1
             elif kind == "error":
-                raise _pair_failure(pairs, message[1], message[2])
+                raise VideoFailed(pairs[message[1]], message[1], message[2])
             elif kind == "end":
                 chunk = held.pop(message[1])
                 chunk.is_last = True
@@ -488,13 +535,16 @@ __all__ = [
     "PairChunk",
     "PathLike",
     "VideoStreamInfo",
+    "VideoFailed",
     "VideoPairMismatch",
     "decode_video",
     "iter_decoded_frames",
     "iter_frame_chunks",
     "iter_paired_chunks",
     "iter_paired_frames",
+    "host_pair_buffer_bound",
     "probe_video",
+    "processes_allowed",
     "stream_video_pairs",
     "write_video",
 ]

@@ -101,6 +101,59 @@ def mean_flow_magnitude(previous: np.ndarray, following: np.ndarray, params: Far
     return float(np.sqrt(np.square(flow, dtype=np.float64).sum(axis=-1)).mean())
 
 
+class MotionAccumulator:
+    """Motion score of frames given one at a time: the sampled frames (0, k, 2k, ...) in order, uint8 RGB
+    `(H, W, 3)`. Holds two resized grayscale frames, so a streamed video never needs to be in memory."""
+
+    def __init__(
+        self,
+        *,
+        stride: int = DEFAULT_STRIDE,
+        short_side: int | None = DEFAULT_SHORT_SIDE,
+        params: FarnebackParams | None = None,
+    ) -> None:
+        if stride < 1:
+            raise ValueError(f"stride must be at least 1, got {stride}")
+        self.stride = stride
+        self.short_side = short_side
+        self.params = params or FarnebackParams()
+        self.pair_motions: list[float] = []
+        self._previous: np.ndarray | None = None
+        self._original_size: tuple[int, int] | None = None
+        self._size: tuple[int, int] | None = None
+
+    def add(self, frame: np.ndarray) -> None:
+        """The next sampled frame."""
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+        if self._size is None:
+            self._original_size = (int(frame.shape[0]), int(frame.shape[1]))
+            self._size = resized_size(*self._original_size, self.short_side)
+        elif frame.shape[:2] != self._original_size:
+            raise ValueError(f"frame size changes from {self._original_size} to {frame.shape[:2]}")
+        following = _gray_resized(frame, self._size)
+        if self._previous is not None:
+            self.pair_motions.append(mean_flow_magnitude(self._previous, following, self.params))
+        self._previous = following
+
+    def result(self, num_frames: int) -> MotionScore:
+        """The score, once every sampled frame of the video's `num_frames` frames was added."""
+        if not self.pair_motions:
+            raise ValueError(
+                f"{num_frames} frames at stride {self.stride} give fewer than two frames to compare"
+            )
+        assert self._size is not None and self._original_size is not None
+        return MotionScore(
+            mean=float(np.mean(self.pair_motions)),
+            max=max(self.pair_motions),
+            min=min(self.pair_motions),
+            pair_motions=list(self.pair_motions),
+            stride=self.stride,
+            resized_size=self._size,
+            to_original_pixels=min(self._original_size) / min(self._size),
+        )
+
+
 def motion_score(
     frames: np.ndarray | torch.Tensor,
     *,
@@ -111,33 +164,14 @@ def motion_score(
     """Motion_Mean/Max/Min of a video given as (T, H, W, 3) uint8 RGB frames (numpy, or a torch tensor).
 
     Needs at least two sampled frames (T > stride). Runs on the CPU (OpenCV), one frame pair at a time, so
-    memory holds two resized grayscale frames besides the input.
+    memory holds two resized grayscale frames besides the input; `MotionAccumulator` takes the frames one
+    at a time instead (`metrics.video.scoring` streams them from the file).
     """
     if isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu().numpy()
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (T, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
-    if stride < 1:
-        raise ValueError(f"stride must be at least 1, got {stride}")
-    sampled = range(0, frames.shape[0], stride)
-    if len(sampled) < 2:
-        raise ValueError(f"{frames.shape[0]} frames at stride {stride} give fewer than two frames to compare")
-    params = params or FarnebackParams()
-    height, width = frames.shape[1:3]
-    size = resized_size(height, width, short_side)
-
-    pair_motions = []
-    previous = _gray_resized(frames[sampled[0]], size)
-    for index in sampled[1:]:
-        following = _gray_resized(frames[index], size)
-        pair_motions.append(mean_flow_magnitude(previous, following, params))
-        previous = following
-    return MotionScore(
-        mean=float(np.mean(pair_motions)),
-        max=max(pair_motions),
-        min=min(pair_motions),
-        pair_motions=pair_motions,
-        stride=stride,
-        resized_size=size,
-        to_original_pixels=min(height, width) / min(size),
-    )
+    accumulator = MotionAccumulator(stride=stride, short_side=short_side, params=params)
+    for index in range(0, frames.shape[0], stride):
+        accumulator.add(frames[index])
+    return accumulator.result(frames.shape[0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from multiprocessing import shared_memory
 from typing import Any, Literal
 
@@ -31,14 +31,37 @@ def iter_decoded_frames(
 
     `decoder_threads`: FFmpeg's decoding threads (0: as many as it likes; 1: none).
     """
+    for _, frame in iter_selected_frames(path, decoder_threads=decoder_threads, max_frames=max_frames):
+        yield frame
+
+
+def iter_selected_frames(
+    path: PathLike,
+    wanted: Callable[[int], bool] | None = None,
+    *,
+    decoder_threads: int = 0,
+    max_frames: int | None = None,
+) -> Generator[tuple[int, np.ndarray], None, None]:
+    """(index, uint8 RGB `(H, W, 3)` frame) for the frames whose display index `wanted(index)` accepts (all
+    without `wanted`). Every frame is decoded (a frame depends on the ones before it), but only the wanted
+    ones are converted to RGB and allocated."""
     with av.open(os.fspath(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decoder_threads
-        for count, frame in enumerate(container.decode(stream)):
-            if max_frames is not None and count >= max_frames:
+        for index, frame in enumerate(container.decode(stream)):
+            if max_frames is not None and index >= max_frames:
                 return
-            yield frame.to_ndarray(format="rgb24")
+            if wanted is None or wanted(index):
+                yield index, frame.to_ndarray(format="rgb24")
+
+
+def count_video_packets(path: PathLike) -> int:
+    """Packets of the first video stream, read without decoding: the number of frames decoding gives for
+    the usual one-frame-per-packet codecs (H.264, HEVC, VP9, FFV1, ...). A guess to check, not a fact."""
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
 
 
 def iter_paired_frames(
@@ -47,15 +70,16 @@ def iter_paired_frames(
     *,
     on_length_mismatch: LengthMismatch = "error",
     decoder_threads: int = 0,
+    max_frames: int | None = None,
 ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
     """Decode a ground-truth video and its reconstruction in step: pairs of uint8 RGB `(H, W, 3)` frames with
-    the same index.
+    the same index (the first `max_frames` of each, when given).
 
     Frame sizes must match. Frame counts must match unless `on_length_mismatch="truncate"`, which stops at
     the shorter video.
     """
-    truth_frames = iter_decoded_frames(ground_truth, decoder_threads=decoder_threads)
-    recon_frames = iter_decoded_frames(reconstruction, decoder_threads=decoder_threads)
+    truth_frames = iter_decoded_frames(ground_truth, decoder_threads=decoder_threads, max_frames=max_frames)
+    recon_frames = iter_decoded_frames(reconstruction, decoder_threads=decoder_threads, max_frames=max_frames)
     try:
         count = 0
         while True:
@@ -93,6 +117,7 @@ def decode_into_ring(
     chunk_frames: int,
     decoder_threads: int,
     on_length_mismatch: LengthMismatch,
+    max_frames: int | None = None,
 ) -> None:
     """Body of a decoding process. Takes (index, truth path, recon path) tasks until None; fills free slots of
     the shared ring with frame pairs laid out as (2, t, H, W, 3) (truth frames, then reconstruction frames),
@@ -119,6 +144,7 @@ def decode_into_ring(
                     chunk_frames,
                     decoder_threads,
                     on_length_mismatch,
+                    max_frames,
                 )
             except Exception as error:
                 messages.put(("error", index, f"{type(error).__name__}: {error}"))
@@ -139,6 +165,7 @@ def _decode_pair_into_ring(
     chunk_frames: int,
     decoder_threads: int,
     on_length_mismatch: LengthMismatch,
+    max_frames: int | None,
 ) -> None:
     first = filled = per_slot = slot = height = width = 0
     view: np.ndarray | None = None
@@ -152,7 +179,11 @@ def _decode_pair_into_ring(
         started = time.perf_counter()
 
     for truth, recon in iter_paired_frames(
-        truth_path, recon_path, on_length_mismatch=on_length_mismatch, decoder_threads=decoder_threads
+        truth_path,
+        recon_path,
+        on_length_mismatch=on_length_mismatch,
+        decoder_threads=decoder_threads,
+        max_frames=max_frames,
     ):
         if view is None:
             height, width = truth.shape[:2]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,25 @@ def score_candidates(
         Candidate(video_id=v, prompt=p, seed=int(s), scores=row)
         for v, p, s, row in zip(video_ids, prompts, seeds, scores, strict=True)
     ]
+
+
+def score_candidate_files(
+    scorer: RewardScorer,
+    paths: Sequence[Any],
+    *,
+    video_ids: Sequence[str],
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+) -> Iterator[Candidate]:
+    """`score_candidates` of video files, yielded one by one; each file is decoded for the frames its CLIP
+    features use only (`metrics.video.scoring.clip_frames`), so memory holds those frames, not videos."""
+    from metrics.video.scoring import clip_frames
+
+    if not len(paths) == len(video_ids) == len(prompts) == len(seeds):
+        raise ValueError("paths, video_ids, prompts and seeds must have the same length")
+    for path, video_id, prompt, seed in zip(paths, video_ids, prompts, seeds, strict=True):
+        frames = clip_frames(path, scorer.clip.num_frames)
+        yield from score_candidates(scorer, [frames], video_ids=[video_id], prompts=[prompt], seeds=[seed])
 
 
 def select_pairs(

@@ -343,7 +343,8 @@ def fit_reward_model(
 ) -> FittedRewardModel:
     """The whole procedure: fit the head on the training comparisons, standardise its scores on the
     videos of the validation comparisons, and evaluate it beside the baselines ({name: {video id: score}},
-    e.g. CLIP score and motion score) and chance on the validation comparisons."""
+    e.g. CLIP score and motion score, standardised on the same videos) and chance on the validation
+    comparisons."""
     head = train_reward_head(features, video_ids, train, config)
     row_of = {video: row for row, video in enumerate(video_ids)}
     validation_videos = sorted({c.first for c in validation} | {c.second for c in validation})
@@ -352,8 +353,20 @@ def fit_reward_model(
     methods: dict[str, Mapping[str, Sequence[float] | float]] = {
         "reward_model": head_scores(head, features, video_ids)
     }
-    methods |= dict(baselines or {})
+    methods |= {
+        name: standardise_baseline(scores, validation_videos) for name, scores in (baselines or {}).items()
+    }
     return FittedRewardModel(head=head, report=evaluate(methods, validation))
+
+
+def standardise_baseline(scores: Mapping[str, float], videos: Sequence[str]) -> dict[str, float]:
+    """A one-number-per-video score (CLIP, motion) standardised like the reward model's: mean 0 and
+    standard deviation 1 over `videos` (the validation videos), so tie thresholds read alike."""
+    values = np.array([float(scores[video]) for video in videos], dtype=np.float64)
+    if len(values) == 0:
+        return {video: float(value) for video, value in scores.items()}
+    mean, std = float(values.mean()), max(float(values.std()), 1e-6)
+    return {video: (float(value) - mean) / std for video, value in scores.items()}
 
 
 class RewardScorer:

@@ -23,14 +23,15 @@ The loss is written down in `dpo_loss.py`. This module holds what turns it into 
   gradient checkpointing (`enable_gradient_checkpointing()` on diffusers models); AdamW over the LoRA
   weights with a constant learning rate after a linear warm-up; constant beta.
 - Logged every step (to `metrics.jsonl` in the output folder, to `logging`, and to `on_step`): loss,
-  implicit accuracy, margin, the four errors, gradient norm, learning rate; `ChosenErrorWatch` warns when
-  the chosen error keeps rising with the rejected one. A resumed run appends to `metrics.jsonl`, so
+  implicit accuracy, margin, the four errors, gradient norm, learning rate; `ChosenErrorWatch` warns (to
+  `logging` and `on_warning`) when the chosen error keeps rising with the rejected one. A resumed run appends to `metrics.jsonl`, so
   steps run after the last checkpoint and before a crash appear twice; the later line of a step counts.
 - Checkpoints (`checkpoints/step-<N>/`, through `accelerate`'s `save_state`): the adapter, optimizer,
   scheduler, RNG states and the trainer's step; `resume()` continues at the next step with the same loss
   an uninterrupted run would have had.
 - Held-out implicit accuracy on the validation split (split by prompt, as the export splits): a fixed noise
-  and level per validation pair, so the figure moves only when the network does.
+  and level per validation pair, so the figure moves only when the network does; each evaluation goes to
+  `on_validation` as it is computed (every `validate_every` steps and at the end).
 - Several GPUs through `accelerate` (launch with `accelerate launch`, DDP or FSDP); one process on a CPU.
 
 The adapter on disk (`save_adapter`, also `final/adapter/` of a run) is peft's format: `adapter_config.json`
@@ -426,9 +427,11 @@ class VideoDPOTrainer:
     """LoRA Video-DPO on one transformer. `network` is the base (plain, no adapters); it is wrapped in place.
 
     `accelerator` defaults to a new `accelerate.Accelerator(mixed_precision=config.mixed_precision)`; under
-    `accelerate launch` it is the DDP/FSDP process group. `on_step(metrics)` receives every step's logged
-    figures on the main process (the site's live curves); `should_stop()` is asked between steps (cancel),
-    and a stopped run saves a checkpoint it can resume from.
+    `accelerate launch` it is the DDP/FSDP process group. On the main process, `on_step(metrics)` receives
+    every step's logged figures (the site's live curves), `on_validation(row)` each held-out evaluation
+    as soon as it is computed (`{"step": ..., "implicit_accuracy": ..., ...}`), and `on_warning(step,
+    message)` each warning of the `ChosenErrorWatch`; `should_stop()` is asked between steps (cancel), and
+    a stopped run saves a checkpoint it can resume from.
     """
 
     def __init__(
@@ -442,6 +445,8 @@ class VideoDPOTrainer:
         validation_data: PairLatents | None = None,
         accelerator: Any = None,
         on_step: Callable[[dict[str, float]], None] | None = None,
+        on_validation: Callable[[dict[str, float]], None] | None = None,
+        on_warning: Callable[[int, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
         from accelerate import Accelerator
@@ -456,6 +461,8 @@ class VideoDPOTrainer:
         self.validation_data = validation_data
         self.output_dir = Path(output_dir)
         self.on_step = on_step
+        self.on_validation = on_validation
+        self.on_warning = on_warning
         self.should_stop = should_stop
         self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision)
         self.progress = _TrainerProgress(ChosenErrorWatch(window=config.watch_window))
@@ -575,6 +582,8 @@ class VideoDPOTrainer:
         metrics["chosen_error_rising"] = 1.0 if warning else 0.0
         if warning and self.accelerator.is_main_process:
             logger.warning("step %d: %s", step + 1, warning)
+            if self.on_warning is not None:
+                self.on_warning(step + 1, warning)
         self._log(metrics)
         return metrics
 
@@ -637,6 +646,13 @@ class VideoDPOTrainer:
             "pairs": float(len(all_margins)),
         }
 
+    def _validate(self) -> dict[str, float]:
+        """The held-out figures at the current step, handed to `on_validation` (main process) at once."""
+        row = {"step": float(self.progress.step), **self.evaluate()}
+        if self.on_validation is not None and self.accelerator.is_main_process and len(row) > 1:
+            self.on_validation(row)
+        return row
+
     # -- checkpoints
 
     def _save_adapter_hook(self, models: list[nn.Module], weights: list[Any], output_dir: str) -> None:
@@ -696,10 +712,10 @@ class VideoDPOTrainer:
             last = self.train_step()
             step = self.progress.step
             if config.validate_every and step % config.validate_every == 0 and step < config.max_steps:
-                history.append({"step": float(step), **self.evaluate()})
+                history.append(self._validate())
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.max_steps:
                 self.save_checkpoint()
-        history.append({"step": float(self.progress.step), **self.evaluate()})
+        history.append(self._validate())
         checkpoint = self.save_checkpoint()
         adapter_dir = self.save_adapter(self.output_dir / "final" / ADAPTER_DIR)
         return {

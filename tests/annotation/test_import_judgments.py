@@ -7,8 +7,9 @@ from django.core.management import CommandError, call_command
 
 from annotation.campaigns import CampaignSpec, create_campaign
 from annotation.importing import JudgmentImportError, find_campaign, import_judgments
-from annotation.models import Judgment, RubricScore
+from annotation.models import ExcludedPrompt, Judgment, RubricScore
 from generation.models import Category
+from metrics.human.judgments import load_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -274,3 +275,45 @@ def test_prompts_outside_the_campaigns_categories_are_reported_by_line(library, 
         CampaignSpec(name="every category", kind="pairwise", benchmark=benchmark, models=[alpha, beta])
     )
     assert import_judgments(every_category, csv_text(PAIRWISE_HEADER, f"3,rater,{alpha},{beta},tie")).ok
+
+
+def test_prompts_the_campaign_left_out_are_refused_by_line_and_nothing_is_stored(pairwise, tmp_path):
+    campaign, alpha, beta = pairwise
+    prompt = campaign.benchmark.prompts.get(position=3)
+    ExcludedPrompt.objects.create(
+        campaign=campaign, prompt=prompt, model=beta, reason=ExcludedPrompt.Reason.NO_VIDEO
+    )
+    data = csv_text(PAIRWISE_HEADER, f"1,ann,{alpha},{beta},left", f"{prompt.text},ann,{alpha},{beta},tie")
+    report = import_judgments(campaign, data)
+    assert [(e.line, e.message) for e in report.errors] == [
+        (
+            3,
+            f"prompt 3 was left out of this campaign (no ready video of {beta}); a judgment of it would not count",
+        )
+    ]
+    assert Judgment.objects.count() == 0
+    bad = tmp_path / "left-out.csv"
+    bad.write_text(csv_text(PAIRWISE_HEADER, f"3,ann,{alpha},{beta},left"), encoding="utf-8")
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command("import_judgments", str(bad), "--campaign", campaign.name)
+    assert Judgment.objects.count() == 0
+
+
+def test_a_judgment_of_a_left_out_prompt_is_listed_as_left_out_and_never_counted(pairwise):
+    """Stored before the refusal existed: the results list it under the prompts left out and count none."""
+    campaign, alpha, beta = pairwise
+    assert import_judgments(
+        campaign, csv_text(PAIRWISE_HEADER, f"1,ann,{alpha},{beta},left", f"3,ann,{alpha},{beta},left")
+    ).ok
+    ExcludedPrompt.objects.create(
+        campaign=campaign,
+        prompt=campaign.benchmark.prompts.get(position=3),
+        model=beta,
+        reason=ExcludedPrompt.Reason.NO_VIDEO,
+    )
+    data = load_campaign(campaign)
+    assert [j.prompt.position for j in data.paired] == [1]
+    assert data.skipped.counts == {"prompt left out of the campaign": 1}
+    assert data.skipped.prompts_not_in_campaign == [
+        {"prompt": 3, "model": beta.label, "reason": "no ready video", "judgments_skipped": 1}
+    ]

@@ -9,9 +9,11 @@ from django.utils import timezone
 from scipy.stats import binomtest
 
 from annotation.campaigns import CampaignError, CampaignSpec, create_campaign
-from annotation.models import Assignment, Item, Judgment, RubricScore
-from annotation.quality import annotator_quality, campaign_agreement, canonical_answer, contradictions
+from annotation.models import RUBRIC_DIMENSIONS, Assignment, Item, Judgment, RubricScore
+from annotation.quality import annotator_quality, campaign_agreement, contradictions, gold_preferences
 from annotation.services import exclude_annotator, include_annotator, set_gold_answer
+from metrics.human.judgments import load_campaign
+from metrics.human.results import DIMENSION_LABELS, build_results, find_table
 from metrics.stats.agreement import krippendorff_alpha
 
 pytestmark = pytest.mark.django_db
@@ -128,10 +130,11 @@ def test_gold_accuracy_self_consistency_position_bias_and_time(judged):
     # comparing sides instead of videos would give 1/3
     assert (first.repeat_agreeing, first.repeat_n) == (2, 3)
     assert figures[a1.username].repeat_n == 0 and figures[a1.username].self_consistency is None
-    # a0 chose right, tie, left, left, left, left, right
-    assert first.position_n == 7
-    assert (first.left_share, first.tie_share, first.right_share) == pytest.approx((4 / 7, 1 / 7, 2 / 7))
-    assert first.position_p_value == pytest.approx(binomtest(4, 6, 0.5).pvalue)
+    # Position bias is over the judgments that count, as in the results: a0's first showings chose right,
+    # tie, left, left (the repeats, left, left, right, are no results)
+    assert first.position_n == 4
+    assert (first.left_share, first.tie_share, first.right_share) == pytest.approx((2 / 4, 1 / 4, 1 / 4))
+    assert first.position_p_value == pytest.approx(binomtest(2, 3, 0.5).pvalue)
     assert first.median_duration_ms == 4000
     assert figures[a2.username].median_duration_ms is None
     assert first.judgments == 7
@@ -140,10 +143,14 @@ def test_gold_accuracy_self_consistency_position_bias_and_time(judged):
 def test_agreement_with_the_majority_of_the_others_and_pairwise_share(judged):
     campaign, (a0, a1, a2) = judged
     figures = by_name(annotator_quality(campaign))
-    # a0: item 1 agrees, item 2 disagrees, items 3 and 4 have no majority among a1 and a2
-    assert (figures[a0.username].majority_agreeing, figures[a0.username].majority_n) == (1, 2)
-    assert (figures[a1.username].majority_agreeing, figures[a1.username].majority_n) == (1, 2)
-    assert (figures[a2.username].majority_agreeing, figures[a2.username].majority_n) == (1, 2)
+    # Canonical answers (a = slot 0's video): a0 a tie a b; a1 a b b b; a2 a b a a. The majority of the
+    # others (the one rule: a side wins with more votes than the other side and at least as many ties):
+    # a0: item 1 a (agrees), 2 b, 3 tie (a1 and a2 split), 4 tie
+    assert (figures[a0.username].majority_agreeing, figures[a0.username].majority_n) == (1, 4)
+    # a1: item 1 a (agrees), 2 b over a tie (agrees), 3 a, 4 tie
+    assert (figures[a1.username].majority_agreeing, figures[a1.username].majority_n) == (2, 4)
+    # a2: item 1 a (agrees), 2 b over a tie (agrees), 3 tie, 4 b
+    assert (figures[a2.username].majority_agreeing, figures[a2.username].majority_n) == (2, 4)
     # a0 agrees with a1 on items 1 and 4, with a2 on items 1 and 3
     assert (figures[a0.username].pairwise_same, figures[a0.username].pairwise_n) == (4, 8)
 
@@ -154,24 +161,25 @@ def test_agreement_with_the_majority_of_the_others_and_pairwise_share(judged):
     assert (figures[a0.username].pairwise_same, figures[a0.username].pairwise_n) == (2, 4)
     excluded = figures[a2.username]
     assert excluded.excluded and excluded.exclusion_reason == "clicks at random"
-    assert (excluded.majority_agreeing, excluded.majority_n) == (1, 2)  # still measured against the others
+    # still measured against the others (a0 and a1), as if counted
+    assert (excluded.majority_agreeing, excluded.majority_n) == (2, 4)
+    assert excluded.position_n == 4
 
 
-def test_campaign_agreement_is_alpha_over_first_showings_of_counted_annotators(judged):
+def test_campaign_agreement_is_the_results_overall_alpha_over_the_judgments_that_count(judged):
     campaign, (a0, a1, a2) = judged
-    matrix = [
-        ["slot0", "tie", "slot0", "slot1"],
-        ["slot0", "slot1", "slot1", "slot1"],
-        ["slot0", "slot1", "slot0", "slot0"],
-    ]
-    order = ("slot0", "tie", "slot1")
+    matrix = [["a", "tie", "a", "b"], ["a", "b", "b", "b"], ["a", "b", "a", "a"]]
+    order = ("a", "tie", "b")
     agreement = campaign_agreement(campaign)
     assert (agreement.annotators, agreement.units) == (3, 4)
-    assert agreement.alpha == pytest.approx(krippendorff_alpha(matrix, "ordinal", categories=order))
+    assert agreement.alpha == pytest.approx(krippendorff_alpha(matrix, "nominal", categories=order))
+    overall = find_table(build_results(load_campaign(campaign), rounds=100), "agreement")["rows"][0]
+    assert overall["category"] == "Overall"
+    assert (overall["alpha"], overall["units"]) == (agreement.alpha, agreement.units)
     exclude_annotator(campaign, a2)
     agreement = campaign_agreement(campaign)
     assert agreement.annotators == 2
-    assert agreement.alpha == pytest.approx(krippendorff_alpha(matrix[:2], "ordinal", categories=order))
+    assert agreement.alpha == pytest.approx(krippendorff_alpha(matrix[:2], "nominal", categories=order))
 
 
 def test_excluding_keeps_the_judgments_and_can_be_undone(judged):
@@ -208,20 +216,11 @@ def test_gold_answers_are_checked(judged, campaign_factory):
     assert Item.objects.get(pk=items_of(campaign)[0].pk).gold_answer == ""
 
 
-def test_canonical_answer_follows_the_video_and_falls_back_to_the_model(judged):
-    campaign, (a0, *_) = judged
-    item = items_of(campaign)[0]
-    judgment = Judgment.objects.filter(item=item, annotator=a0, is_repeat=False).get()
-    from annotation.quality import _load_answers
-
-    loaded = {a.id: a for a in _load_answers(campaign)}[judgment.pk]
-    slots = {(item.pk, iv.video_id): iv.slot for iv in item.item_videos.all()}
-    by_model = {(item.pk, iv.video.model_id): [iv.slot] for iv in item.item_videos.select_related("video")}
-    assert canonical_answer(loaded, slots, by_model) == "slot0"  # shown mirrored, chose right
-    loaded.left_video_id = loaded.right_video_id = None
-    assert canonical_answer(loaded, slots, by_model) == "slot0"  # by model A
-    loaded.right_model_id = None
-    assert canonical_answer(loaded, slots, by_model) is None
+def test_gold_answers_name_slots_and_are_compared_as_canonical_preferences(judged):
+    campaign, _ = judged
+    i1, i2, i3, i4 = items_of(campaign)
+    # slot 0 holds model A's video in a pairwise campaign
+    assert gold_preferences(campaign) == {i1.pk: "a", i2.pk: "tie", i3.pk: "b"}
 
 
 def test_rubric_repeats_agree_within_one_point(campaign_factory):
@@ -301,3 +300,26 @@ def test_imported_pairwise_answers_are_compared_by_model(pairwise_and_rubric):
     )
     (found,) = contradictions(pairwise)
     assert (found.matched_by, found.preferred_mean, found.other_mean) == ("models", 2.0, 4.0)
+
+
+def test_rubric_agreement_is_the_results_overall_alpha_per_dimension(pairwise_and_rubric, admin_client):
+    _, rubric, a0, a1 = pairwise_and_rubric
+    for n, item in enumerate(items_of(rubric)):
+        video = item.item_videos.get().video
+        score(answer(item, a1, None), video, (2 + n % 3, 3, 1 + n % 5, 4))
+    agreement = campaign_agreement(rubric)
+    assert agreement.alpha is None and agreement.annotators == 2
+    overall = {
+        row["dimension"]: row
+        for row in find_table(build_results(load_campaign(rubric), rounds=100), "rubric_agreement")["rows"]
+        if row["category"] == "Overall"
+    }
+    assert [d.dimension for d in agreement.by_dimension] == list(RUBRIC_DIMENSIONS)
+    for found in agreement.by_dimension:
+        row = overall[DIMENSION_LABELS[found.dimension]]
+        assert (found.alpha, found.units) == (row["alpha"], row["units"]) and found.units == 6
+    assert any(d.alpha is not None for d in agreement.by_dimension)
+    html = admin_client.get(f"/campaigns/{rubric.pk}/quality/").content.decode()
+    for found in agreement.by_dimension:
+        shown = "not defined yet" if found.alpha is None else f"{found.alpha:.3f}"
+        assert f'<li data-dimension="{found.dimension}">' in html and shown in html

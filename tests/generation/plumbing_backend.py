@@ -98,3 +98,12 @@ class PlumbingBackend(Backend):
             )
             outputs.append(GeneratedVideo(frames, float(settings["fps"]), latent, seed))
         return outputs
+
+
+class UncheckedPlumbingBackend(PlumbingBackend):
+    """The plumbing backend without a config reader: a worker must load it before its settings are known."""
+
+    capabilities_for = None  # type: ignore[assignment]
+
+
+UNCHECKED_TARGET = "tests.generation.plumbing_backend:UncheckedPlumbingBackend"

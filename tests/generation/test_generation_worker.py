@@ -118,15 +118,22 @@ def test_tiny_wan_runs_fill_the_library_reproducibly_through_a_worker(
     assert {v.generation_record["latents_sha256"] for v in noisy} == {stored_sha}
     assert noisy[0].generation_record["frames_sha256"] != noisy[1].generation_record["frames_sha256"]
 
-    # The worker recorded what the loaded checkpoint takes: from now on a bad setting is refused before
-    # anything is queued, and planning the grid again finds every video already made.
-    alpha.refresh_from_db()
-    with pytest.raises(GenerationError, match="frames: 10 does not follow this model's frame rule 4k\\+1"):
-        start_run(
-            RunSpec(
-                model=alpha, benchmark=step_video, prompt_positions=[1], seeds=[5], settings={"frames": 10}
+    # The checkpoint's configs say what it takes: a bad setting is refused before anything is queued, for
+    # a model row no worker has loaded too, and planning the grid again finds every video already made.
+    fresh = VideoModel.objects.create(name="Wan-Fresh", backend="diffusers", checkpoint=alpha.checkpoint)
+    for model in (alpha, fresh):
+        with pytest.raises(
+            GenerationError, match="frames: 10 does not follow this model's frame rule 4k\\+1"
+        ):
+            start_run(
+                RunSpec(
+                    model=model,
+                    benchmark=step_video,
+                    prompt_positions=[1],
+                    seeds=[5],
+                    settings={"frames": 10},
+                )
             )
-        )
     again_plan = plan_run(
         RunSpec(
             model=alpha,
@@ -136,17 +143,12 @@ def test_tiny_wan_runs_fill_the_library_reproducibly_through_a_worker(
             grid={"guidance_scale": [1.0, 5.0]},
         )
     )
-    assert again_plan.validated_by == "capabilities recorded by a worker"
+    assert again_plan.validated_by == "backend capabilities"
     model_page = admin_client.get(f"/models/{alpha.pk}/").content.decode()
     assert (
         "wan, frames 4k+1, sides a multiple of 16" in model_page and "<code>flow_shift</code>" in model_page
     )
     assert len(again_plan.videos) == 0 and again_plan.already_planned == 4
-    fresh = VideoModel.objects.create(name="Wan-Fresh", backend="diffusers", checkpoint=alpha.checkpoint)
-    assert (
-        plan_run(RunSpec(model=fresh, benchmark=step_video, prompt_positions=[1], seeds=[1])).validated_by
-        == "worker"
-    )
 
     # An A/B campaign over the generated pair: the annotator's item and media name no backend or model.
     annotator = django_user_model.objects.create_user("ann", password=ANNOTATOR_PASSWORD)

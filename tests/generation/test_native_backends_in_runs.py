@@ -1,7 +1,8 @@
 """The native backends (Step-Video-T2V, Lumina-Video) generate through generation runs like any other: a run
 over two prompts with their tiny checkpoints (written in the published layouts) puts ready videos in the
-library with their seeds, settings and backend recorded, a video's frames follow the seed, and the
-capabilities the worker recorded check the next run before anything is queued."""
+library with their seeds, settings and backend recorded, and a video's frames follow the seed. The
+backend reads the checkpoint's configs, so a bad setting is refused before anything is queued, from the
+first run on."""
 
 import pytest
 
@@ -10,7 +11,7 @@ from generation.backends.lumina.tiny import TINY_SETTINGS as LUMINA_TINY
 from generation.backends.lumina.tiny import make_tiny_lumina
 from generation.backends.stepvideo.tiny import write_tiny_checkpoint
 from generation.models import GenerationItem, Video, VideoModel
-from generation.runs.planning import RunSpec, run_progress, start_run
+from generation.runs.planning import RunSpec, plan_run, run_progress, start_run
 from generation.services import GenerationError
 from metrics.video.decode import decode_video
 
@@ -32,6 +33,11 @@ def test_a_native_backend_fills_the_library_through_a_run(
         name=f"tiny {backend}", backend=backend, checkpoint=str(checkpoint), default_settings=settings
     )
     bench = make_benchmark(["a cat runs on the grass", "a red car in the city"], slug=f"native-{backend}")
+    with pytest.raises(GenerationError, match="frame rule"):
+        start_run(
+            RunSpec(model=model, benchmark=bench, seeds=[3], settings={"frames": settings["frames"] + 1})
+        )
+    assert not GenerationItem.objects.exists()
 
     with django_capture_on_commit_callbacks(execute=True):
         run = start_run(RunSpec(model=model, benchmark=bench, seeds=[1, 2], batch_size=2))
@@ -53,9 +59,4 @@ def test_a_native_backend_fills_the_library_through_a_run(
     assert frames_1.shape == frames_2.shape and frames_1.shape[0] == settings["frames"]
     assert not (frames_1 == frames_2).all()  # another seed, another video
 
-    # The worker recorded the loaded model's capabilities: the next run is checked before queueing.
-    model.refresh_from_db()
-    with pytest.raises(GenerationError, match="frame rule"):
-        start_run(
-            RunSpec(model=model, benchmark=bench, seeds=[3], settings={"frames": settings["frames"] + 1})
-        )
+    assert plan_run(RunSpec(model=model, benchmark=bench, seeds=[3])).validated_by == "backend capabilities"

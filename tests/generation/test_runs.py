@@ -149,3 +149,28 @@ def test_a_tuned_model_is_its_base_checkpoint_plus_an_adapter(model, bench, tmp_
     tuned.save()
     with pytest.raises(GenerationError, match="adapter .*missing does not exist"):
         plan_run(spec(tuned, bench))
+
+
+def test_a_backend_without_a_config_reader_is_checked_by_what_a_worker_recorded(bench, tmp_path):
+    from generation.runs.planning import record_capabilities
+
+    from .plumbing_backend import UNCHECKED_TARGET, PlumbingBackend
+
+    register("plumbing-unchecked", UNCHECKED_TARGET)
+    try:
+        model = VideoModel.objects.create(
+            name="Unchecked", backend="plumbing-unchecked", checkpoint=str(make_checkpoint(tmp_path / "u"))
+        )
+        bad = spec(model, bench, prompt_positions=[1], settings={"frames": 6})
+        assert plan_run(bad).validated_by == "worker"  # nothing known yet: the worker checks it
+        record_capabilities(model, PlumbingBackend.capabilities_for(tmp_path / "u"))
+        with pytest.raises(GenerationError, match="frames: 6 does not follow this model's frame rule 4k\\+1"):
+            plan_run(bad)
+        assert plan_run(spec(model, bench, prompt_positions=[1])).validated_by == (
+            "capabilities recorded by a worker"
+        )
+        model.checkpoint = str(make_checkpoint(tmp_path / "other"))  # another checkpoint: the record is stale
+        model.save()
+        assert plan_run(bad).validated_by == "worker"
+    finally:
+        BACKENDS.pop("plumbing-unchecked", None)

@@ -163,6 +163,7 @@ def scenario(campaign_factory) -> Scenario:
     scenario.left_out_votes = {
         "repeat": 1,
         "excluded_annotator": 2,
+        "prompt_not_in_campaign": 0,
         "problem_prompt": 2,
         "refused_prompt": 0,
         "no_video": 1,
@@ -198,6 +199,7 @@ def scenario(campaign_factory) -> Scenario:
     scenario.left_out_scores = {
         "repeat": 1,
         "excluded_annotator": 0,
+        "prompt_not_in_campaign": 0,
         "problem_prompt": 0,
         "refused_prompt": 0,
         "no_video": 0,

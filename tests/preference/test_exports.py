@@ -242,6 +242,7 @@ def test_prompts_refused_by_a_compared_model_are_left_out_as_in_the_results(
     assert export.manifest["counts"]["votes_left_out"] == {
         "repeat": 1,
         "excluded_annotator": 2,
+        "prompt_not_in_campaign": 0,
         "problem_prompt": 2,
         "refused_prompt": 4,
         "no_video": 0,

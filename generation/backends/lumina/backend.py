@@ -19,6 +19,7 @@ side). Hence the frame rule 8k (96 = 8 x 12, the official length).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -127,6 +128,40 @@ def settings_for(config: DiTConfig) -> tuple[SettingSpec, ...]:
     )
 
 
+def capabilities_of(config: DiTConfig) -> Capabilities:
+    """What a Lumina-Video checkpoint takes: from its DiT's configuration alone."""
+    return Capabilities(
+        family="lumina-video",
+        frame_rule=FrameRule(8),
+        resolution_multiple=VAE_SPATIAL * max(config.patch_sizes),
+        latent_channels=config.in_channels,
+        spatial_compression=VAE_SPATIAL,
+        temporal_compression=VAE_TEMPORAL,
+        sampler=SAMPLER,
+        settings=settings_for(config),
+        supports_negative_prompt=True,
+        max_batch_size=4,
+        latent_frames_for=latent_frames_for,
+    )
+
+
+def checked_options(options: Mapping[str, Any] | None, adapter: Path | None) -> dict[str, Any]:
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise BackendError(f"unknown Lumina-Video options {unknown}; known: {list(OPTION_NAMES)}")
+    if adapter is not None:
+        raise BackendError("the Lumina-Video backend takes no adapters")
+    return options
+
+
+def dit_config_of(checkpoint: Path, args: Any, *, in_channels: int, cap_feat_dim: int) -> DiTConfig:
+    try:
+        return dit_config_from_args(args, in_channels=in_channels, cap_feat_dim=cap_feat_dim)
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"{checkpoint / layout.MODEL_ARGS}: {exc}") from exc
+
+
 class LuminaVideoBackend(Backend):
     name: ClassVar[str] = "lumina"
 
@@ -143,19 +178,30 @@ class LuminaVideoBackend(Backend):
     ):
         self.dit, self.text_encoder, self.tokenizer, self.vae = dit, text_encoder, tokenizer, vae
         self.device, self.dtype, self.checkpoint = device, dtype, checkpoint
-        config = dit.config
-        self.capabilities = Capabilities(
-            family="lumina-video",
-            frame_rule=FrameRule(8),
-            resolution_multiple=VAE_SPATIAL * max(config.patch_sizes),
-            latent_channels=config.in_channels,
-            spatial_compression=VAE_SPATIAL,
-            temporal_compression=VAE_TEMPORAL,
-            sampler=SAMPLER,
-            settings=settings_for(config),
-            supports_negative_prompt=True,
-            max_batch_size=4,
-            latent_frames_for=latent_frames_for,
+        self.capabilities = capabilities_of(dit.config)
+
+    @classmethod
+    def capabilities_for(
+        cls, checkpoint: Path, *, adapter: Path | None = None, options: Mapping[str, Any] | None = None
+    ) -> Capabilities:
+        """The loaded backend's capabilities, from the checkpoint's model_args and its text encoder's and
+        VAE's config.json (no weights read)."""
+        options = checked_options(options, adapter)
+        checkpoint = Path(checkpoint)
+        args = layout.read_model_args(checkpoint)
+        layout.dit_weights_path(checkpoint)
+        text_folder = layout.component_folder(
+            checkpoint, options.get("text_encoder"), layout.TEXT_ENCODER_DIR, "text encoder"
+        )
+        vae_folder = layout.component_folder(checkpoint, options.get("vae"), layout.VAE_DIR, "VAE")
+        try:
+            text_config = json.loads((text_folder / "config.json").read_text())
+            vae_config = json.loads((vae_folder / "config.json").read_text())
+            in_channels, cap_feat_dim = int(vae_config["latent_channels"]), int(text_config["hidden_size"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{checkpoint}: the text encoder's or VAE's config.json: {exc}") from exc
+        return capabilities_of(
+            dit_config_of(checkpoint, args, in_channels=in_channels, cap_feat_dim=cap_feat_dim)
         )
 
     @classmethod
@@ -168,12 +214,7 @@ class LuminaVideoBackend(Backend):
         adapter: Path | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> LuminaVideoBackend:
-        options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTION_NAMES))
-        if unknown:
-            raise BackendError(f"unknown Lumina-Video options {unknown}; known: {list(OPTION_NAMES)}")
-        if adapter is not None:
-            raise BackendError("the Lumina-Video backend takes no adapters")
+        options = checked_options(options, adapter)
         checkpoint = Path(checkpoint)
         device = torch.device(device)
         args = layout.read_model_args(checkpoint)
@@ -186,14 +227,12 @@ class LuminaVideoBackend(Backend):
         vae_device = torch.device(options.get("vae_device") or device)
         text_encoder, tokenizer = layout.load_text_encoder(text_folder, device=text_device, dtype=dtype)
         vae = layout.load_vae(vae_folder, device=vae_device, dtype=dtype)
-        try:
-            config = dit_config_from_args(
-                args,
-                in_channels=int(vae.config.latent_channels),
-                cap_feat_dim=int(text_encoder.config.hidden_size),
-            )
-        except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"{checkpoint / layout.MODEL_ARGS}: {exc}") from exc
+        config = dit_config_of(
+            checkpoint,
+            args,
+            in_channels=int(vae.config.latent_channels),
+            cap_feat_dim=int(text_encoder.config.hidden_size),
+        )
         dit = layout.load_dit(layout.read_state_dict(weights), config, device=device, dtype=dtype)
         return cls(dit, text_encoder, tokenizer, vae, device=device, dtype=dtype, checkpoint=checkpoint)
 
@@ -231,9 +270,7 @@ class LuminaVideoBackend(Backend):
         progress: ProgressCallback | None = None,
         should_stop: StopCallback | None = None,
     ) -> list[GeneratedVideo]:
-        settings = self.capabilities.validate(request.settings)
-        if request.negative_prompt is not None:
-            settings["negative_prompt"] = request.negative_prompt
+        settings = self.settings_for(request)
         scales = self.scales_of(settings["scales"])
         self._check_size(settings, scales)
         if len(request.prompts) > self.capabilities.max_batch_size:

@@ -10,6 +10,9 @@ Load options (all optional):
                          generation (default True: Step-LLM is a large model of its own)
     sequential_guidance  run the conditional and unconditional passes one after the other instead of
                          as a batch of two (half the activation memory, same result; default False)
+    tensor_parallel      split the DiT over every rank of a torchrun launch (`parallel.py`, default
+                         False): rank 0 (the leader) encodes the text, drives the denoising loop and
+                         decodes; the other ranks hold only their DiT shard and follow its commands
 
 One video: its prompt (with the official positive suffix) and the negative prompt are encoded together,
 the text encoders are freed, the DiT integrates the initial latents from t = 0 to 1, the VAE decodes.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -48,12 +51,16 @@ from .config import (
     NEGATIVE_MAGIC,
     OFFICIAL_DEFAULTS,
     POSITIVE_MAGIC,
+    DiTConfig,
     VAEConfig,
 )
 from .dit import StepVideoDiT
 from .sampler import GUIDANCE_SCHEDULES, sample
 from .text_encoders import TextEmbeddings, TextEncoders
 from .vae import VideoVAE, latent_frames_for
+
+if TYPE_CHECKING:
+    from .parallel import ControlChannel
 
 VARIANTS = ("base", "turbo")
 SAMPLER = (
@@ -67,6 +74,7 @@ OPTION_NAMES = (
     "offload",
     "free_text_encoders",
     "sequential_guidance",
+    "tensor_parallel",
 )
 
 
@@ -115,6 +123,36 @@ def _option_bool(options: Mapping[str, Any], name: str, default: bool) -> bool:
     return bool(value)
 
 
+def capabilities_of(variant: str, dit_config: DiTConfig, vae_config: VAEConfig) -> Capabilities:
+    """What a Step-Video checkpoint of this variant takes: from its DiT and VAE configs alone."""
+    return Capabilities(
+        family="step-video-t2v-turbo" if variant == "turbo" else "step-video-t2v",
+        frame_rule=FrameRule(vae_config.frame_chunk),
+        resolution_multiple=16 * dit_config.patch_size,
+        latent_channels=dit_config.in_channels,
+        spatial_compression=16,
+        temporal_compression=8,
+        sampler=SAMPLER,
+        settings=variant_settings(variant, vae_config),
+        supports_negative_prompt=True,
+        max_batch_size=1,
+        latent_frames_for=lambda frames: latent_frames_for(frames, vae_config),
+    )
+
+
+def checked_variant(options: Mapping[str, Any], adapter: Path | None) -> str:
+    """The variant the backend options name, after refusing unknown options and an adapter."""
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise BackendError(f"unknown Step-Video options {unknown}; known: {list(OPTION_NAMES)}")
+    if adapter is not None:
+        raise BackendError("the Step-Video backend takes no adapter; point it at a merged checkpoint folder")
+    variant = str(options.get("variant", "base"))
+    if variant not in VARIANTS:
+        raise BackendError(f"unknown Step-Video variant {variant!r}; one of {list(VARIANTS)}")
+    return variant
+
+
 class StepVideoBackend(Backend):
     name: ClassVar[str] = "stepvideo"
 
@@ -122,7 +160,7 @@ class StepVideoBackend(Backend):
         self,
         root: Path,
         dit: StepVideoDiT,
-        vae: VideoVAE,
+        vae: VideoVAE | None,
         text_encoders: TextEncoders | None,
         *,
         device: torch.device,
@@ -133,6 +171,7 @@ class StepVideoBackend(Backend):
         offload: bool,
         free_text_encoders: bool,
         sequential_guidance: bool,
+        channel: ControlChannel | None = None,
     ):
         self.root = root
         self.dit: StepVideoDiT | None = dit
@@ -146,20 +185,23 @@ class StepVideoBackend(Backend):
         self.offload = offload
         self.free_text_encoders = free_text_encoders
         self.sequential_guidance = sequential_guidance
-        vae_config = vae.config
-        self.capabilities = Capabilities(
-            family="step-video-t2v-turbo" if variant == "turbo" else "step-video-t2v",
-            frame_rule=FrameRule(vae_config.frame_chunk),
-            resolution_multiple=16 * dit.config.patch_size,
-            latent_channels=dit.config.in_channels,
-            spatial_compression=16,
-            temporal_compression=8,
-            sampler=SAMPLER,
-            settings=variant_settings(variant, vae_config),
-            supports_negative_prompt=True,
-            max_batch_size=1,
-            latent_frames_for=lambda frames: latent_frames_for(frames, vae_config),
-        )
+        # set under tensor parallelism: rank 0 leads, the other ranks hold no VAE or text encoders
+        self.channel = channel
+        vae_config = vae.config if vae is not None else layout.read_vae_config(root)
+        self.capabilities = capabilities_of(variant, dit.config, vae_config)
+
+    @classmethod
+    def capabilities_for(
+        cls, checkpoint: Path, *, adapter: Path | None = None, options: Mapping[str, Any] | None = None
+    ) -> Capabilities:
+        """The loaded backend's capabilities, from the published layout's configs (no weights read)."""
+        variant = checked_variant(dict(options or {}), adapter)
+        root = Path(checkpoint)
+        layout.check_layout(root)
+        try:
+            return capabilities_of(variant, layout.read_dit_config(root), layout.read_vae_config(root))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CheckpointError(f"{root}: {error}") from error
 
     @classmethod
     def load(
@@ -172,26 +214,42 @@ class StepVideoBackend(Backend):
         options: Mapping[str, Any] | None = None,
     ) -> StepVideoBackend:
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTION_NAMES))
-        if unknown:
-            raise BackendError(f"unknown Step-Video options {unknown}; known: {list(OPTION_NAMES)}")
-        if adapter is not None:
-            raise BackendError(
-                "the Step-Video backend takes no adapter; point it at a merged checkpoint folder"
-            )
-        variant = str(options.get("variant", "base"))
-        if variant not in VARIANTS:
-            raise BackendError(f"unknown Step-Video variant {variant!r}; one of {list(VARIANTS)}")
+        variant = checked_variant(options, adapter)
         root = Path(checkpoint)
         layout.check_layout(root)
         main = torch.device(device)
+        channel = None
+        if _option_bool(options, "tensor_parallel", False):
+            from .parallel import ControlChannel, check_divisible, init_from_env
+
+            main = init_from_env(main.type)
+            channel = ControlChannel.shared()
+            if channel.leader:
+                # refused here, before the followers start loading what cannot be split
+                try:
+                    check_divisible(layout.read_dit_config(root), channel.world)
+                except (OSError, ValueError) as error:
+                    raise CheckpointError(f"{root}: {error}") from error
+                # the followers load the same folder with the same options (as `parallel.follow` does)
+                channel.share(
+                    ("load", {"checkpoint": root, "device": str(device), "dtype": dtype, "options": options})
+                )
         text_device = torch.device(options.get("text_device", main))
         vae_device = torch.device(options.get("vae_device", main))
         offload = _option_bool(options, "offload", False)
+        leads = channel is None or channel.leader
+        vae: VideoVAE | None = None
+        text: TextEncoders | None = None
         try:
-            dit = layout.load_dit(root, main, dtype)
-            vae = layout.load_vae(root, torch.device("cpu") if offload else vae_device, dtype)
-            text = layout.load_text_encoders(root, torch.device("cpu") if offload else text_device, dtype)
+            if channel is None:
+                dit = layout.load_dit(root, main, dtype)
+            else:
+                from .parallel import load_parallel_dit, tensor_parallel_mesh
+
+                dit = load_parallel_dit(root, tensor_parallel_mesh(main), main, dtype)
+            if leads:
+                vae = layout.load_vae(root, torch.device("cpu") if offload else vae_device, dtype)
+                text = layout.load_text_encoders(root, torch.device("cpu") if offload else text_device, dtype)
         except torch.OutOfMemoryError as error:
             raise OutOfMemory(
                 "out of memory loading Step-Video", "set offload or text_device/vae_device"
@@ -211,6 +269,7 @@ class StepVideoBackend(Backend):
             offload=offload,
             free_text_encoders=_option_bool(options, "free_text_encoders", True),
             sequential_guidance=_option_bool(options, "sequential_guidance", False),
+            channel=channel,
         )
         return backend
 
@@ -311,6 +370,9 @@ class StepVideoBackend(Backend):
     ) -> list[GeneratedVideo]:
         settings = self.capabilities.validate(request.settings)
         initial = self.latents_for(request, settings)
+        if self.channel is not None and self.channel.leader:
+            # a request that passed the checks above reaches the followers, which repeat them
+            self.channel.share(("generate", request))
         negative = NEGATIVE_MAGIC if request.negative_prompt is None else request.negative_prompt
         steps = settings["steps"]
         total = steps * len(request.prompts)
@@ -318,15 +380,22 @@ class StepVideoBackend(Backend):
         videos: list[GeneratedVideo] = []
         try:
             for index, prompt in enumerate(request.prompts):
-                check_stop(should_stop)
-                text = self.encode_prompts([prompt + settings["positive_suffix"], negative])
+                self._on_leader(lambda: check_stop(should_stop))
+                text = self._on_leader(
+                    lambda prompt=prompt: self.encode_prompts(
+                        [prompt + settings["positive_suffix"], negative]
+                    )
+                )
                 velocity = self._velocity_fn(text, guided)
                 done_before = index * steps
 
                 def on_step(step: int, done_before: int = done_before) -> None:
-                    if progress is not None:
-                        progress(done_before + step + 1, total)
-                    check_stop(should_stop)
+                    def report() -> None:
+                        if progress is not None:
+                            progress(done_before + step + 1, total)
+                        check_stop(should_stop)
+
+                    self._on_leader(report)
 
                 noise = initial[index].permute(1, 0, 2, 3)[None].to(self.device)
                 with torch.inference_mode():
@@ -340,6 +409,8 @@ class StepVideoBackend(Backend):
                         model_dtype=self.dtype,
                         on_step=on_step,
                     )
+                if self.channel is not None and not self.channel.leader:
+                    continue  # the leader decodes and keeps the video
                 frames = self.decode_latents(latents[0].permute(1, 0, 2, 3))
                 videos.append(
                     GeneratedVideo(
@@ -364,7 +435,16 @@ class StepVideoBackend(Backend):
             ) from error
         return videos
 
+    def _on_leader(self, compute: Any) -> Any:
+        """`compute()`, run by the leader alone under tensor parallelism, its result (or its failure)
+        shared with the followers; simply `compute()` on one device."""
+        if self.channel is None:
+            return compute()
+        return self.channel.leader_result(compute)
+
     def close(self) -> None:
+        if self.channel is not None and self.channel.leader and self.dit is not None:
+            self.channel.share(("close", None))
         if self.text_encoders is not None:
             self.text_encoders.close()
         self.text_encoders = None

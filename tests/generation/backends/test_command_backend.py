@@ -143,3 +143,13 @@ def test_settings_and_configuration_errors(tmp_path):
     )
     with pytest.raises(BackendError, match="could not be started"):
         missing.generate(GenerationRequest(prompts=["a"], settings={}, seeds=[1]))
+
+
+def test_capabilities_for_reads_the_configuration_as_loading_does(tmp_path):
+    from generation.backends.command import CommandBackend
+
+    loaded = backend(tmp_path, config_file=True)
+    assert CommandBackend.capabilities_for(tmp_path).describe() == loaded.capabilities.describe()
+    (tmp_path / "command.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not readable JSON"):
+        CommandBackend.capabilities_for(tmp_path)

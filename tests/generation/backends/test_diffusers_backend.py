@@ -329,3 +329,33 @@ def test_on_cuda_with_flash_attention_the_seed_gives_the_cpu_latents(tiny_wan):
         video = backend.generate(one(seed=5))[0]
     assert torch.equal(video.initial_latents, initial_latents((16, 3, 2, 2), 5))
     assert video.frames.shape == (9, 16, 16, 3) and video.frames.dtype == np.uint8
+
+
+@pytest.mark.parametrize("family", ["wan", "wan-2.2", "cogvideox", "ltx-video", "mochi", "hunyuanvideo"])
+def test_capabilities_read_from_the_configs_equal_the_loaded_pipelines(family, tiny_folders, tmp_path):
+    from generation.backends.diffusers_backend import DiffusersBackend
+    from generation.backends.tiny import make_tiny_wan
+
+    folder = (
+        make_tiny_wan(tmp_path / "wan22", two_stage=True) if family == "wan-2.2" else tiny_folders(family)
+    )
+    from_configs = DiffusersBackend.capabilities_for(folder)
+    loaded = load_backend("diffusers", folder).capabilities
+    assert from_configs.describe() == loaded.describe()
+    assert from_configs.latent_shape(height=32, width=32, frames=loaded.frame_rule.nearest(9)) == (
+        loaded.latent_shape(height=32, width=32, frames=loaded.frame_rule.nearest(9))
+    )
+
+
+def test_capabilities_from_configs_read_no_weights(tiny_wan, tmp_path):
+    from generation.backends.diffusers_backend import DiffusersBackend
+
+    weightless = tmp_path / "wan"
+    shutil.copytree(tiny_wan, weightless)
+    for weights in weightless.rglob("*.safetensors"):
+        weights.write_bytes(b"not weights")  # unreadable as weights: loading would fail
+    assert DiffusersBackend.capabilities_for(weightless).describe() == (
+        DiffusersBackend.capabilities_for(tiny_wan).describe()
+    )
+    with pytest.raises(CheckpointError):
+        load_backend("diffusers", weightless)

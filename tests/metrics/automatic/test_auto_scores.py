@@ -166,3 +166,25 @@ def test_the_default_clip_settings_are_the_librarys():
         assert settings.EVALSITE_CLIP_MODEL == DEFAULT_CLIP_MODEL
     if "EVALSITE_CLIP_PRETRAINED" not in os.environ:
         assert settings.EVALSITE_CLIP_PRETRAINED == DEFAULT_CLIP_PRETRAINED
+
+
+def test_the_scores_job_never_decodes_a_whole_video(
+    bench,
+    two_models,
+    tiny_clip_folder,
+    settings,
+    celery_eager,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+):
+    import metrics.video.decode
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a job decoded a whole video")
+
+    monkeypatch.setattr(metrics.video.decode, "decode_video", refuse)
+    monkeypatch.setattr(metrics.video.decode, "iter_frame_chunks", refuse)
+    settings.EVALSITE_CLIP_MODEL = f"local-dir:{tiny_clip_folder}"
+    run = start(django_capture_on_commit_callbacks, model=two_models["A"], benchmark=bench)
+    assert run.job.status == Job.Status.SUCCEEDED, run.job.error
+    assert run.skipped == [] and AutoScore.objects.count() == 3 * 4

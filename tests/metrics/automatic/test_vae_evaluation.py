@@ -276,3 +276,54 @@ def test_on_cuda_the_job_gives_the_cpu_figures(
     )
     assert identical.options["device"] == "cuda"
     assert identical.ssim == pytest.approx(1.0, abs=1e-6) and identical.psnr == PSNR_CAP_DB
+
+
+def test_the_job_streams_and_stores_the_figures_of_the_whole_decoded_videos(
+    test_set,
+    tiny_vae_dir,
+    tiny_i3d_file,
+    settings,
+    celery_eager,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+):
+    """VAE mode with chunks: the stored figures are those of the whole decoded, whole reconstructed video,
+    and the job never decodes a whole video (decoding it whole here fails the job)."""
+    import metrics.video.decode
+    from metrics.video.frames import thwc_to_tchw
+    from metrics.video.fvd import clip_from_frames, i3d_features, preprocess_for_i3d
+    from metrics.video.i3d import load_i3d
+    from metrics.video.psnr import psnr_per_frame
+    from metrics.video.ssim import ssim_per_frame
+    from metrics.video.vae import load_video_vae, reconstruct, usable_clip
+
+    settings.EVALSITE_I3D_PATH = str(tiny_i3d_file)
+    decode_whole = metrics.video.decode.decode_video
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a job decoded a whole video")
+
+    monkeypatch.setattr(metrics.video.decode, "decode_video", refuse)
+    model, videos = test_set
+    evaluation = run_evaluation(
+        django_capture_on_commit_callbacks,
+        name="Tiny Wan",
+        test_model=model,
+        vae_path=str(tiny_vae_dir),
+        chunk_frames=5,
+        max_frames=10,
+    )
+    assert evaluation.job.status == Job.Status.SUCCEEDED, evaluation.job.error
+    vae, i3d = load_video_vae(tiny_vae_dir), load_i3d(str(tiny_i3d_file))
+    for video in videos:
+        frames = decode_whole(media_path(video.original_file), max_frames=10)
+        truth = thwc_to_tchw(usable_clip(vae, frames, chunk_frames=5))
+        recon = thwc_to_tchw(reconstruct(vae, frames, chunk_frames=5))
+        row = evaluation.video_results.get(video=video)
+        assert (row.frames, row.width, row.height) == (10, 48, 32)  # chunks of 5 + 5
+        assert row.ssim == pytest.approx(float(ssim_per_frame(recon, truth).double().mean()), abs=1e-7)
+        assert row.psnr == pytest.approx(float(psnr_per_frame(recon, truth).mean()), abs=1e-9)
+        clips = torch.stack([clip_from_frames(preprocess_for_i3d(f)) for f in (truth, recon)])
+        expected = i3d_features(i3d, clips).numpy()
+        np.testing.assert_allclose(row.feature_vectors()[0], expected[0], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(row.feature_vectors()[1], expected[1], rtol=1e-4, atol=1e-6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import wilcoxon
+from scipy.stats import binomtest, wilcoxon
 
 from annotation.models import (
     AnnotatorExclusion,
@@ -342,7 +342,7 @@ def test_metric1_per_prompt_votes_and_majority(world):
     assert (rows[2]["annotator:ann1-bench"], rows[2]["annotator:ann2-bench"], rows[2]["majority"]) == (
         "tie",
         "win",
-        "tie",  # one vote each: no majority
+        "win",  # a win that nobody contradicted beats an equal number of ties (the one majority rule)
     )
     assert rows[3]["majority"] == "loss" and rows[3]["wtl"] == "0-0-2"
     assert rows[4]["wtl"] == "1-1-0" and rows[4]["category"] == "Vehicles"
@@ -350,20 +350,21 @@ def test_metric1_per_prompt_votes_and_majority(world):
 
 def test_metric1_majority_per_prompt_row_with_its_own_sign_test(world):
     results = build_results(load_campaign(build_pairwise(world)), rounds=ROUNDS)
-    # Per-prompt majorities: 1 win, 2 tie (one vote each), 3 loss, 4 tie (a win and a tie).
+    # Per-prompt majorities: 1 win, 2 win (a win and a tie), 3 loss, 4 win (a win and a tie).
     majority = one_row(results, "metric1_rows", category="Overall", annotator="Majority per prompt")
-    assert (majority["wtl"], majority["prompts"], majority["judgments"]) == ("1-2-1", 4, 8)
-    assert majority["win_rate"] == pytest.approx(0.5) and majority["sign_p"] == pytest.approx(1.0)
+    assert (majority["wtl"], majority["prompts"], majority["judgments"]) == ("3-0-1", 4, 8)
+    assert majority["win_rate"] == pytest.approx(0.75)
+    assert majority["sign_p"] == pytest.approx(binomtest(3, 4, 0.5).pvalue)
     low, high = bootstrap_over_prompts(
-        [(1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 1, 0)], rounds=ROUNDS, seed=0, statistic="win_rate"
+        [(1, 0, 0), (1, 0, 0), (0, 0, 1), (1, 0, 0)], rounds=ROUNDS, seed=0, statistic="win_rate"
     )
     assert (majority["ci_low"], majority["ci_high"]) == pytest.approx((low, high))
     assert (
         one_row(results, "metric1_rows", category="Animals", annotator="Majority per prompt")["wtl"]
-        == "1-1-1"
+        == "2-0-1"
     )
     wide = {row["category"]: row for row in find_table(results, "metric1_wtl")["rows"]}
-    assert wide["Vehicles"]["annotator:Majority per prompt"] == "0-1-0"
+    assert wide["Vehicles"]["annotator:Majority per prompt"] == "1-0-0"
     note = find_table(results, "metric1_rows")["note"]
     assert "counts each annotator's judgment separately" in note and "p-value is optimistic" in note
     assert "resamples prompts" in note

@@ -66,8 +66,8 @@ def test_the_pairwise_page_shows_every_number_and_what_was_left_out(admin_client
     assert "black frames" in html
     assert "1 judgment: repeat" in html and "2 judgments: excluded annotator" in html
     assert "not on the side chosen" in html  # the page says agreement uses the canonical preference
-    # The per-prompt majority row (1 win, 2 ties, 1 loss) and why the pooled sign test is optimistic.
-    assert "<td>Overall</td><td>Majority per prompt</td><td>1</td><td>2</td><td>1</td><td>1-2-1</td>" in html
+    # The per-prompt majority row (3 wins, 1 loss) and why the pooled sign test is optimistic.
+    assert "<td>Overall</td><td>Majority per prompt</td><td>3</td><td>0</td><td>1</td><td>3-0-1</td>" in html
     assert "counts each annotator&#x27;s judgment separately" in html and "p-value is optimistic" in html
     assert "8 judgments analysed" in html
     # Plots, drawn by the site's own plotly.js.
@@ -251,6 +251,8 @@ def test_the_results_list_links_every_campaign(admin_client, world):
         f"/metrics/results/campaigns/{pairwise.pk}/" in html
         and f"/metrics/results/campaigns/{rubric.pk}/" in html
     )
+    # not the results' "judgments analysed": this count has its own name
+    assert "All judgments (repeats and left-out ones included)" in html
     assert "/metrics/leaderboard/" in page(admin_client, "/metrics/")
 
 

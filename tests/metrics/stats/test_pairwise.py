@@ -119,7 +119,9 @@ def test_bootstrap_rejects_bad_input(per_prompt, options):
         (["win", "win", "loss"], "win"),
         (["loss", "tie", "loss"], "loss"),
         (["win", "loss"], "tie"),
-        (["win", "tie"], "tie"),
+        (["win", "tie"], "win"),  # nobody contradicted the win
+        (["win", "win", "tie", "tie"], "win"),
+        (["win", "tie", "tie"], "tie"),  # the ties are the majority
         (["tie", "tie", "win"], "tie"),
         (["win", "win", "loss", "loss", "tie"], "tie"),
     ],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from preference.training.on_policy import Candidate, score_candidates, select_pairs
+from preference.training.on_policy import Candidate, score_candidate_files, score_candidates, select_pairs
 from preference.training.reward_model import HEADS, RewardHead, RewardScorer
 
 from .test_reward_model import tiny_clip_scorer
@@ -66,3 +66,24 @@ def test_videos_are_scored_by_the_reward_model_then_selected():
     selection = select_pairs(candidates, min_gap=0.0, reward_model="rm")
     p_best = max(candidates[:2], key=lambda c: c.scores["overall"])
     assert selection.records[0]["chosen"] == p_best.video_id
+
+
+def test_files_are_scored_as_their_whole_decoded_videos(tmp_path):
+    from metrics.video.decode import decode_video, write_video
+
+    clip = tiny_clip_scorer()
+    torch.manual_seed(0)
+    scorer = RewardScorer(clip, RewardHead(4 * 16, hidden=8))
+    rng = np.random.default_rng(1)
+    paths = []
+    for index, frames in enumerate([30, 5]):  # more and fewer frames than the 8 CLIP looks at
+        paths.append(tmp_path / f"v{index}.mp4")
+        write_video(paths[-1], rng.integers(0, 256, size=(frames, 32, 32, 3), dtype=np.uint8))
+    options = {"video_ids": ["a", "b"], "prompts": ["p", "q"], "seeds": [0, 1]}
+    from_files = list(score_candidate_files(scorer, paths, **options))
+    whole = score_candidates(scorer, [decode_video(path) for path in paths], **options)
+    assert [c.video_id for c in from_files] == ["a", "b"]
+    for streamed, expected in zip(from_files, whole, strict=True):
+        assert streamed.scores == pytest.approx(expected.scores, abs=1e-6)
+    with pytest.raises(ValueError, match="same length"):
+        list(score_candidate_files(scorer, paths[:1], **options))

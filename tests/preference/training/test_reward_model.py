@@ -168,3 +168,25 @@ def test_the_head_learns_a_synthetic_preference_on_held_out_prompts(tmp_path):
     with torch.no_grad():
         expected = float(head(features[:1])[0, OVERALL])
     assert scored[0]["overall"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_baselines_are_standardised_on_the_validation_videos_so_tie_thresholds_compare():
+    from preference.training.reward_model import standardise_baseline
+
+    validation = [Comparison("a", "b", 1.0, OVERALL), Comparison("c", "d", 0.5, OVERALL)]
+    raw = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 2.2, "unseen": 50.0}
+    standardised = standardise_baseline(raw, ["a", "b", "c", "d"])
+    values = np.array([standardised[v] for v in "abcd"])
+    assert abs(values.mean()) < 1e-12 and abs(values.std() - 1) < 1e-12
+    assert standardised["unseen"] == pytest.approx((50.0 - 2.05) / np.std([3.0, 1.0, 2.0, 2.2]))
+    # The same score in other units gives the same report, tie threshold included.
+    features, ids = torch.randn(4, 8), ["a", "b", "c", "d"]
+    config = RewardConfig(hidden=4, epochs=2)
+    reports = [
+        fit_reward_model(
+            features, ids, validation, validation, baselines={"clip_score": scale}, config=config
+        ).report["overall"]["clip_score"]
+        for scale in (raw, {v: 1000 * s for v, s in raw.items()})
+    ]
+    assert reports[0] == pytest.approx(reports[1])
+    assert reports[0]["tie_threshold"] == pytest.approx(0.2 / np.std([3.0, 1.0, 2.0, 2.2]))

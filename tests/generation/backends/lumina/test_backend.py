@@ -135,3 +135,25 @@ def test_text_encoder_and_vae_folders_can_live_elsewhere(tiny_lumina, tmp_path):
     assert backend.capabilities.latent_channels == 16
     with pytest.raises(BackendError, match="unknown Lumina-Video options"):
         load_backend("lumina", dit_only, options={**options, "offload": True})
+
+
+def test_capabilities_from_the_configs_equal_the_loaded_backends(tiny_lumina, lumina_backend):
+    from generation.backends.lumina.backend import LuminaVideoBackend
+
+    from_configs = LuminaVideoBackend.capabilities_for(tiny_lumina)
+    assert from_configs.describe() == lumina_backend.capabilities.describe()
+    assert from_configs.latent_shape(height=32, width=32, frames=16) == (
+        lumina_backend.capabilities.latent_shape(height=32, width=32, frames=16)
+    )
+
+
+def test_capabilities_from_the_configs_refuse_what_loading_refuses(tiny_lumina, tmp_path):
+    from generation.backends.lumina.backend import LuminaVideoBackend
+
+    with pytest.raises(CheckpointError, match="model_args.pth"):
+        LuminaVideoBackend.capabilities_for(tmp_path)
+    (tmp_path / "model_args.pth").write_bytes((tiny_lumina / "model_args.pth").read_bytes())
+    with pytest.raises(CheckpointError, match="consolidated"):
+        LuminaVideoBackend.capabilities_for(tmp_path)
+    with pytest.raises(CheckpointError, match="text_encoder"):
+        LuminaVideoBackend.capabilities_for(tiny_lumina, options={"text_encoder": str(tmp_path / "nowhere")})

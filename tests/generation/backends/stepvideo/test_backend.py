@@ -148,3 +148,31 @@ def test_a_bf16_generation_on_the_gpu(tiny_checkpoint):
     video = backend.generate(GenerationRequest(prompts=["a cat"], settings=TINY, seeds=[2]))[0]
     backend.close()
     assert video.frames.shape == (17, 16, 32, 3) and video.frames.std() > 0
+
+
+@pytest.mark.parametrize("variant", ["base", "turbo"])
+def test_capabilities_from_the_configs_equal_the_loaded_backends(tiny_checkpoint, variant):
+    from generation.backends.stepvideo.backend import StepVideoBackend
+
+    options = {"variant": variant, "free_text_encoders": False}
+    from_configs = StepVideoBackend.capabilities_for(tiny_checkpoint, options=options)
+    loaded = load_backend("stepvideo", tiny_checkpoint, options=options)
+    assert from_configs.describe() == loaded.capabilities.describe()
+    frames = loaded.capabilities.frame_rule.nearest(40)
+    assert from_configs.latent_shape(height=32, width=32, frames=frames) == (
+        loaded.capabilities.latent_shape(height=32, width=32, frames=frames)
+    )
+
+
+def test_capabilities_from_the_configs_refuse_what_loading_refuses(tiny_checkpoint, tmp_path: Path):
+    from generation.backends.stepvideo.backend import StepVideoBackend
+
+    with pytest.raises(BackendError, match="unknown Step-Video options"):
+        StepVideoBackend.capabilities_for(tiny_checkpoint, options={"speed": 2})
+    with pytest.raises(BackendError, match="no adapter"):
+        StepVideoBackend.capabilities_for(tiny_checkpoint, adapter=tmp_path)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_checkpoint, broken)
+    (broken / "vae" / "vae_v2.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="vae_v2.safetensors"):
+        StepVideoBackend.capabilities_for(broken)

@@ -1,10 +1,14 @@
-"""What every analysis of judgments leaves out, and why: one set of rules, read here once, for the results
-pages (`metrics.human.judgments.load_campaign`), the leaderboard (`metrics.human.judgments.judgment_scope`) and the preference
-exports (`preference.selectors`).
+"""What every analysis of judgments leaves out, and why: one set of rules, owned by the app that owns the
+judgments and read here once, for the results pages and the `results` command
+(`metrics.human.judgments.load_campaign`), the quality page (`annotation.quality`), the leaderboard
+(`metrics.human.judgments.judgment_scope`) and the preference exports (`preference.selectors`).
 
 A judgment is checked against the rules in this order and counted under the first that matches:
 - `repeat` (`is_repeat=True`): repeats measure an annotator's self-consistency, they are not results;
 - `excluded_annotator`: every judgment of an annotator a manager excluded from that campaign;
+- `prompt_not_in_campaign`: every judgment of a prompt the campaign left out when it was made
+  (`ExcludedPrompt`: no ready video, refused, too few seeds). Such a prompt is listed as left out, so it is
+  never also counted (`import_judgments` refuses rows for it; this rule covers judgments stored before);
 - `problem_prompt`: every judgment of a prompt on which any item of that campaign has a problem report. A
   broken video or an unreadable prompt taints the comparison of the whole prompt, not only the reporter's
   answer or the reported item: in a rubric campaign shown one video at a time each model's video is its own
@@ -13,7 +17,7 @@ A judgment is checked against the rules in this order and counted under the firs
   (`generation.models.Refusal`): there is no fair comparison on it, so it is dropped for every model. (In a
   seed-preference campaign, with one model, a refused prompt has no videos to judge anyway.)
 
-Three small queries, however many judgments there are; the rules are then checked in Python
+Four small queries, however many judgments there are; the rules are then checked in Python
 (`LeftOutRules.reason`) or by the database (`LeftOutRules.condition`, a Q with no subquery per row).
 """
 
@@ -25,17 +29,19 @@ from dataclasses import dataclass, field
 
 from django.db.models import F, Q
 
-from annotation.models import AnnotatorExclusion, ProblemReport
+from annotation.models import AnnotatorExclusion, ExcludedPrompt, ProblemReport
 from generation.models import Refusal
 
 REPEAT = "repeat"
 EXCLUDED_ANNOTATOR = "excluded_annotator"
+PROMPT_NOT_IN_CAMPAIGN = "prompt_not_in_campaign"
 PROBLEM_PROMPT = "problem_prompt"
 REFUSED_PROMPT = "refused_prompt"
-REASONS = (REPEAT, EXCLUDED_ANNOTATOR, PROBLEM_PROMPT, REFUSED_PROMPT)
+REASONS = (REPEAT, EXCLUDED_ANNOTATOR, PROMPT_NOT_IN_CAMPAIGN, PROBLEM_PROMPT, REFUSED_PROMPT)
 REASON_LABELS = {
     REPEAT: "repeat",
     EXCLUDED_ANNOTATOR: "excluded annotator",
+    PROMPT_NOT_IN_CAMPAIGN: "prompt left out of the campaign",
     PROBLEM_PROMPT: "problem report on an item of the prompt",
     REFUSED_PROMPT: "prompt refused by a compared model",
 }
@@ -47,6 +53,15 @@ class Exclusion:
     annotator_id: int
     annotator: str  # username
     reason: str
+
+
+@dataclass(frozen=True)
+class PromptNotInCampaign:
+    campaign_id: int
+    prompt_id: int
+    prompt_position: int
+    model_id: int | None
+    reason: str  # ExcludedPrompt.Reason value
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,9 @@ class LeftOutRules:
     exclusions: tuple[Exclusion, ...]
     problems: tuple[Problem, ...]
     refusals: tuple[Refused, ...]
+    prompts_not_in_campaign: tuple[PromptNotInCampaign, ...] = ()
     excluded_annotators: dict[int, frozenset[int]] = field(init=False)  # campaign id -> annotator ids
+    campaign_left_out_prompts: dict[int, frozenset[int]] = field(init=False)  # campaign id -> prompt ids
     problem_prompts: dict[int, frozenset[int]] = field(init=False)  # campaign id -> prompt ids
     refused_prompts: dict[int, frozenset[int]] = field(init=False)  # campaign id -> prompt ids
 
@@ -88,18 +105,35 @@ class LeftOutRules:
             self, "excluded_annotators", _sets((e.campaign_id, e.annotator_id) for e in self.exclusions)
         )
         object.__setattr__(
+            self,
+            "campaign_left_out_prompts",
+            _sets((e.campaign_id, e.prompt_id) for e in self.prompts_not_in_campaign),
+        )
+        object.__setattr__(
             self, "problem_prompts", _sets((p.campaign_id, p.prompt_id) for p in self.problems)
         )
         object.__setattr__(
             self, "refused_prompts", _sets((r.campaign_id, r.prompt_id) for r in self.refusals)
         )
 
-    def reason(self, *, campaign_id: int, annotator_id: int, prompt_id: int, is_repeat: bool) -> str:
-        """The first rule that leaves this judgment out, or "" when it counts."""
+    def reason(
+        self,
+        *,
+        campaign_id: int,
+        annotator_id: int,
+        prompt_id: int,
+        is_repeat: bool,
+        keep_excluded_annotators: bool = False,
+    ) -> str:
+        """The first rule that leaves this judgment out, or "" when it counts. With
+        `keep_excluded_annotators`, an excluded annotator's judgments are checked against the other rules
+        as if they counted (the quality page measures them to show why they were excluded)."""
         if is_repeat:
             return REPEAT
-        if annotator_id in self.excluded_annotators.get(campaign_id, ()):
+        if not keep_excluded_annotators and annotator_id in self.excluded_annotators.get(campaign_id, ()):
             return EXCLUDED_ANNOTATOR
+        if prompt_id in self.campaign_left_out_prompts.get(campaign_id, ()):
+            return PROMPT_NOT_IN_CAMPAIGN
         if prompt_id in self.problem_prompts.get(campaign_id, ()):
             return PROBLEM_PROMPT
         if prompt_id in self.refused_prompts.get(campaign_id, ()):
@@ -116,7 +150,7 @@ class LeftOutRules:
         # One clause per prompt left out (there are few), not per campaign: the database tests every row
         # against every clause, and with many campaigns sharing a refusing model this is the shorter list.
         campaigns_by_prompt: dict[int, set[int]] = defaultdict(set)
-        for by_campaign in (self.problem_prompts, self.refused_prompts):
+        for by_campaign in (self.campaign_left_out_prompts, self.problem_prompts, self.refused_prompts):
             for campaign_id, prompt_ids in by_campaign.items():
                 for prompt_id in prompt_ids:
                     campaigns_by_prompt[prompt_id].add(campaign_id)
@@ -133,7 +167,7 @@ def _sets(pairs: Iterable[tuple[int, int]]) -> dict[int, frozenset[int]]:
 
 
 def left_out_rules(campaign_ids: Iterable[int]) -> LeftOutRules:
-    """The rules for judgments of these campaigns (three queries)."""
+    """The rules for judgments of these campaigns (four queries)."""
     ids = sorted(set(campaign_ids))
     exclusions = tuple(
         Exclusion(*row)
@@ -173,4 +207,12 @@ def left_out_rules(campaign_ids: Iterable[int]) -> LeftOutRules:
             "reason",
         )
     )
-    return LeftOutRules(exclusions=exclusions, problems=problems, refusals=refusals)
+    not_in_campaign = tuple(
+        PromptNotInCampaign(*row)
+        for row in ExcludedPrompt.objects.filter(campaign_id__in=ids)
+        .order_by("campaign_id", "prompt__position", "model_id", "pk")
+        .values_list("campaign_id", "prompt_id", "prompt__position", "model_id", "reason")
+    )
+    return LeftOutRules(
+        exclusions=exclusions, problems=problems, refusals=refusals, prompts_not_in_campaign=not_in_campaign
+    )
