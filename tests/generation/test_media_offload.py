@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.test import Client, RequestFactory
 
-from annotation.models import Assignment, ItemVideo
+from annotation.models import Assignment, ItemVideo, Rendition
 from evalsite.http import ranged_file_response
 from generation.models import Video
 from generation.services import media_path
@@ -28,8 +28,8 @@ def logged_in(user) -> Client:
 
 @pytest.fixture
 def shown(campaign_factory):
-    """(an annotator's client, [(media URL, the Video behind it, the field served)]) for the item on
-    their screen: both videos and both posters of a pairwise item."""
+    """(an annotator's client, [(media URL, the Video behind it, the file served)]) for the item on
+    their screen: both videos and both posters of a pairwise item, served from the campaign's renditions."""
     campaign = campaign_factory(n_prompts=2, n_annotators=1, name="Campaign Omega")
     client = logged_in(campaign.annotators.get())
     view = client.get(f"/api/annotate/{campaign.pk}/next/").json()["assignment"]
@@ -37,7 +37,11 @@ def shown(campaign_factory):
     media = []
     for position, info in enumerate(view["videos"]):
         video = ItemVideo.objects.get(item=assignment.item, slot=assignment.presentation[position]).video
-        media += [(info["url"], video, "playable_file"), (info["poster"], video, "poster_file")]
+        rendition = Rendition.objects.get(campaign=campaign, video=video)
+        media += [
+            (info["url"], video, media_path(rendition.playable_file)),
+            (info["poster"], video, media_path(rendition.poster_file)),
+        ]
     return client, media
 
 
@@ -51,12 +55,12 @@ def test_x_accel_redirect_names_the_url_the_annotator_asked_for_and_reaches_the_
     settings.EVALSITE_MEDIA_OFFLOAD = "x-accel-redirect"
     settings.EVALSITE_MEDIA_OFFLOAD_PREFIX = "/internal-media"
     client, media = shown
-    for url, video, field in media:
+    for url, video, served in media:
         response = client.get(url, HTTP_RANGE="bytes=0-99")
         assert response.status_code == 200 and not response.streaming and response.content == b""
         internal = response["X-Accel-Redirect"]
         assert internal == f"/internal-media/offload{url}"
-        assert response["Content-Type"] == ("video/mp4" if field == "playable_file" else "image/jpeg")
+        assert response["Content-Type"] == ("video/mp4" if served.suffix == ".mp4" else "image/jpeg")
         assert response["Cache-Control"] == "private, max-age=3600"
         for header in ("Last-Modified", "Content-Disposition", "Content-Range", "X-Sendfile"):
             assert header not in response
@@ -64,29 +68,31 @@ def test_x_accel_redirect_names_the_url_the_annotator_asked_for_and_reaches_the_
         # What nginx's `alias MEDIA_ROOT/` location opens for that URI: a relative link to the stored file.
         link = Path(settings.MEDIA_ROOT) / internal.removeprefix("/internal-media/")
         assert link.is_symlink() and not os.path.isabs(os.readlink(link))
-        assert link.read_bytes() == media_path(getattr(video, field)).read_bytes()
+        assert link.read_bytes() == served.read_bytes()
 
 
 def test_x_sendfile_names_the_absolute_path_of_the_same_link(shown, settings):
     settings.EVALSITE_MEDIA_OFFLOAD = "x-sendfile"
     client, media = shown
-    for url, video, field in media:
+    for url, video, served in media:
         response = client.get(url)
         assert response.status_code == 200 and response.content == b"" and "X-Accel-Redirect" not in response
         assert response["X-Sendfile"] == str(Path(settings.MEDIA_ROOT).absolute() / "offload" / url[1:])
         assert leaks(response["X-Sendfile"].removeprefix(str(settings.MEDIA_ROOT)), video) == []
-        assert Path(response["X-Sendfile"]).read_bytes() == media_path(getattr(video, field)).read_bytes()
+        assert Path(response["X-Sendfile"]).read_bytes() == served.read_bytes()
 
 
 def test_a_url_whose_file_changed_is_linked_to_the_new_file(shown, settings, tmp_path):
     settings.EVALSITE_MEDIA_OFFLOAD = "x-sendfile"
     client, media = shown
-    url, video, _ = media[0]
+    url, video, served = media[0]
     before = Path(client.get(url)["X-Sendfile"])
     replacement = "videos/zz/replacement.mp4"
     media_path(replacement).parent.mkdir(parents=True, exist_ok=True)
     media_path(replacement).write_bytes(b"another encoding of the clip")
-    Video.objects.filter(pk=video.pk).update(playable_file=replacement)
+    Rendition.objects.filter(video=video, playable_file__endswith=served.name).update(
+        playable_file=replacement
+    )
     after = Path(client.get(url)["X-Sendfile"])
     assert after == before and after.read_bytes() == b"another encoding of the clip"
     assert [p.name for p in after.parent.iterdir() if p.name.startswith(".")] == []  # no temporary left
@@ -109,8 +115,8 @@ def test_offload_comes_after_the_checks(shown, settings, admin_user):
 def test_with_offload_off_the_site_streams_byte_ranges(shown, settings):
     settings.EVALSITE_MEDIA_OFFLOAD = ""
     client, media = shown
-    url, video, field = media[0]
-    stored = media_path(getattr(video, field)).read_bytes()
+    url, video, served = media[0]
+    stored = served.read_bytes()
     part = client.get(url, HTTP_RANGE="bytes=8-107")
     assert part.status_code == 206 and part["Content-Range"] == f"bytes 8-107/{len(stored)}"
     assert b"".join(part.streaming_content) == stored[8:108] and "X-Accel-Redirect" not in part
