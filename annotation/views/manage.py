@@ -188,6 +188,7 @@ def campaign_quality(request, pk):
             "agreement": quality.campaign_agreement(campaign),
             "contradictions": quality.contradictions(campaign),
             "gap": quality.CONTRADICTION_GAP,
+            "demo_data": selectors.campaigns_with_demo_judgments(Campaign.objects.filter(pk=pk)).exists(),
         },
     )
 
