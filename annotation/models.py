@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from evalsite.text import strip_bidi_controls
 from generation.models import Benchmark, Category, Prompt, Video, VideoModel, new_public_id
 
 RUBRIC_DIMENSIONS = (
@@ -98,6 +99,10 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.name = strip_bidi_controls(self.name)
+        super().save(*args, **kwargs)
 
     @property
     def is_paired(self) -> bool:

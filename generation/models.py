@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from evalsite.text import strip_bidi_controls
+
 
 def new_public_id() -> str:
     """Opaque id for stored files and media URLs: random, never derived from a model or prompt."""
@@ -28,6 +30,10 @@ class Benchmark(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.name = strip_bidi_controls(self.name)
+        super().save(*args, **kwargs)
 
 
 class Category(models.Model):
@@ -148,6 +154,10 @@ class VideoModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}".strip()
+
+    def save(self, *args, **kwargs):
+        self.name = strip_bidi_controls(self.name)
+        super().save(*args, **kwargs)
 
     @property
     def label(self) -> str:

@@ -1,0 +1,232 @@
+"""A newcomer's walk through the demo in Chromium: every manager page of a demo site whose model, campaign
+and benchmark names are as long as the site allows (one of them starting with a right-to-left override)
+fits the window without sideways scrolling, logs no console error, and in the Chinese UI shows no
+English outside names and data; at phone width (390 px) the annotator's pages fit too."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from annotation.demo import load_demo_campaigns
+from annotation.models import Campaign
+from evalsite.middleware import save_user_language
+from generation.demo import load_demo
+from generation.models import Benchmark, Prompt, Video, VideoModel
+from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+MANAGER_PASSWORD = "pw-123456789"
+LONG_MODEL = "\u202e" + "LongModelName" * 15  # one word as long as a name may be, under a bidi override
+LONG_CAMPAIGN = "Demo:" + "LongCampaignName" * 12
+LONG_BENCHMARK = "LongBenchmarkName" * 11
+PROMPTS = ["一只熊猫在竹林里吃竹子", "海浪拍打礁石", "城市夜景延时摄影", "小猫追逐毛线球"]
+
+# English that may stay in the Chinese UI: names of methods, formats and units, and the site's name.
+KEPT_IN_CHINESE = {
+    "T2V",
+    "Eval",
+    "API",
+    "JSON",
+    "CSV",
+    "XLSX",
+    "Elo",
+    "Bradley",
+    "Terry",
+    "DPO",
+    "SSIM",
+    "PSNR",
+    "FVD",
+    "rFVD",
+    "CLIP",
+    "VAE",
+    "Metric",
+    "Krippendorff",
+    "alpha",
+    "ms",
+    "fps",
+    "px",
+    "mp4",
+    "MP4",
+    "Step",
+    "Video",
+    "Movie",
+    "Gen",
+    "Bench",
+    "English",
+    "LoRA",
+    "Swagger",
+    "Redoc",
+    "OpenAPI",
+    "ID",
+    "GPU",
+    "CPU",
+    "SQLite",
+    "Celery",
+    "Wilson",
+    "Wilcoxon",
+    "Holm",
+    "Bonferroni",
+    "Fleiss",
+    "Cohen",
+    "kappa",
+    "setup_site",
+    "load_benchmark",
+    "manage",
+    "py",
+    "PATH",
+    "python",
+    "annotators",
+    "seed",
+    "seeds",
+    "noise",
+    "id",
+}
+
+
+@pytest.fixture
+def demo_site(make_benchmark, django_user_model):
+    benchmark = make_benchmark(PROMPTS, slug="step-video-t2v-eval", name="Step-Video-T2V-Eval")
+    load_demo(benchmark, prompts=3)
+    load_demo_campaigns(benchmark)
+    VideoModel.objects.filter(name="Demo model B").update(name=LONG_MODEL)
+    Campaign.objects.filter(kind=Campaign.Kind.PAIRWISE).update(name=LONG_CAMPAIGN)
+    Benchmark.objects.filter(pk=benchmark.pk).update(name=LONG_BENCHMARK)
+    manager = django_user_model.objects.create_superuser("boss", password=MANAGER_PASSWORD)
+    return {"benchmark": Benchmark.objects.get(pk=benchmark.pk), "manager": manager}
+
+
+def manager_pages(benchmark: Benchmark) -> list[str]:
+    from evalsite.models import Job
+
+    campaign = Campaign.objects.get(kind=Campaign.Kind.PAIRWISE)
+    model = VideoModel.objects.get(name=LONG_MODEL)
+    video = Video.objects.filter(model=model).first()
+    prompt = Prompt.objects.filter(benchmark=benchmark).first()
+    pages = [
+        reverse("home"),
+        reverse("benchmark-list"),
+        reverse("benchmark-detail", args=[benchmark.slug]),
+        reverse("prompt-detail", args=[benchmark.slug, prompt.position]),
+        reverse("model-list"),
+        reverse("model-detail", args=[model.pk]),
+        reverse("video-list"),
+        reverse("video-detail", args=[video.pk]),
+        reverse("video-import"),
+        reverse("run-list"),
+        reverse("run-new"),
+        reverse("campaign-list"),
+        reverse("campaign-new"),
+        reverse("metrics-home"),
+        reverse("results-list"),
+        reverse("leaderboard") + "?rounds=100",
+        reverse("preference-export-list"),
+        reverse("training-run-list"),
+        reverse("job-list"),
+        reverse("password_change"),
+    ]
+    for each in Campaign.objects.all():
+        pages += [
+            reverse("campaign-detail", args=[each.pk]),
+            reverse("campaign-items", args=[each.pk]),
+            reverse("campaign-quality", args=[each.pk]),
+            reverse("campaign-import", args=[each.pk]),
+            reverse("campaign-results", args=[each.pk]) + "?rounds=100",
+        ]
+    job = Job.objects.first()
+    if job is not None:
+        pages.append(reverse("job-detail", args=[job.pk]))
+    assert campaign.pk
+    return pages
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does)")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, width: int, height: int = 900):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.errors = []
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    return page
+
+
+def log_in(page, live_server, username: str, password: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def sideways_overflow(page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def data_words() -> set[str]:
+    """Words of the site's data (names, prompts, usernames, descriptions): they stay as they were written."""
+    from django.contrib.auth import get_user_model
+
+    from annotation.demo import INSTRUCTIONS
+    from generation.demo import DEMO_DESCRIPTION
+
+    texts = [
+        *VideoModel.objects.values_list("name", flat=True),
+        *Campaign.objects.values_list("name", flat=True),
+        *Benchmark.objects.values_list("name", flat=True),
+        *Benchmark.objects.values_list("slug", flat=True),
+        *get_user_model().objects.values_list("username", flat=True),
+        *Video.objects.values_list("original_name", flat=True),
+        INSTRUCTIONS,
+        DEMO_DESCRIPTION,
+    ]
+    return {word for text in texts for word in re.findall(r"[A-Za-z_]+", text)}
+
+
+def english_words(text: str, allowed: set[str]) -> list[str]:
+    return sorted({w for w in re.findall(r"[A-Za-z][A-Za-z_]+", text) if w not in allowed and len(w) > 1})
+
+
+def test_every_manager_page_fits_and_logs_no_error(browser, live_server, demo_site):
+    page = open_page(browser, 1280)
+    log_in(page, live_server, "boss", MANAGER_PASSWORD)
+    problems = []
+    for path in manager_pages(demo_site["benchmark"]):
+        page.goto(live_server.url + path)
+        page.wait_for_load_state("load")
+        if (extra := sideways_overflow(page)) > 0:
+            problems.append(f"{path}: scrolls {extra}px sideways")
+        problems += [f"{path}: {error}" for error in page.errors]
+        page.errors.clear()
+    assert not problems, "\n".join(problems)
+    page.goto(live_server.url + reverse("model-list"))
+    name = page.locator("a", has_text="LongModelName").first
+    assert name.evaluate("el => getComputedStyle(el).unicodeBidi") == "isolate"  # the override stays inside
+
+
+def test_in_chinese_every_manager_page_is_translated(browser, live_server, demo_site):
+    save_user_language(demo_site["manager"], "zh-hans")
+    page = open_page(browser, 1280)
+    log_in(page, live_server, "boss", MANAGER_PASSWORD)
+    allowed = KEPT_IN_CHINESE | data_words()
+    problems = []
+    for path in manager_pages(demo_site["benchmark"]):
+        page.goto(live_server.url + path)
+        assert page.locator("html").get_attribute("lang") == "zh-hans", path
+        visible = page.evaluate("document.body.innerText")
+        if words := english_words(visible, allowed):
+            problems.append(f"{path}: {' '.join(words)}")
+    assert not problems, "\n".join(problems)
