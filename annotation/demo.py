@@ -33,9 +33,10 @@ DEMO_CAMPAIGNS = (
 )
 # How good each kind of demo clip looks on a 1-5 scale: the demo annotators' answers follow it, with noise.
 DEMO_CLIP_QUALITY = {"smooth": 4.5, "jitter": 3.0, "dropped_frames": 2.5, "frozen": 1.5}
-# Share of a campaign's items each demo annotator answers: the first does everything, the second half
-# (so items have two judgments to agree on), the third a few, leaving the rest for a newcomer to try.
-DEMO_ANSWER_SHARES = {"annotator1": 1.0, "annotator2": 0.5, "annotator3": 0.25}
+# Share of a campaign's items each demo annotator answers (rounded down): the first does everything, the
+# second half (so items have two judgments to agree on), the third a few; with two judgments per item the
+# rest is left for a newcomer to try as any demo annotator.
+DEMO_ANSWER_SHARES = {"annotator1": 1.0, "annotator2": 0.5, "annotator3": 0.2}
 DEMO_SECONDS_PER_ANSWER = (4, 25)
 INSTRUCTIONS = "Demo campaign over synthetic clips. Watch both clips, then answer with the keys shown."
 
@@ -103,7 +104,7 @@ def answer_as_demo_annotators(campaign: Campaign, people: list, *, seed: int = 0
         share = DEMO_ANSWER_SHARES.get(person.username, 0.0)
         rng = random.Random(f"{seed}:{campaign.name}:{person.username}")
         clock = timezone.now() - timedelta(hours=2)
-        for _ in range(round(share * items)):
+        for _ in range(int(share * items)):
             assignment = next_assignment(campaign, person, now=clock)
             if assignment is None:
                 break

@@ -157,7 +157,7 @@ def browser():
 
 
 def open_page(browser, width: int, height: int = 900):
-    page = browser.new_page(viewport={"width": width, "height": height})
+    page = browser.new_page(viewport={"width": width, "height": height}, bypass_csp=True)
     page.errors = []
     page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda error: page.errors.append(str(error)))
@@ -230,3 +230,44 @@ def test_in_chinese_every_manager_page_is_translated(browser, live_server, demo_
         if words := english_words(visible, allowed):
             problems.append(f"{path}: {' '.join(words)}")
     assert not problems, "\n".join(problems)
+
+
+def log_in_as_demo_annotator(page, live_server, username: str = "annotator3") -> None:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username=username)
+    user.set_password(MANAGER_PASSWORD)
+    user.save()
+    log_in(page, live_server, username, MANAGER_PASSWORD)
+
+
+def open_demo_task(page, live_server, kind: str) -> None:
+    campaign = Campaign.objects.get(kind=kind)
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/annotate/")
+    page.wait_for_function("document.documentElement.dataset.annotateReady === 'true'", timeout=15000)
+    page.wait_for_selector("#stage video")
+
+
+def test_at_phone_width_the_annotator_pages_fit(browser, live_server, demo_site):
+    page = open_page(browser, 390, 844)
+    log_in_as_demo_annotator(page, live_server)
+    assert sideways_overflow(page) <= 0, "annotator home"
+    for kind in (Campaign.Kind.PAIRWISE, Campaign.Kind.RUBRIC, Campaign.Kind.AB_SHARED_NOISE):
+        open_demo_task(page, live_server, kind)
+        assert sideways_overflow(page) <= 0, kind
+        answers = "#score-grid" if kind == Campaign.Kind.RUBRIC else ".choices"
+        box = page.locator(answers).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (kind, box)
+    assert not page.errors, page.errors
+
+
+def test_the_rubric_submit_is_on_screen_at_1440_by_900(browser, live_server, demo_site):
+    page = open_page(browser, 1440, 900)
+    log_in_as_demo_annotator(page, live_server)
+    open_demo_task(page, live_server, Campaign.Kind.RUBRIC)
+    box = page.locator("#submit").bounding_box()
+    assert box["y"] + box["height"] <= 900, box
+    on_top = page.evaluate(
+        f"document.elementFromPoint({box['x'] + box['width'] / 2}, {box['y'] + box['height'] / 2}).id"
+    )
+    assert on_top == "submit"  # nothing covers it
