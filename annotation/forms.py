@@ -210,12 +210,14 @@ class AddAnnotatorsForm(forms.Form):
 
 
 class GoldForm(forms.Form):
-    gold_answer = forms.ChoiceField(choices=[("", "not gold"), *Item.GoldAnswer.choices], required=False)
+    gold_answer = forms.ChoiceField(
+        label=_("Gold answer"), choices=[("", _("not gold")), *Item.GoldAnswer.choices], required=False
+    )
 
 
 class ExclusionForm(forms.Form):
-    annotator = forms.ModelChoiceField(queryset=get_user_model().objects.none())
-    reason = forms.CharField(max_length=500, required=False)
+    annotator = forms.ModelChoiceField(label=_("Annotator"), queryset=get_user_model().objects.none())
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
 
     def __init__(self, *args, people=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -224,5 +226,7 @@ class ExclusionForm(forms.Form):
 
 
 class ImportJudgmentsForm(forms.Form):
-    file = forms.FileField(help_text="a CSV with a header row (see the formats below)")
-    dry_run = forms.BooleanField(required=False, initial=True, help_text="only check and report")
+    file = forms.FileField(label=_("File"), help_text=_("a CSV with a header row (see the formats below)"))
+    dry_run = forms.BooleanField(
+        label=_("Dry run"), required=False, initial=True, help_text=_("only check and report")
+    )
