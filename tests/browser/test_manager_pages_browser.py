@@ -246,11 +246,14 @@ def english_words(text: str, allowed: set[str]) -> list[str]:
     return sorted({w for w in re.findall(r"[A-Za-z][A-Za-z_]+", text) if w not in allowed and len(w) > 1})
 
 
-def test_every_manager_page_fits_and_logs_no_error(browser, live_server, demo_site):
+def test_every_manager_page_fits_logs_no_error_and_speaks_chinese(browser, live_server, demo_site):
+    """One demo site for both walks (setting it up renders the demo clips): first in English at 1280 px,
+    for sideways scrolling and console errors, then in the Chinese UI, for English left untranslated."""
     page = open_page(browser, 1280)
     log_in(page, live_server, "boss", MANAGER_PASSWORD)
+    pages = manager_pages(demo_site["benchmark"])
     problems = []
-    for path in manager_pages(demo_site["benchmark"]):
+    for path in pages:
         page.goto(live_server.url + path)
         page.wait_for_load_state("load")
         if (extra := sideways_overflow(page)) > 0:
@@ -258,24 +261,28 @@ def test_every_manager_page_fits_and_logs_no_error(browser, live_server, demo_si
         problems += [f"{path}: {error}" for error in page.errors]
         page.errors.clear()
     assert not problems, "\n".join(problems)
+
     page.goto(live_server.url + reverse("model-list"))
     name = page.locator("a", has_text="LongModelName").first
     assert name.evaluate("el => getComputedStyle(el).unicodeBidi") == "isolate"  # the override stays inside
 
+    # The new-campaign form shows only the chosen kind's fields.
+    page.goto(live_server.url + reverse("campaign-new"))
+    page.select_option("select[name=kind]", "seed_preference")
+    assert page.locator("select[name=model_b]").is_hidden()
+    assert page.locator("input[name=generate_count]").is_visible()
+    page.select_option("select[name=kind]", "rubric")
+    assert page.locator("select[name=more_models]").is_visible()
+    assert page.locator("input[name=generate_count]").is_hidden()
 
-def test_in_chinese_every_manager_page_is_translated(browser, live_server, demo_site):
-    save_user_language(demo_site["manager"], "zh-hans")
-    page = open_page(browser, 1280)
-    log_in(page, live_server, "boss", MANAGER_PASSWORD)
     from generation.backends import BACKENDS
 
+    save_user_language(demo_site["manager"], "zh-hans")
     allowed = KEPT_IN_CHINESE | IDENTIFIERS | set(BACKENDS) | data_words()
-    problems = []
-    for path in manager_pages(demo_site["benchmark"]):
+    for path in pages:
         page.goto(live_server.url + path)
         assert page.locator("html").get_attribute("lang") == "zh-hans", path
-        visible = page.evaluate(VISIBLE_PROSE)
-        if words := english_words(visible, allowed):
+        if words := english_words(page.evaluate(VISIBLE_PROSE), allowed):
             problems.append(f"{path}: {' '.join(words)}")
     assert not problems, "\n".join(problems)
 
@@ -296,7 +303,9 @@ def open_demo_task(page, live_server, kind: str) -> None:
     page.wait_for_selector("#stage video")
 
 
-def test_at_phone_width_the_annotator_pages_fit(browser, live_server, demo_site):
+def test_annotator_pages_fit_a_phone_and_the_rubric_submit_is_on_screen_at_1440_by_900(
+    browser, live_server, demo_site
+):
     page = open_page(browser, 390, 844)
     log_in_as_demo_annotator(page, live_server)
     assert sideways_overflow(page) <= 0, "annotator home"
@@ -308,10 +317,7 @@ def test_at_phone_width_the_annotator_pages_fit(browser, live_server, demo_site)
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (kind, box)
     assert not page.errors, page.errors
 
-
-def test_the_rubric_submit_is_on_screen_at_1440_by_900(browser, live_server, demo_site):
-    page = open_page(browser, 1440, 900)
-    log_in_as_demo_annotator(page, live_server)
+    page.set_viewport_size({"width": 1440, "height": 900})
     open_demo_task(page, live_server, Campaign.Kind.RUBRIC)
     box = page.locator("#submit").bounding_box()
     assert box["y"] + box["height"] <= 900, box
