@@ -3,9 +3,7 @@ and benchmark names are as long as the site allows (one of them starting with a 
 fits the window without sideways scrolling, logs no console error, and in the Chinese UI shows no
 English outside names and data; at phone width (390 px) the annotator's pages fit too."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -15,7 +13,7 @@ from annotation.models import Campaign
 from evalsite.middleware import save_user_language
 from generation.demo import load_demo
 from generation.models import Benchmark, Prompt, Video, VideoModel
-from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_browser import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -190,15 +188,8 @@ def manager_pages(benchmark: Benchmark) -> list[str]:
 
 @pytest.fixture
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does)")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def open_page(browser, width: int, height: int = 900):
