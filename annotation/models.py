@@ -11,8 +11,10 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from annotation import outcomes
+from evalsite.text import strip_bidi_controls
 from generation.models import Benchmark, Category, Prompt, Video, VideoModel, new_public_id
 
 RUBRIC_DIMENSIONS = (
@@ -30,18 +32,18 @@ def new_token() -> str:
 
 class Campaign(models.Model):
     class Kind(models.TextChoices):
-        PAIRWISE = "pairwise", "Pairwise (Metric-1)"
-        RUBRIC = "rubric", "Rubric scoring (Metric-2)"
-        SEED_PREFERENCE = "seed_preference", "Seed preference (data for DPO)"
-        AB_SHARED_NOISE = "ab_shared_noise", "A/B with shared noise (DPO evaluation)"
+        PAIRWISE = "pairwise", _("Pairwise (Metric-1)")
+        RUBRIC = "rubric", _("Rubric scoring (Metric-2)")
+        SEED_PREFERENCE = "seed_preference", _("Seed preference (data for DPO)")
+        AB_SHARED_NOISE = "ab_shared_noise", _("A/B with shared noise (DPO evaluation)")
 
     class Overlap(models.TextChoices):
-        K_PER_ITEM = "k_per_item", "k annotators per item"
-        EVERY_ANNOTATOR = "every_annotator", "Every annotator does every item"
+        K_PER_ITEM = "k_per_item", _("k annotators per item")
+        EVERY_ANNOTATOR = "every_annotator", _("Every annotator does every item")
 
     class RubricLayout(models.TextChoices):
-        SINGLE = "single", "One video at a time"
-        TOGETHER = "together", "The compared models' videos together"
+        SINGLE = "single", _("One video at a time")
+        TOGETHER = "together", _("The compared models' videos together")
 
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -104,6 +106,10 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        self.name = strip_bidi_controls(self.name)
+        super().save(*args, **kwargs)
+
     @property
     def is_paired(self) -> bool:
         return self.kind in self.PAIRED_KINDS
@@ -132,10 +138,10 @@ class ExcludedPrompt(models.Model):
     """A prompt left out of a campaign because a compared model has no video for it or refused it."""
 
     class Reason(models.TextChoices):
-        NO_VIDEO = "no_video", "no ready video"
-        REFUSED = "refused", "refused by the model"
-        TOO_FEW_SEEDS = "too_few_seeds", "fewer than two seeds"
-        NO_SHARED_NOISE = "no_shared_noise", "no pair of videos made from the same noise"
+        NO_VIDEO = "no_video", _("no ready video")
+        REFUSED = "refused", _("refused by the model")
+        TOO_FEW_SEEDS = "too_few_seeds", _("fewer than two seeds")
+        NO_SHARED_NOISE = "no_shared_noise", _("no pair of videos made from the same noise")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="excluded_prompts")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
@@ -156,9 +162,9 @@ class Item(models.Model):
     """One unit of work: a prompt and its videos in canonical slots (see ItemVideo)."""
 
     class GoldAnswer(models.TextChoices):
-        SLOT_0 = "slot0", "the video in slot 0 is better"
-        TIE = "tie", "similar quality"
-        SLOT_1 = "slot1", "the video in slot 1 is better"
+        SLOT_0 = "slot0", _("the video in slot 0 is better")
+        TIE = "tie", _("similar quality")
+        SLOT_1 = "slot1", _("the video in slot 1 is better")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="+")
@@ -259,9 +265,9 @@ class PlaybackEvent(models.Model):
 
 class ProblemReport(models.Model):
     class Kind(models.TextChoices):
-        VIDEO_BROKEN = "video_broken", "A video does not play or is broken"
-        PROMPT_UNREADABLE = "prompt_unreadable", "The prompt is unreadable"
-        OTHER = "other", "Something else"
+        VIDEO_BROKEN = "video_broken", _("A video does not play or is broken")
+        PROMPT_UNREADABLE = "prompt_unreadable", _("The prompt is unreadable")
+        OTHER = "other", _("Something else")
 
     assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="problem")
     kind = models.CharField(max_length=20, choices=Kind.choices)

@@ -305,3 +305,14 @@ def model_roles(campaign: Campaign) -> list[tuple[str, object]]:
     else:
         roles = [str(i) for i in range(1, len(models) + 1)]
     return list(zip(roles, models, strict=False))
+
+
+def campaigns_with_demo_judgments(campaigns: QuerySet[Campaign] | None = None) -> QuerySet[Campaign]:
+    """The campaigns (of `campaigns`, default all) that compare a demo model and have judgments: their
+    numbers come from the demo setup's made-up answers, and pages that show them say so."""
+    from generation.models import VideoModel
+
+    chosen = Campaign.objects.all() if campaigns is None else campaigns
+    return chosen.filter(
+        campaign_models__model__kind=VideoModel.Kind.DEMO, judgments__isnull=False
+    ).distinct()

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 
 from .jobs import JobStateError, cancel_job, retry_job
 from .models import Job
+from .next_steps import next_steps
 from .permissions import is_manager, manager_required
 from .query import parse_choice
 from .selectors import jobs_queryset
@@ -25,6 +26,7 @@ def home(request):
         "video_count": Video.objects.filter(status=Video.Status.READY).count(),
         "active_jobs": jobs_queryset(active=True)[:10],
         "recent_jobs": jobs_queryset()[:5],
+        "next_steps": next_steps(),
     }
     return render(request, "evalsite/home.html", context)
 

@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from evalsite.query import DB_INT_MAX
 
@@ -21,6 +22,17 @@ class VideoModelForm(forms.ModelForm):
             "backend_options",
             "description",
         ]
+        labels = {
+            "name": _("Name"),
+            "version": _("Version"),
+            "kind": _("Kind"),
+            "checkpoint": _("Checkpoint"),
+            "adapter": _("Adapter"),
+            "base_model": _("Base model"),
+            "default_settings": _("Default settings"),
+            "backend_options": _("Backend options"),
+            "description": _("Description"),
+        }
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "default_settings": forms.Textarea(
@@ -35,9 +47,10 @@ class VideoModelForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["backend"] = forms.ChoiceField(
             required=False,
-            choices=[("", "none: videos are uploaded or imported")]
+            choices=[("", _("none: videos are uploaded or imported"))]
             + [(name, name) for name in sorted(BACKENDS)],
-            help_text="how the site generates this model's videos",
+            label=_("Backend"),
+            help_text=_("how the site generates this model's videos"),
         )
 
     def validate_unique(self):
@@ -45,18 +58,22 @@ class VideoModelForm(forms.ModelForm):
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField()
-    model = forms.ModelChoiceField(queryset=VideoModel.objects.order_by("name", "version"))
-    benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.order_by("name"))
+    file = forms.FileField(label=_("File"))
+    model = forms.ModelChoiceField(label=_("Model"), queryset=VideoModel.objects.order_by("name", "version"))
+    benchmark = forms.ModelChoiceField(label=_("Benchmark"), queryset=Benchmark.objects.order_by("name"))
     prompt_position = forms.IntegerField(
-        min_value=1, max_value=DB_INT_MAX, help_text="line of the prompt in the benchmark"
+        label=_("Prompt position"),
+        min_value=1,
+        max_value=DB_INT_MAX,
+        help_text=_("line of the prompt in the benchmark"),
     )
-    seed = forms.IntegerField(required=False)  # its range is checked by upload_video
-    noise_id = forms.CharField(required=False, max_length=200)
+    seed = forms.IntegerField(label=_("Seed"), required=False)  # its range is checked by upload_video
+    noise_id = forms.CharField(label=_("Noise id"), required=False, max_length=200)
     generation_settings = forms.JSONField(
+        label=_("Generation settings"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text='a JSON object, e.g. {"sampler": "euler", "steps": 50}',
+        help_text=_('a JSON object, e.g. {"sampler": "euler", "steps": 50}'),
     )
 
     def clean_generation_settings(self):
@@ -80,21 +97,36 @@ class UploadForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    archive = forms.FileField(required=False, help_text="a .zip of videos, with or without a manifest")
+    archive = forms.FileField(
+        label=_("Archive"), required=False, help_text=_("a .zip of videos, with or without a manifest")
+    )
     root = forms.CharField(
-        required=False, label="or a folder on the server", help_text="must be under EVALSITE_IMPORT_ROOTS"
+        required=False,
+        label=_("or a folder on the server"),
+        help_text=_("must be under EVALSITE_IMPORT_ROOTS"),
     )
     manifest = forms.CharField(
-        required=False, help_text="manifest file name in the folder (default manifest.csv/.jsonl)"
+        label=_("Manifest"),
+        required=False,
+        help_text=_("manifest file name in the folder (default manifest.csv/.jsonl)"),
     )
     benchmark = forms.ModelChoiceField(
-        queryset=Benchmark.objects.order_by("name"), required=False, to_field_name="slug"
+        label=_("Benchmark"),
+        queryset=Benchmark.objects.order_by("name"),
+        required=False,
+        to_field_name="slug",
     )
     model = forms.CharField(
-        required=False, help_text="model name, for a folder of <position>[_seed<N>] files"
+        label=_("Model"),
+        required=False,
+        help_text=_("model name, for a folder of <position>[_seed<N>] files"),
     )
-    create_models = forms.BooleanField(required=False, help_text="create models the import names")
-    dry_run = forms.BooleanField(required=False, initial=True, help_text="only check and report")
+    create_models = forms.BooleanField(
+        label=_("Create models"), required=False, help_text=_("create models the import names")
+    )
+    dry_run = forms.BooleanField(
+        label=_("Dry run"), required=False, initial=True, help_text=_("only check and report")
+    )
 
     def clean(self):
         data = super().clean()
@@ -114,9 +146,9 @@ class ImportForm(forms.Form):
 
 
 class RefusalForm(forms.Form):
-    benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.order_by("name"))
-    prompt_position = forms.IntegerField(min_value=1)
-    reason = forms.CharField(required=False, max_length=500)
+    benchmark = forms.ModelChoiceField(label=_("Benchmark"), queryset=Benchmark.objects.order_by("name"))
+    prompt_position = forms.IntegerField(label=_("Prompt position"), min_value=1)
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=500)
 
 
 def _numbers(text: str, what: str) -> list[int]:
@@ -138,34 +170,46 @@ def _numbers(text: str, what: str) -> list[int]:
 
 class GenerationRunForm(forms.Form):
     VARIANTS = [
-        ("seeds", "these seeds"),
-        ("seeds_per_prompt", "k seeds per prompt (0..k-1)"),
-        ("noise_seeds", "shared noise from these seeds"),
-        ("noise_ids", "these noise ids"),
-        ("noise_per_prompt", "k shared noise ids per prompt"),
+        ("seeds", _("these seeds")),
+        ("seeds_per_prompt", _("k seeds per prompt (0..k-1)")),
+        ("noise_seeds", _("shared noise from these seeds")),
+        ("noise_ids", _("these noise ids")),
+        ("noise_per_prompt", _("k shared noise ids per prompt")),
     ]
 
     model = forms.ModelChoiceField(
-        queryset=VideoModel.objects.exclude(backend="").order_by("name", "version")
+        label=_("Model"), queryset=VideoModel.objects.exclude(backend="").order_by("name", "version")
     )
-    benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.order_by("name"), to_field_name="slug")
-    categories = forms.CharField(required=False, help_text="category names, comma-separated; empty: all")
-    prompts = forms.CharField(required=False, help_text="or prompt positions, e.g. 1,2,10-20")
-    variant = forms.ChoiceField(choices=VARIANTS, initial="seeds")
+    benchmark = forms.ModelChoiceField(
+        label=_("Benchmark"), queryset=Benchmark.objects.order_by("name"), to_field_name="slug"
+    )
+    categories = forms.CharField(
+        label=_("Categories"), required=False, help_text=_("category names, comma-separated; empty: all")
+    )
+    prompts = forms.CharField(
+        label=_("Prompts"), required=False, help_text=_("or prompt positions, e.g. 1,2,10-20")
+    )
+    variant = forms.ChoiceField(label=_("Variant"), choices=VARIANTS, initial="seeds")
     values = forms.CharField(
         initial="0",
-        help_text="the seeds, noise seeds or noise ids (comma-separated), or k",
-        label="Seeds / k",
+        help_text=_("the seeds, noise seeds or noise ids (comma-separated), or k"),
+        label=_("Seeds / k"),
     )
     settings = forms.JSONField(
-        required=False, initial=dict, help_text='on top of the model\'s, e.g. {"steps": 30}'
-    )
-    grid = forms.JSONField(
+        label=_("Settings"),
         required=False,
         initial=dict,
-        help_text='lists of values to combine, e.g. {"steps": [10, 50], "guidance_scale": [1, 5]}',
+        help_text=_('on top of the model\'s, e.g. {"steps": 30}'),
     )
-    batch_size = forms.IntegerField(min_value=1, max_value=64, initial=4, help_text="videos per gpu job")
+    grid = forms.JSONField(
+        label=_("Grid"),
+        required=False,
+        initial=dict,
+        help_text=_('lists of values to combine, e.g. {"steps": [10, 50], "guidance_scale": [1, 5]}'),
+    )
+    batch_size = forms.IntegerField(
+        label=_("Batch size"), min_value=1, max_value=64, initial=4, help_text=_("videos per gpu job")
+    )
 
     def clean(self):
         data = super().clean()

@@ -3,6 +3,9 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from evalsite.text import strip_bidi_controls
 
 
 def new_public_id() -> str:
@@ -12,15 +15,15 @@ def new_public_id() -> str:
 
 class Benchmark(models.Model):
     class Kind(models.TextChoices):
-        STEP_VIDEO_EVAL = "step-video-t2v-eval", "Step-Video-T2V-Eval"
-        MOVIEGEN = "moviegen-video-bench", "Movie Gen Video Bench"
-        GENERIC = "generic", "Generic prompt file"
+        STEP_VIDEO_EVAL = "step-video-t2v-eval", _("Step-Video-T2V-Eval")
+        MOVIEGEN = "moviegen-video-bench", _("Movie Gen Video Bench")
+        GENERIC = "generic", _("Generic prompt file")
 
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=40, choices=Kind.choices)
     description = models.TextField(blank=True)
-    source = models.CharField(max_length=500, blank=True, help_text="file the prompts were loaded from")
+    source = models.CharField(max_length=500, blank=True, help_text=_("file the prompts were loaded from"))
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -28,6 +31,10 @@ class Benchmark(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.name = strip_bidi_controls(self.name)
+        super().save(*args, **kwargs)
 
 
 class Category(models.Model):
@@ -69,7 +76,7 @@ class Prompt(models.Model):
         HIGH = "high"
 
     benchmark = models.ForeignKey(Benchmark, on_delete=models.CASCADE, related_name="prompts")
-    position = models.PositiveIntegerField(help_text="1-based line/row in the benchmark file")
+    position = models.PositiveIntegerField(help_text=_("1-based line/row in the benchmark file"))
     text = models.TextField()
     language = models.CharField(max_length=16)
     category = models.ForeignKey(
@@ -93,11 +100,11 @@ class VideoModel(models.Model):
     """A named, versioned source of videos: a checkpoint, an external engine, a DPO-tuned variant."""
 
     class Kind(models.TextChoices):
-        CHECKPOINT = "checkpoint", "Checkpoint"
-        ENGINE = "engine", "External engine"
-        BASELINE = "baseline", "Baseline"
-        TUNED = "tuned", "Tuned (e.g. DPO) version"
-        DEMO = "demo", "Demo (synthetic clips)"
+        CHECKPOINT = "checkpoint", _("Checkpoint")
+        ENGINE = "engine", _("External engine")
+        BASELINE = "baseline", _("Baseline")
+        TUNED = "tuned", _("Tuned (e.g. DPO) version")
+        DEMO = "demo", _("Demo (synthetic clips)")
 
     name = models.CharField(max_length=200)
     version = models.CharField(max_length=100, blank=True)
@@ -106,31 +113,35 @@ class VideoModel(models.Model):
     checkpoint = models.CharField(
         max_length=500,
         blank=True,
-        help_text="checkpoint path or hub id; for generation, a local folder (the base folder when an adapter is set)",
+        help_text=_(
+            "checkpoint path or hub id; for generation, a local folder (the base folder when an adapter is set)"
+        ),
     )
     backend = models.CharField(
         max_length=50,
         blank=True,
-        help_text="generation backend (diffusers, command, ...); empty: not generated here",
+        help_text=_("generation backend (diffusers, command, ...); empty: not generated here"),
     )
     adapter = models.CharField(
         max_length=500,
         blank=True,
-        help_text="LoRA adapter folder applied on top of the checkpoint (tuned models)",
+        help_text=_("LoRA adapter folder applied on top of the checkpoint (tuned models)"),
     )
     backend_options = models.JSONField(
-        default=dict, blank=True, help_text="options of the backend (the command backend's command, say)"
+        default=dict, blank=True, help_text=_("options of the backend (the command backend's command, say)")
     )
     default_settings = models.JSONField(
         default=dict,
         blank=True,
-        help_text="generation settings a run starts from (steps, guidance_scale, ...)",
+        help_text=_("generation settings a run starts from (steps, guidance_scale, ...)"),
     )
     capabilities_record = models.JSONField(
         default=dict,
         blank=True,
         editable=False,
-        help_text="what a worker read from the loaded checkpoint (settings, frame rule, ...), for checking runs",
+        help_text=_(
+            "what a worker read from the loaded checkpoint (settings, frame rule, ...), for checking runs"
+        ),
     )
     base_model = models.ForeignKey(
         "self",
@@ -138,7 +149,7 @@ class VideoModel(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="derived_models",
-        help_text="the model this one was tuned from",
+        help_text=_("the model this one was tuned from"),
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -148,6 +159,10 @@ class VideoModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}".strip()
+
+    def save(self, *args, **kwargs):
+        self.name = strip_bidi_controls(self.name)
+        super().save(*args, **kwargs)
 
     @property
     def label(self) -> str:
@@ -171,23 +186,25 @@ class Video(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="videos")
     seed = models.BigIntegerField(null=True, blank=True)
     noise_id = models.CharField(
-        max_length=200, blank=True, help_text="id of the initial noise; equal ids pair videos made from it"
+        max_length=200, blank=True, help_text=_("id of the initial noise; equal ids pair videos made from it")
     )
     generation_settings = models.JSONField(default=dict, blank=True)
     settings_hash = models.CharField(
         max_length=64,
         blank=True,
-        help_text="hash of the resolved settings of a generated video; empty otherwise",
+        help_text=_("hash of the resolved settings of a generated video; empty otherwise"),
     )
     generation_record = models.JSONField(
-        default=dict, blank=True, help_text="backend, checkpoint, adapter, library versions (managers only)"
+        default=dict,
+        blank=True,
+        help_text=_("backend, checkpoint, adapter, library versions (managers only)"),
     )
     source = models.CharField(max_length=20, choices=Source.choices)
     original_name = models.CharField(
-        max_length=500, blank=True, help_text="file name as brought in (managers only)"
+        max_length=500, blank=True, help_text=_("file name as brought in (managers only)")
     )
     content_sha256 = models.CharField(max_length=64)
-    original_file = models.CharField(max_length=300, help_text="path under MEDIA_ROOT")
+    original_file = models.CharField(max_length=300, help_text=_("path under MEDIA_ROOT"))
     playable_file = models.CharField(max_length=300, blank=True)
     poster_file = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING, db_index=True)
@@ -247,19 +264,19 @@ class GenerationRun(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
-        DONE = "done", "Done"
-        DONE_WITH_PROBLEMS = "problems", "Done, with failures or refusals"
+        DONE = "done", _("Done")
+        DONE_WITH_PROBLEMS = "problems", _("Done, with failures or refusals")
         CANCELLED = "cancelled"
 
     model = models.ForeignKey(VideoModel, on_delete=models.PROTECT, related_name="generation_runs")
     benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="generation_runs")
     spec = models.JSONField(
-        default=dict, help_text="what was asked: categories or prompts, seeds or noise ids, settings grid"
+        default=dict, help_text=_("what was asked: categories or prompts, seeds or noise ids, settings grid")
     )
     backend = models.CharField(max_length=50)
     checkpoint = models.CharField(max_length=500)
     adapter = models.CharField(max_length=500, blank=True)
-    batch_size = models.PositiveIntegerField(default=4, help_text="videos per gpu-queue job")
+    batch_size = models.PositiveIntegerField(default=4, help_text=_("videos per gpu-queue job"))
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     cancel_requested = models.BooleanField(default=False)
     created_by = models.ForeignKey(
@@ -294,14 +311,14 @@ class GenerationItem(models.Model):
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="items")
     model = models.ForeignKey(VideoModel, on_delete=models.PROTECT, related_name="generation_items")
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="generation_items")
-    seed = models.BigIntegerField(help_text="the seed, or the seed the shared noise is drawn from")
+    seed = models.BigIntegerField(help_text=_("the seed, or the seed the shared noise is drawn from"))
     shared_noise = models.BooleanField(default=False)
-    noise_id = models.CharField(max_length=200, blank=True, help_text="set once the latent shape is known")
-    settings = models.JSONField(default=dict, help_text="resolved settings (defaults filled in)")
+    noise_id = models.CharField(max_length=200, blank=True, help_text=_("set once the latent shape is known"))
+    settings = models.JSONField(default=dict, help_text=_("resolved settings (defaults filled in)"))
     settings_hash = models.CharField(max_length=64)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
-    oom_hint = models.CharField(max_length=300, blank=True, help_text="which setting to lower")
+    oom_hint = models.CharField(max_length=300, blank=True, help_text=_("which setting to lower"))
     steps_done = models.PositiveIntegerField(default=0)
     steps_total = models.PositiveIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

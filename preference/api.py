@@ -11,7 +11,8 @@ from evalsite.jobs import JobStateError
 from generation.models import Benchmark, VideoModel
 
 from . import selectors
-from .export import FORMATS, OPTION_HELP, ExportOptions
+from .export import FORMATS, ExportOptions
+from .forms import OPTION_HELP
 from .models import EXPORT_NAME_PATTERN, PreferenceExport, TrainingRun
 from .pairs import GRANULARITIES, TIE_HANDLING
 from .services import ExportError, create_export

@@ -36,9 +36,7 @@ import pyarrow.parquet as pq
 
 from .pairs import (
     DIMENSIONS,
-    GRANULARITIES,
     SPLITS,
-    TIE_HANDLING,
     PairsError,
     PreferencePair,
     Split,
@@ -108,16 +106,6 @@ class ExportOptions:
         ):
             raise ExportOptionsError("formats must be a list, e.g. ['jsonl', 'parquet']")
         return cls(**values)
-
-
-OPTION_HELP = {
-    "min_agreement": "keep pairs whose majority option has at least this share of the votes (0 to 1)",
-    "ties": f"one of {', '.join(TIE_HANDLING)}: a tie is dropped or kept with label 0.5",
-    "granularity": f"one of {', '.join(GRANULARITIES)}: one record per pair (votes aggregated) or per judgment",
-    "validation_fraction": "share of prompts (not records) that go to the validation split",
-    "split_seed": "text that, with the normalised prompt text, decides each prompt's split",
-    "formats": f"some of {', '.join(FORMATS)}",
-}
 
 
 @dataclass(frozen=True)

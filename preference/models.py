@@ -6,12 +6,13 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Campaign
 from evalsite.models import Job
 
 EXPORT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-EXPORT_NAME_HELP = "letters, digits, '.', '_' and '-' (it names the folder); up to 100 characters"
+EXPORT_NAME_HELP = _("letters, digits, '.', '_' and '-' (it names the folder); up to 100 characters")
 
 
 class PreferenceExport(models.Model):
@@ -30,12 +31,12 @@ class PreferenceExport(models.Model):
         help_text=EXPORT_NAME_HELP,
     )
     version = models.PositiveIntegerField()
-    options = models.JSONField(default=dict, help_text="ExportOptions, as given")
+    options = models.JSONField(default=dict, help_text=_("ExportOptions, as given"))
     campaigns = models.ManyToManyField(Campaign, related_name="preference_exports")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.BUILDING, db_index=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     manifest = models.JSONField(default=dict, blank=True)
-    folder = models.CharField(max_length=300, help_text="path under MEDIA_ROOT")
+    folder = models.CharField(max_length=300, help_text=_("path under MEDIA_ROOT"))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -80,8 +81,8 @@ class TrainingRun(models.Model):
     Runs as a `gpu` job (`tasks.train_preference_model`); its files live in MEDIA_ROOT/training/run-<id>/."""
 
     class Kind(models.TextChoices):
-        REWARD_MODEL = "reward_model", "Reward model"
-        VIDEO_DPO = "video_dpo", "Video-DPO"
+        REWARD_MODEL = "reward_model", _("Reward model")
+        VIDEO_DPO = "video_dpo", _("Video-DPO")
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -92,27 +93,29 @@ class TrainingRun(models.Model):
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     export = models.ForeignKey(PreferenceExport, on_delete=models.PROTECT, related_name="training_runs")
-    export_sha256 = models.CharField(max_length=64, help_text="sha256 of the export's manifest.json")
+    export_sha256 = models.CharField(max_length=64, help_text=_("sha256 of the export's manifest.json"))
     base_model = models.ForeignKey(
         "generation.VideoModel", on_delete=models.PROTECT, related_name="training_runs"
     )
-    config = models.JSONField(default=dict, help_text="the trainer's settings, as resolved")
-    figures = models.JSONField(default=dict, blank=True, help_text="final figures (last step, validation)")
+    config = models.JSONField(default=dict, help_text=_("the trainer's settings, as resolved"))
+    figures = models.JSONField(default=dict, blank=True, help_text=_("final figures (last step, validation)"))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    folder = models.CharField(max_length=300, help_text="path under MEDIA_ROOT")
+    folder = models.CharField(max_length=300, help_text=_("path under MEDIA_ROOT"))
     tuned_model = models.OneToOneField(
         "generation.VideoModel",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="training_run",
-        help_text="the model a finished Video-DPO run registered (base checkpoint + adapter)",
+        help_text=_("the model a finished Video-DPO run registered (base checkpoint + adapter)"),
     )
     evaluation = models.JSONField(
         default=dict,
         blank=True,
-        help_text="evaluate against the base: benchmark id, noise ids per prompt, the generation runs started",
+        help_text=_(
+            "evaluate against the base: benchmark id, noise ids per prompt, the generation runs started"
+        ),
     )
     evaluation_campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -150,7 +153,7 @@ class TrainingStep(models.Model):
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="steps")
     step = models.PositiveIntegerField()
     split = models.CharField(max_length=10, default="train")
-    values = models.JSONField(default=dict, help_text="figure name -> value")
+    values = models.JSONField(default=dict, help_text=_("figure name -> value"))
 
     class Meta:
         ordering = ["run", "split", "step"]

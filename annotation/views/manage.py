@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from evalsite.permissions import manager_required
@@ -49,9 +51,14 @@ def campaign_new(request):
             form.add_error(None, str(exc))
         else:
             videos = sum(run.items.count() for run in runs)
+            started = ngettext(
+                "Started %(runs)d generation run", "Started %(runs)d generation runs", len(runs)
+            ) % {"runs": len(runs)}
+            count = ngettext("%(videos)d video", "%(videos)d videos", videos) % {"videos": videos}
             messages.success(
                 request,
-                f"Started {len(runs)} generation run(s), {videos} videos; create the campaign once they are done.",
+                _("%(started)s, %(count)s; create the campaign once they are done.")
+                % {"started": started, "count": count},
             )
             return redirect("run-list")
     elif request.method == "POST" and form.is_valid():
@@ -60,8 +67,15 @@ def campaign_new(request):
         except CampaignError as exc:
             form.add_error(None, str(exc))
         else:
+            items = campaign.items.count()
             messages.success(
-                request, f"Created campaign {campaign.name} with {campaign.items.count()} items."
+                request,
+                ngettext(
+                    "Created campaign %(name)s with %(items)d item.",
+                    "Created campaign %(name)s with %(items)d items.",
+                    items,
+                )
+                % {"name": campaign.name, "items": items},
             )
             return redirect("campaign-detail", pk=campaign.pk)
     return render(request, TEMPLATES + "campaign_form.html", {"form": form})
@@ -83,7 +97,7 @@ def campaign_detail(request, pk):
             "excluded_prompts": selectors.excluded_prompts(campaign),
             "problems": selectors.problem_reports(campaign)[:PROBLEMS_SHOWN],
             "problem_count": selectors.problem_reports(campaign).count(),
-            "add_form": AddAnnotatorsForm(),
+            "add_form": AddAnnotatorsForm(campaign=campaign),
             "statuses": Campaign.Status,
             "media_job": None if campaign.media_ready else latest_media_job(campaign),
         },
@@ -126,7 +140,7 @@ def campaign_normalise_media(request, pk):
 @require_POST
 def campaign_add_annotators(request, pk):
     campaign = get_object_or_404(Campaign, pk=pk)
-    form = AddAnnotatorsForm(request.POST)
+    form = AddAnnotatorsForm(request.POST, campaign=campaign)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
     else:
@@ -191,6 +205,7 @@ def campaign_quality(request, pk):
             "agreement": quality.campaign_agreement(campaign),
             "contradictions": quality.contradictions(campaign),
             "gap": quality.CONTRADICTION_GAP,
+            "demo_data": selectors.campaigns_with_demo_judgments(Campaign.objects.filter(pk=pk)).exists(),
         },
     )
 

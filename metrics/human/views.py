@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from annotation.models import Campaign
+from annotation.selectors import campaigns_with_demo_judgments
 from evalsite.permissions import manager_required
 
 from .downloads import DownloadError, check_format, plot_download, table_download
@@ -44,7 +45,14 @@ def _shown_plots(plots: list[dict], link: Callable[[str, str], str]) -> list[dic
 
 @manager_required
 def results_list(request):
-    return render(request, "metrics/results_list.html", {"campaigns": campaigns_with_judgment_counts()})
+    return render(
+        request,
+        "metrics/results_list.html",
+        {
+            "campaigns": campaigns_with_judgment_counts(),
+            "demo_ids": set(campaigns_with_demo_judgments().values_list("pk", flat=True)),
+        },
+    )
 
 
 @manager_required
@@ -73,6 +81,7 @@ def campaign_results_page(request, campaign_id: int):
             "plots": _shown_plots(results["plots"], plot_link),
             "figures": {p["key"]: p for p in results["plots"]},
             "all_json": reverse("api:campaign-results-api", args=[campaign.pk]),
+            "demo_data": campaigns_with_demo_judgments(Campaign.objects.filter(pk=campaign.pk)).exists(),
         },
     )
 
@@ -109,7 +118,12 @@ def leaderboard_page(request):
     def plot_link(key: str, fmt: str) -> str:
         return reverse("leaderboard-download", args=["plot", key, fmt]) + (f"?{query}" if query else "")
 
-    context = {"error": error, "options": leaderboard_filter_options(), "chosen": request.GET}
+    context = {
+        "error": error,
+        "options": leaderboard_filter_options(),
+        "chosen": request.GET,
+        "demo_data": campaigns_with_demo_judgments().exists(),
+    }
     if board is not None:
         context.update(
             board=board,

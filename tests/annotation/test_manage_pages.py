@@ -241,7 +241,8 @@ def test_adding_annotators_to_an_every_annotator_campaign(admin_client, campaign
     assert campaign.annotators.count() == 3 and campaign.judgments_per_item == 3
     assert set(campaign.items.values_list("required_judgments", flat=True)) == {3}
     response = admin_client.post(url, {"annotators": [newcomer.pk]}, follow=True)
-    assert "already in the campaign" in page(response)
+    assert "Select a valid choice" in page(response)  # present annotators are not offered again
+    assert campaign.annotators.count() == 3
     response = admin_client.post(url, {}, follow=True)
     assert "Choose annotators, or the group." in page(response)
     assert set(campaign.items.values_list("required_judgments", flat=True)) == {3}
@@ -359,3 +360,41 @@ def test_import_page_checks_then_imports(admin_client, campaign_factory):
     assert Judgment.objects.count() == 0
     html = page(upload(header + "1,rater,Alpha,Beta,left\n"))
     assert "Imported 1 judgment(s)" in html and Judgment.objects.get().source == "import"
+
+
+def test_annotator_choices_leave_out_managers_and_present_annotators_and_explain_multi_select(
+    admin_client, campaign_factory, annotators, django_user_model
+):
+    campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
+    (present,) = campaign.annotators.all()
+    (newcomer,) = annotators(1, prefix="late")
+    django_user_model.objects.create_user("another-manager", password="pw-123456789", is_staff=True)
+    detail = page(admin_client.get(f"/campaigns/{campaign.pk}/"))
+    offered = re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', detail)
+    assert newcomer.username in offered
+    assert present.username not in offered and "another-manager" not in offered and "admin" not in offered
+    new = page(admin_client.get("/campaigns/new/"))
+    assert "another-manager" not in new and present.username in new
+    assert new.count("Hold Ctrl") >= 3  # annotators, categories, more models
+    # Fields of one kind only carry the kinds they apply to; the page's script hides the others.
+    assert re.search(
+        r'name="more_models"[^>]*data-kinds="rubric"|data-kinds="rubric"[^>]*name="more_models"', new
+    )
+    assert "annotation/campaign_form" in new
+
+
+def test_a_long_list_of_excluded_prompts_is_folded_below_the_problem_reports(
+    admin_client, campaign_factory, make_benchmark
+):
+    from annotation.models import ExcludedPrompt
+
+    campaign = campaign_factory("pairwise", n_prompts=1, n_annotators=1)
+    other = make_benchmark([f"left-out prompt {i}" for i in range(240)], slug="many")
+    ExcludedPrompt.objects.bulk_create(
+        ExcludedPrompt(campaign=campaign, prompt=prompt, reason=ExcludedPrompt.Reason.NO_VIDEO)
+        for prompt in other.prompts.all()
+    )
+    detail = page(admin_client.get(f"/campaigns/{campaign.pk}/"))
+    folded = re.search(r'<details class="excluded-prompts"( open)?><summary>([^<]+)</summary>', detail)
+    assert folded and folded.group(1) is None and folded.group(2) == "240 prompts left out of this campaign"
+    assert detail.index("Problem reports") < detail.index('<details class="excluded-prompts"')

@@ -2,6 +2,7 @@
 advances and seeks (the media answers byte ranges)."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def browser_page():
+@contextmanager
+def chromium():
+    """Debian's Chromium, headless, through Playwright."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does)")
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
@@ -32,11 +34,18 @@ def browser_page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page():
+    with chromium() as browser:
         # Playwright's wait_for_function evaluates strings, which the site's CSP forbids in the page;
         # tests/browser/test_csp_browser.py drives the pages under the policy.
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-        yield page
-        browser.close()
+        yield browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
 
 
 def test_manager_logs_in_opens_a_benchmark_and_plays_a_video(

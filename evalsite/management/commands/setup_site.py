@@ -61,6 +61,11 @@ class Command(BaseCommand):
         result = load_demo_campaigns(benchmark)
         for name in result["campaigns"]:
             self.stdout.write(f"Demo campaign created: {name}")
+        if result["judgments"]:
+            self.stdout.write(
+                f"Demo judgments made up for the demo annotators (demo data, not people's answers): "
+                f"{result['judgments']}"
+            )
         for username, password in result["passwords"].items():
             self.stdout.write(
                 self.style.SUCCESS(
