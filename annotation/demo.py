@@ -23,6 +23,7 @@ from .assignment import next_assignment
 from .campaigns import CampaignSpec, create_campaign
 from .judging import submit_answer
 from .models import RUBRIC_DIMENSIONS, Campaign, Item, ItemVideo
+from .renditions import prepare_campaign_media
 
 DEMO_ANNOTATORS = ("annotator1", "annotator2", "annotator3")
 DEMO_CAMPAIGNS = (
@@ -151,6 +152,9 @@ def load_demo_campaigns(benchmark: Benchmark) -> dict:
             )
             if campaign.is_paired:
                 _mark_frozen_clips_as_gold(campaign)
+            # The demo annotators answer now, so the campaign's media is made here rather than by the job
+            # create_campaign queued (which then finds every rendition complete and keeps it).
+            prepare_campaign_media(campaign)
             created.append(campaign.name)
             judgments += answer_as_demo_annotators(campaign, people)
     return {"passwords": passwords, "campaigns": created, "judgments": judgments}

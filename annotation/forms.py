@@ -23,7 +23,7 @@ from .selectors import annotator_group_members
 MULTI_SELECT_HELP = _("Hold Ctrl (⌘ on a Mac) and click to choose several, or to unchoose one.")
 
 # The campaign kinds a field of the new-campaign form applies to; fields not listed apply to every kind.
-# The page shows only the chosen kind's fields (annotation/campaign_form.js).
+# The page shows only the chosen kind's fields (annotation/manage/campaign_form.js).
 KIND_FIELDS = {
     "model_b": (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE, Campaign.Kind.RUBRIC),
     "more_models": (Campaign.Kind.RUBRIC,),

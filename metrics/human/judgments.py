@@ -24,6 +24,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Avg, Case, Count, F, IntegerField, Max, Q, QuerySet, Value, When
+from django.utils.translation import override
 
 from annotation.left_out import (
     EXCLUDED_ANNOTATOR,
@@ -48,6 +49,12 @@ from generation.models import Prompt, VideoModel
 NO_CATEGORY = "(no category)"
 
 SKIP_FOREIGN_MODELS = "models not compared in the campaign"
+
+
+def untranslated(text: Any) -> str:
+    """A lazily translated label as plain text in the source language."""
+    with override(None):
+        return str(text)
 
 
 @dataclass(frozen=True)
@@ -277,7 +284,8 @@ def load_campaign(campaign: Campaign, *, keep_excluded_annotators: bool = False)
         {
             "prompt": e.prompt_position,
             "model": labels.get(e.model_id, "") if e.model_id else "",
-            "reason": ExcludedPrompt.Reason(e.reason).label,
+            # the results are one JSON document for every language (cached, API, command): English
+            "reason": untranslated(ExcludedPrompt.Reason(e.reason).label),
             # every judgment of the prompt, listed once (under its first entry): none is counted
             "judgments_skipped": skipped_by_prompt[(PROMPT_NOT_IN_CAMPAIGN, e.prompt_id)] if first else 0,
         }

@@ -380,7 +380,7 @@ def test_annotator_choices_leave_out_managers_and_present_annotators_and_explain
     assert re.search(
         r'name="more_models"[^>]*data-kinds="rubric"|data-kinds="rubric"[^>]*name="more_models"', new
     )
-    assert "annotation/campaign_form" in new
+    assert "annotation/manage/campaign_form.js" in new
 
 
 def test_a_long_list_of_excluded_prompts_is_folded_below_the_problem_reports(
