@@ -50,6 +50,7 @@ from typing import Any
 
 from django.db import transaction
 
+from evalsite.job_titles import job_title
 from evalsite.models import Job
 from generation.models import Video
 from generation.services import media_path
@@ -313,7 +314,7 @@ def start_prepare_media(campaign: Campaign, created_by=None) -> Job:
     campaign.media_ready = False
     return start_job(
         PREPARE_MEDIA_JOB,
-        title=f"Prepare the media of campaign {campaign.name}",
+        title=job_title("prepare_media", name=campaign.name),
         params={"campaign_id": campaign.pk},
         created_by=created_by,
     )
@@ -405,7 +406,7 @@ def start_normalise_media(campaign: Campaign, created_by=None) -> Job:
             locked.save(update_fields=["status"])
         job = start_job(
             NORMALISE_MEDIA_JOB,
-            title=f"Normalise the media of campaign {locked.name}",
+            title=job_title("normalise_media", name=locked.name),
             params={"campaign_id": locked.pk, "resume": resume},
             created_by=created_by,
         )

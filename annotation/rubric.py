@@ -155,6 +155,11 @@ def is_chinese(language: str) -> bool:
     return language.lower().startswith("zh")
 
 
+def dimension_title(key: str, language: str) -> str:
+    """A rubric dimension's title in the page's language (the key itself for an unknown one)."""
+    return next((d.title(language) for d in RUBRIC if d.key == key), key)
+
+
 def rubric_for_display(language: str) -> list[dict]:
     """The rubric as rows for a page: each dimension with its key, its title and level texts in the active
     language first and the other language second, levels from 5 down to 1."""

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from evalsite.job_titles import job_title
 from evalsite.jobs import start_job
 from evalsite.models import Job
 
@@ -86,7 +87,7 @@ def upload_video(
             if video.status != Video.Status.READY:
                 job = start_job(
                     "generation.tasks.transcode_video",
-                    title=f"Transcode video {video.pk}",
+                    title=job_title("transcode", video=video.pk),
                     params={"video_id": video.pk},
                     created_by=user,
                 )
@@ -115,7 +116,9 @@ def start_archive_import(archive: UploadedFile, options: dict, *, user=None) -> 
     try:
         job = start_job(
             IMPORT_VIDEOS_JOB,
-            title=f"{'Check' if options.get('dry_run') else 'Import'} archive {archive.name}",
+            title=job_title(
+                "check_archive" if options.get("dry_run") else "import_archive", name=archive.name
+            ),
             params={**options, "archive": str(stored), "archive_name": archive.name},
             created_by=user,
         )
@@ -132,7 +135,7 @@ def start_folder_import(root: Path, options: dict, *, user=None) -> Job:
         raise UploadError(str(exc)) from exc
     return start_job(
         IMPORT_VIDEOS_JOB,
-        title=f"{'Check' if options.get('dry_run') else 'Import'} folder {root.name}",
+        title=job_title("check_folder" if options.get("dry_run") else "import_folder", name=root.name),
         params={**options, "root": str(root)},
         created_by=user,
     )

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from annotation.models import Campaign
+from evalsite.job_titles import job_title
 
 from . import selectors
 from .export import (
@@ -117,7 +118,7 @@ def _start_build_job(export: PreferenceExport, user):
 
     return start_job(
         "preference.tasks.build_preference_export",
-        title=f"Preference export {export.name} v{export.version}",
+        title=job_title("preference_export", name=export.name, version=export.version),
         params={"export_id": export.pk},
         created_by=user,
     )

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from evalsite.job_titles import job_title
 from evalsite.jobs import JobCancelled, JobError, JobRun, cancel_job, retry_job
 from generation.models import Video, VideoModel
 
@@ -159,7 +160,7 @@ def create_training_run(
         run.folder = f"training/run-{run.pk}"
         run.job = start_job(
             TRAIN_TASK,
-            title=f"{run.get_kind_display()} run {run.pk} on {export}",
+            title=job_title(f"{run.kind}_run", run=run.pk, export=export),
             params={"training_run_id": run.pk},
             created_by=user,
         )
@@ -845,7 +846,7 @@ def start_reward_scoring(
             params["export_id"] = export.pk
         job = start_job(
             APPLY_REWARD_TASK,
-            title=f"Reward model of run {run.pk} on {model} / {benchmark}",
+            title=job_title("apply_reward_model", run=run.pk, model=model, benchmark=benchmark),
             params=params,
             created_by=user,
         )

@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from evalsite.permissions import manager_required
@@ -16,6 +16,7 @@ from .. import importing, quality, selectors, services
 from ..campaigns import CampaignError, create_campaign
 from ..forms import AddAnnotatorsForm, CampaignForm, ExclusionForm, GoldForm, ImportJudgmentsForm, StatusForm
 from ..models import Campaign, Item
+from ..rubric import dimension_title
 
 TEMPLATES = "annotation/manage/"
 PROBLEMS_SHOWN = 50
@@ -196,13 +197,17 @@ def item_gold(request, pk, item_id):
 @manager_required
 def campaign_quality(request, pk):
     campaign = get_object_or_404(Campaign, pk=pk)
+    agreement = quality.campaign_agreement(campaign)
     return render(
         request,
         TEMPLATES + "campaign_quality.html",
         {
             "campaign": campaign,
             "figures": quality.annotator_quality(campaign),
-            "agreement": quality.campaign_agreement(campaign),
+            "agreement": agreement,
+            "dimension_agreement": [
+                (dimension_title(d.dimension, get_language()), d) for d in agreement.by_dimension
+            ],
             "contradictions": quality.contradictions(campaign),
             "gap": quality.CONTRADICTION_GAP,
             "demo_data": selectors.campaigns_with_demo_judgments(Campaign.objects.filter(pk=pk)).exists(),

@@ -23,6 +23,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from evalsite.job_titles import job_title
+
 from ..models import Benchmark, GenerationItem, GenerationRun, Prompt, Video, VideoModel
 from ..services import GenerationError
 
@@ -486,7 +488,9 @@ def _queue_batches(run: GenerationRun, items: list[GenerationItem], *, user=None
     for number, batch in enumerate(batches, start=1):
         job = start_job(
             GENERATE_BATCH_TASK,
-            title=f"Generation run {run.pk}: batch {number} of {len(batches)} ({len(batch)} videos)",
+            title=job_title(
+                "generation_batch", run=run.pk, number=number, batches=len(batches), videos=len(batch)
+            ),
             params={"run_id": run.pk, "item_ids": [item.pk for item in batch]},
             created_by=user,
         )

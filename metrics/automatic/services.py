@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from evalsite.job_titles import job_title
 from evalsite.jobs import start_job
 from generation.models import Benchmark, Video, VideoModel
 
@@ -200,7 +201,7 @@ def start_vae_evaluation(
         )
         evaluation.job = start_job(
             "metrics.tasks.evaluate_vae",
-            title=f"VAE evaluation: {evaluation.name} on {test_model}",
+            title=job_title("vae_evaluation", name=evaluation.name, model=test_model),
             params={"evaluation_id": evaluation.pk},
             created_by=user,
         )
@@ -421,7 +422,7 @@ def start_auto_score_run(*, model: VideoModel, benchmark: Benchmark, user=None) 
         )
         run.job = start_job(
             "metrics.tasks.compute_auto_scores",
-            title=f"Automatic scores: {model} on {benchmark}",
+            title=job_title("auto_scores", model=model, benchmark=benchmark),
             params={"run_id": run.pk},
             created_by=user,
         )

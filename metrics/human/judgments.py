@@ -24,7 +24,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Avg, Case, Count, F, IntegerField, Max, Q, QuerySet, Value, When
-from django.utils.translation import override
 
 from annotation.left_out import (
     EXCLUDED_ANNOTATOR,
@@ -44,17 +43,12 @@ from annotation.models import (
     RubricScore,
 )
 from annotation.outcomes import CANONICAL_OUTCOME_FOR_A, PAIRED_CHOICES, canonical_preference
+from evalsite.text import untranslated
 from generation.models import Prompt, VideoModel
 
 NO_CATEGORY = "(no category)"
 
 SKIP_FOREIGN_MODELS = "models not compared in the campaign"
-
-
-def untranslated(text: Any) -> str:
-    """A lazily translated label as plain text in the source language."""
-    with override(None):
-        return str(text)
 
 
 @dataclass(frozen=True)

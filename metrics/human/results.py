@@ -30,6 +30,7 @@ from typing import Any
 from django.core.cache import cache
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign
+from evalsite.text import untranslated
 from metrics.human.agreement import (
     ALL_ANNOTATORS,
     OVERALL,
@@ -213,7 +214,7 @@ def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed
             "id": campaign.pk,
             "name": campaign.name,
             "kind": campaign.kind,
-            "kind_label": campaign.get_kind_display(),
+            "kind_label": untranslated(campaign.get_kind_display()),  # one JSON for every language
             "benchmark": campaign.benchmark.slug,
         },
         "models": models,

@@ -107,6 +107,8 @@ VISIBLE_PROSE = f"""() => {{
 }}"""
 # Identifiers shown as they are typed or sent: setting names, backend names, option values, the group name.
 IDENTIFIERS = {
+    "cpu",  # the job queues
+    "gpu",
     "guidance_scale",
     "steps",
     "sampler",
@@ -212,7 +214,18 @@ def sideways_overflow(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
+def job_title_names(title: str) -> list[str]:
+    from evalsite.job_titles import TITLES, _pattern
+
+    for msgid in TITLES.values():
+        if match := _pattern(msgid).fullmatch(title):
+            return list(match.groupdict().values())
+    return []
+
+
 def data_words() -> set[str]:
+    from evalsite.models import Job
+
     """Words of the site's data (names, prompts, usernames, descriptions): they stay as they were written."""
     from django.contrib.auth import get_user_model
 
@@ -229,6 +242,9 @@ def data_words() -> set[str]:
         *Benchmark.objects.values_list("source", flat=True),
         INSTRUCTIONS,
         DEMO_DESCRIPTION,
+        # the names a job title was filled in with when the job started (campaigns renamed since); the
+        # titles' own words are translated (tests/evalsite/test_job_titles.py)
+        *(name for title in Job.objects.values_list("title", flat=True) for name in job_title_names(title)),
     ]
     return {word for text in texts for word in re.findall(r"[A-Za-z_]+", text)}
 

@@ -1,0 +1,51 @@
+"""Job titles: stored in English (the admin, the API and logs read them as written) and translated when a
+page shows them. Each title is one of the patterns below, filled in by `job_title` where the job is
+started; `translated_title` recognises the pattern in a stored title and gives it in the active language,
+with the names in it as they were written. A title of no known pattern is shown as stored."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from django.utils.translation import gettext, gettext_noop
+
+TITLES = {
+    "transcode": gettext_noop("Transcode video %(video)s"),
+    "check_archive": gettext_noop("Check archive %(name)s"),
+    "import_archive": gettext_noop("Import archive %(name)s"),
+    "check_folder": gettext_noop("Check folder %(name)s"),
+    "import_folder": gettext_noop("Import folder %(name)s"),
+    "generation_batch": gettext_noop(
+        "Generation run %(run)s: batch %(number)s of %(batches)s (%(videos)s videos)"
+    ),
+    "prepare_media": gettext_noop("Prepare the media of campaign %(name)s"),
+    "normalise_media": gettext_noop("Normalise the media of campaign %(name)s"),
+    "vae_evaluation": gettext_noop("VAE evaluation: %(name)s on %(model)s"),
+    "auto_scores": gettext_noop("Automatic scores: %(model)s on %(benchmark)s"),
+    "reward_model_run": gettext_noop("Reward model run %(run)s on %(export)s"),
+    "video_dpo_run": gettext_noop("Video-DPO run %(run)s on %(export)s"),
+    "apply_reward_model": gettext_noop("Reward model of run %(run)s on %(model)s / %(benchmark)s"),
+    "preference_export": gettext_noop("Preference export %(name)s v%(version)s"),
+}
+
+
+def job_title(key: str, **values: object) -> str:
+    """The stored (English) title of a job of this kind."""
+    return TITLES[key] % {name: str(value) for name, value in values.items()}
+
+
+@cache
+def _pattern(msgid: str) -> re.Pattern[str]:
+    parts = re.split(r"%\((\w+)\)s", msgid)
+    regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.*)" for i, part in enumerate(parts))
+    return re.compile(regex, re.DOTALL)
+
+
+def translated_title(title: str) -> str:
+    """A stored title in the active language (as stored when no pattern matches)."""
+    for msgid in TITLES.values():
+        match = _pattern(msgid).fullmatch(title)
+        if match:
+            return gettext(msgid) % match.groupdict()
+    return title
