@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import F, Q
+from django.utils.translation import gettext_noop
 
 from annotation.models import AnnotatorExclusion, ExcludedPrompt, ProblemReport
 from generation.models import Refusal
@@ -38,12 +39,12 @@ PROMPT_NOT_IN_CAMPAIGN = "prompt_not_in_campaign"
 PROBLEM_PROMPT = "problem_prompt"
 REFUSED_PROMPT = "refused_prompt"
 REASONS = (REPEAT, EXCLUDED_ANNOTATOR, PROMPT_NOT_IN_CAMPAIGN, PROBLEM_PROMPT, REFUSED_PROMPT)
-REASON_LABELS = {
-    REPEAT: "repeat",
-    EXCLUDED_ANNOTATOR: "excluded annotator",
-    PROMPT_NOT_IN_CAMPAIGN: "prompt left out of the campaign",
-    PROBLEM_PROMPT: "problem report on an item of the prompt",
-    REFUSED_PROMPT: "prompt refused by a compared model",
+REASON_LABELS = {  # English, as the results JSON holds them; pages translate them
+    REPEAT: gettext_noop("repeat"),
+    EXCLUDED_ANNOTATOR: gettext_noop("excluded annotator"),
+    PROMPT_NOT_IN_CAMPAIGN: gettext_noop("prompt left out of the campaign"),
+    PROBLEM_PROMPT: gettext_noop("problem report on an item of the prompt"),
+    REFUSED_PROMPT: gettext_noop("prompt refused by a compared model"),
 }
 
 

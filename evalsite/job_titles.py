@@ -5,10 +5,9 @@ with the names in it as they were written. A title of no known pattern is shown 
 
 from __future__ import annotations
 
-import re
-from functools import cache
+from django.utils.translation import gettext_noop
 
-from django.utils.translation import gettext, gettext_noop
+from evalsite.phrases import Phrasebook, fill
 
 TITLES = {
     "transcode": gettext_noop("Transcode video %(video)s"),
@@ -30,22 +29,14 @@ TITLES = {
 }
 
 
+PHRASES = Phrasebook(*TITLES.values())
+
+
 def job_title(key: str, **values: object) -> str:
     """The stored (English) title of a job of this kind."""
-    return TITLES[key] % {name: str(value) for name, value in values.items()}
-
-
-@cache
-def _pattern(msgid: str) -> re.Pattern[str]:
-    parts = re.split(r"%\((\w+)\)s", msgid)
-    regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.*)" for i, part in enumerate(parts))
-    return re.compile(regex, re.DOTALL)
+    return fill(TITLES[key], **values)
 
 
 def translated_title(title: str) -> str:
     """A stored title in the active language (as stored when no pattern matches)."""
-    for msgid in TITLES.values():
-        match = _pattern(msgid).fullmatch(title)
-        if match:
-            return gettext(msgid) % match.groupdict()
-    return title
+    return str(PHRASES.translate(title))

@@ -17,12 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext_noop
+
 from annotation.models import RUBRIC_DIMENSIONS
 from metrics.human.judgments import CampaignJudgments, PairedJudgment, RubricRow
 from metrics.stats.agreement import PositionBias, fleiss_kappa, krippendorff_alpha, position_bias
 
-OVERALL = "Overall"
-ALL_ANNOTATORS = "All annotators"
+OVERALL = gettext_noop("Overall")  # the scope of all categories (English; a page shows it translated)
+ALL_ANNOTATORS = gettext_noop("All annotators")
 CANONICAL_CATEGORIES = ("a", "tie", "b")
 SCORE_CATEGORIES = (1, 2, 3, 4, 5)
 

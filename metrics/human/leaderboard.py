@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.utils.translation import gettext_noop
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign
 from annotation.outcomes import LEFT, RIGHT, outcome_for
 from annotation.outcomes import TIE as TIE_CHOICE
+from evalsite.phrases import Phrasebook, fill
 from generation.models import Benchmark, Category, VideoModel
 from metrics.automatic.selectors import model_metric_means
 from metrics.human.judgments import (
@@ -69,21 +71,38 @@ DEFAULT_ROUNDS = 1000
 PAIRED_KINDS_RATED = (Campaign.Kind.PAIRWISE, Campaign.Kind.AB_SHARED_NOISE)
 ALL_POOL = "all"
 OUTCOME_CODES = {LEFT: A_WINS, TIE_CHOICE: TIE, RIGHT: B_WINS}  # battle rows: A is the left model
-TIES_NOTE = (
+TIES_NOTE = gettext_noop(
     "Ties count as half a win for each side (as Chatbot Arena counts them). Ratings: maximum-likelihood "
-    "Bradley-Terry, base 10, scale 400, mean 1000; 95% intervals from {rounds} bootstrap rounds over battles; "
-    "a rank counts the models whose interval lies wholly above this model's, so overlapping models share a rank."
+    "Bradley-Terry, base 10, scale 400, mean 1000; 95%% intervals from %(rounds)s bootstrap rounds over "
+    "battles; a rank counts the models whose interval lies wholly above this model's, so overlapping models "
+    "share a rank."
 )
 STATUS_ORDER = (RATED, UNBOUNDED_HIGH, UNBOUNDED_LOW, NOT_COMPARABLE, NO_BATTLES)
 STATUS_NOTES = {
-    UNBOUNDED_HIGH: "{models}: unbounded, no loss against the rated models (a model that won every battle has "
-    "no finite rating), so no rating, interval or rank.",
-    UNBOUNDED_LOW: "{models}: unbounded, no win against the rated models (a model that lost every battle has "
-    "no finite rating), so no rating, interval or rank.",
-    NOT_COMPARABLE: "{models}: not comparable, no chain of battles links them to the rated models, so no "
-    "rating on their scale, no interval and no rank.",
-    NO_BATTLES: "{models}: no pairwise battle (rubric scores only).",
+    UNBOUNDED_HIGH: gettext_noop(
+        "%(models)s: unbounded, no loss against the rated models (a model that won every battle has no finite "
+        "rating), so no rating, interval or rank."
+    ),
+    UNBOUNDED_LOW: gettext_noop(
+        "%(models)s: unbounded, no win against the rated models (a model that lost every battle has no finite "
+        "rating), so no rating, interval or rank."
+    ),
+    NOT_COMPARABLE: gettext_noop(
+        "%(models)s: not comparable, no chain of battles links them to the rated models, so no rating on their "
+        "scale, no interval and no rank."
+    ),
+    NO_BATTLES: gettext_noop("%(models)s: no pairwise battle (rubric scores only)."),
 }
+STATUS_LABELS = {
+    (UNBOUNDED_HIGH, True): gettext_noop("unbounded: won every battle"),
+    (UNBOUNDED_HIGH, False): gettext_noop("unbounded: no loss to a rated model"),
+    (UNBOUNDED_LOW, True): gettext_noop("unbounded: lost every battle"),
+    (UNBOUNDED_LOW, False): gettext_noop("unbounded: no win over a rated model"),
+    NOT_COMPARABLE: gettext_noop("not comparable: no chain of battles to the rated models"),
+    RATED: gettext_noop("rated"),
+    NO_BATTLES: gettext_noop("no pairwise battle"),
+}
+MEAN_OF = gettext_noop("%(dimension)s (mean)")  # a rubric dimension's column
 
 
 class LeaderboardError(ValueError):
@@ -207,21 +226,9 @@ def fitted_ratings(rows: BattleRows, n_models: int, *, rounds: int, seed: int) -
 
 
 def _status_label(code: str, won_or_lost_every_battle: bool) -> str:
-    if code == UNBOUNDED_HIGH:
-        return (
-            "unbounded: won every battle"
-            if won_or_lost_every_battle
-            else "unbounded: no loss to a rated model"
-        )
-    if code == UNBOUNDED_LOW:
-        return (
-            "unbounded: lost every battle"
-            if won_or_lost_every_battle
-            else "unbounded: no win over a rated model"
-        )
-    if code == NOT_COMPARABLE:
-        return "not comparable: no chain of battles to the rated models"
-    return "rated" if code == RATED else "no pairwise battle"
+    if code in (UNBOUNDED_HIGH, UNBOUNDED_LOW):
+        return STATUS_LABELS[(code, won_or_lost_every_battle)]
+    return STATUS_LABELS[code]
 
 
 def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed: int = 0) -> dict[str, Any]:
@@ -295,36 +302,39 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
         rows.append(row)
     rows.sort(key=lambda r: (STATUS_ORDER.index(r["status"]), -(r["rating"] or 0.0), r["model"]))
     rating_notes = [
-        STATUS_NOTES[code].format(models=", ".join(r["model"] for r in rows if r["status"] == code))
+        fill(STATUS_NOTES[code], models=", ".join(r["model"] for r in rows if r["status"] == code))
         for code in STATUS_ORDER
         if code != RATED and any(r["status"] == code for r in rows)
     ]
 
     table = Table(
         "leaderboard",
-        "Leaderboard",
+        gettext_noop("Leaderboard"),
         [
-            Column("rank", "Rank", "int"),
-            Column("model", "Model"),
-            Column("rating", "Rating", "rating"),
-            Column("ci_low", "95% CI low", "rating"),
-            Column("ci_high", "95% CI high", "rating"),
-            Column("status_label", "Rating status"),
-            Column("battles", "Battles", "int"),
-            Column("wins", "Wins", "int"),
-            Column("ties", "Ties", "int"),
-            Column("losses", "Losses", "int"),
-            *[Column(dim, f"{DIMENSION_LABELS[dim]} (mean)", "mean") for dim in RUBRIC_DIMENSIONS],
-            Column("rubric_scores", "Rubric scores", "int"),
+            Column("rank", gettext_noop("Rank"), "int"),
+            Column("model", gettext_noop("Model")),
+            Column("rating", gettext_noop("Rating"), "rating"),
+            Column("ci_low", gettext_noop("95% CI low"), "rating"),
+            Column("ci_high", gettext_noop("95% CI high"), "rating"),
+            Column("status_label", gettext_noop("Rating status")),
+            Column("battles", gettext_noop("Battles"), "int"),
+            Column("wins", gettext_noop("Wins"), "int"),
+            Column("ties", gettext_noop("Ties"), "int"),
+            Column("losses", gettext_noop("Losses"), "int"),
+            *[
+                Column(dim, fill(MEAN_OF, dimension=DIMENSION_LABELS[dim]), "mean")
+                for dim in RUBRIC_DIMENSIONS
+            ],
+            Column("rubric_scores", gettext_noop("Rubric scores"), "int"),
             *[Column(c["metric"], c["label"], "float") for c in auto_columns],
         ],
         rows,
-        note=" ".join([TIES_NOTE.format(rounds=rounds), *rating_notes]),
+        note=" ".join([fill(TIES_NOTE, rounds=rounds), *rating_notes]),
     )
     rated = [r for r in rows if r["rating"] is not None]
     figure = plot(
         "ratings",
-        "Bradley-Terry ratings with 95% intervals",
+        gettext_noop("Bradley-Terry ratings and their intervals (95%)"),
         [
             {
                 "type": "scatter",
@@ -339,14 +349,14 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
                 },
             }
         ],
-        yaxis={"title": {"text": "rating"}},
+        yaxis={"title": {"text": gettext_noop("rating")}},
     )
     return {
         "filters": filters.as_dict(),
         "battles": sum(c.n for c in counts),
         "rounds": rounds,
         "seed": seed,
-        "note": TIES_NOTE.format(rounds=rounds),
+        "note": fill(TIES_NOTE, rounds=rounds),
         "rating_notes": rating_notes,
         "unrated": {
             code: [r["model"] for r in rows if r["status"] == code] for code in STATUS_ORDER if code != RATED
@@ -355,3 +365,8 @@ def leaderboard(filters: JudgmentFilters, *, rounds: int = DEFAULT_ROUNDS, seed:
         "tables": [table.as_dict()],
         "plots": [figure] if rated else [],
     }
+
+
+# What metrics.human.display recognises in the leaderboard: its notes with blanks and its status words.
+PHRASES = Phrasebook(TIES_NOTE, *STATUS_NOTES.values())
+CELL_WORDS = Phrasebook(*STATUS_LABELS.values())

@@ -28,8 +28,11 @@ from itertools import combinations
 from typing import Any
 
 from django.core.cache import cache
+from django.utils.translation import gettext_noop
 
 from annotation.models import RUBRIC_DIMENSIONS, Campaign
+from annotation.rubric import RUBRIC
+from evalsite.phrases import Phrasebook, fill
 from evalsite.text import untranslated
 from metrics.human.agreement import (
     ALL_ANNOTATORS,
@@ -56,22 +59,48 @@ from metrics.stats.scores import paired_wilcoxon, score_summary
 
 DEFAULT_ROUNDS = 1000
 MIN_ROUNDS, MAX_ROUNDS = 100, 20000
-POOLED = "Pooled"
-MAJORITY = "Majority per prompt"
-POOLED_SIGN_TEST_NOTE = (
+# The English of the results is made here, once for every language (the cached JSON, the API, the
+# downloads, the command); metrics.human.display shows it in the page's language. Texts with blanks are
+# filled in with `fill`, and PHRASES (at the end of the module) lists them with the words of the cells.
+POOLED = gettext_noop("Pooled")
+MAJORITY = gettext_noop("Majority per prompt")
+POOLED_SIGN_TEST_NOTE = gettext_noop(
     "The pooled sign test counts each annotator's judgment separately; several annotators rate the same prompt, "
     "so its p-value is optimistic. The bootstrap interval resamples prompts (each prompt's judgments together). "
-    f"The '{MAJORITY}' row counts one outcome per prompt, the majority of its votes (a side wins with more votes "
-    "than the other side and at least as many as the ties, else 'tie'), with its own sign test."
+    "The 'Majority per prompt' row counts one outcome per prompt, the majority of its votes (a side wins with "
+    "more votes than the other side and at least as many as the ties, else 'tie'), with its own sign test."
 )
-DIMENSION_LABELS = {
-    "instruction_following": "Instruction following",
-    "motion_smoothness": "Motion smoothness",
-    "physical_plausibility": "Physical plausibility",
-    "aesthetic_appeal": "Aesthetic appeal",
-}
-CANONICAL_LABELS = {"a": "A better", "tie": "tie", "b": "B better"}
-METRIC2_NOTE = (
+METRIC1_NOTE = gettext_noop(
+    "Metric-1 is counted from model A's side (%(a)s): wins-ties-losses of A against B (%(b)s). Win rate = "
+    "wins / (wins + losses); the sign test is two-sided on wins against losses, ties dropped; the 95%% "
+    "interval of the win rate is bootstrapped over prompts (%(rounds)s rounds)."
+)
+METRIC1_WTL_TITLE = gettext_noop(
+    "Metric-1: wins-ties-losses of A, per category and annotator — %(a)s (A) vs %(b)s (B)"
+)
+METRIC1_ROWS_TITLE = gettext_noop(
+    "Metric-1 with win rates, intervals and sign tests — %(a)s (A) vs %(b)s (B)"
+)
+METRIC1_ROWS_NOTE = gettext_noop(
+    "Win rate = wins / (wins + losses); interval bootstrapped over prompts (%(rounds)s rounds); two-sided "
+    "sign test of wins against losses. The pooled sign test counts each annotator's judgment separately; "
+    "several annotators rate the same prompt, so its p-value is optimistic. The bootstrap interval resamples "
+    "prompts (each prompt's judgments together). The 'Majority per prompt' row counts one outcome per prompt, "
+    "the majority of its votes (a side wins with more votes than the other side and at least as many as the "
+    "ties, else 'tie'), with its own sign test."
+)
+METRIC1_PLOT_TITLE = gettext_noop("Wins, ties and losses of A per category (pooled) — %(a)s (A) vs %(b)s (B)")
+A_WINS_TRACE = gettext_noop("A wins (%(a)s)")
+TIE_TRACE = gettext_noop("Tie")
+B_WINS_TRACE = gettext_noop("B wins (%(b)s)")
+METRIC2_SUMS_TITLE = gettext_noop("Metric-2: summed scores per category and dimension (%(models)s)")
+METRIC2_ANNOTATOR_SUMS_TITLE = gettext_noop(
+    "Metric-2: summed scores per annotator and dimension (%(models)s)"
+)
+# The vote words of Metric-1 (from A's side), shown alone or joined by spaces (one annotator's votes).
+OUTCOME_WORDS = (gettext_noop("win"), gettext_noop("tie"), gettext_noop("loss"))
+DIMENSION_LABELS = {d.key: d.title_en for d in RUBRIC}  # a page shows annotation.rubric's title
+METRIC2_NOTE = gettext_noop(
     "Metric-2 compares the models on the same prompts, so that no model's sum holds scores the others lack. "
     "Sums and means per category (Table 8), the paired tests and the plot count a prompt once every compared "
     "model has the same number (at least one) of analysed scores on it; a prompt still being scored, or "
@@ -80,9 +109,11 @@ METRIC2_NOTE = (
     "number of times. The paired test per dimension is the Wilcoxon signed-rank test over prompts of the "
     "per-prompt means across annotators (two-sided, zero differences dropped)."
 )
-METRIC2_UNSCORED = "not every compared model has a score on it yet"
-METRIC2_UNEQUAL = "the compared models have unequal numbers of scores on it (coverage unfinished)"
-RESULTS_FORMAT_VERSION = 2  # part of the cache key: bump when the shape or the method changes
+METRIC2_UNSCORED = gettext_noop("not every compared model has a score on it yet")
+METRIC2_UNEQUAL = gettext_noop(
+    "the compared models have unequal numbers of scores on it (coverage unfinished)"
+)
+RESULTS_FORMAT_VERSION = 3  # part of the cache key: bump when the shape or the method changes
 
 
 class ResultsError(ValueError):
@@ -164,19 +195,17 @@ def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed
         metric1_tables, metric1_plot = _metric1(data, rounds, seed)
         tables += metric1_tables
         plots.append(metric1_plot)
-        notes.append(
-            f"Metric-1 is counted from model A's side ({data.models[0].label}): wins-ties-losses of A against "
-            f"B ({data.models[1].label}). Win rate = wins / (wins + losses); the sign test is two-sided on "
-            "wins against losses, ties dropped; the 95% interval of the win rate is bootstrapped over prompts "
-            f"({rounds} rounds). {POOLED_SIGN_TEST_NOTE}"
-        )
+        notes.append(fill(METRIC1_NOTE, a=data.models[0].label, b=data.models[1].label, rounds=rounds))
+        notes.append(POOLED_SIGN_TEST_NOTE)
     if campaign.kind == Campaign.Kind.AB_SHARED_NOISE and data.paired:
         share_table, share_plot = _ab_shares(data, rounds, seed)
         tables.append(share_table)
         plots.append(share_plot)
         notes.append(
-            "A/B shares: the preferred model gets 1 point, 'no preference' gives each model 0.5; the 95% "
-            "interval of each share is bootstrapped over prompts."
+            gettext_noop(
+                "A/B shares: the preferred model gets 1 point, 'no preference' gives each model 0.5; each share's "
+                "interval (95%) is bootstrapped over prompts."
+            )
         )
     if campaign.kind == Campaign.Kind.SEED_PREFERENCE and data.paired:
         tables.append(_seed_preference_summary(data))
@@ -192,10 +221,12 @@ def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed
         if heatmap:
             plots.append(heatmap)
         notes.append(
-            "Agreement on pairwise answers is measured on the canonical preference (A better / tie / B "
-            "better), not on the side chosen: sides are randomised per annotator, so 'left' shows different "
-            "models to different annotators. Krippendorff's alpha is nominal; Fleiss' kappa uses the units "
-            "with the most common number of raters. Position bias is the share of 'left' answers."
+            gettext_noop(
+                "Agreement on pairwise answers is measured on the canonical preference (A better / tie / B "
+                "better), not on the side chosen: sides are randomised per annotator, so 'left' shows different "
+                "models to different annotators. Krippendorff's alpha is nominal; Fleiss' kappa uses the units "
+                "with the most common number of raters. Position bias is the share of 'left' answers."
+            )
         )
     if data.rubric:
         agreement_tables, heatmap = _rubric_agreement(data)
@@ -203,12 +234,14 @@ def build_results(data: CampaignJudgments, *, rounds: int = DEFAULT_ROUNDS, seed
         if heatmap:
             plots.append(heatmap)
         notes.append(
-            "Rubric agreement: Krippendorff's alpha is ordinal for each dimension, with units = (prompt, "
-            "video); Fleiss' kappa (scores 1-5 as categories) uses the units with the most common number of "
-            "raters; the matrix gives the share of (video, dimension) scores two annotators gave alike."
+            gettext_noop(
+                "Rubric agreement: Krippendorff's alpha is ordinal for each dimension, with units = (prompt, "
+                "video); Fleiss' kappa (scores 1-5 as categories) uses the units with the most common number of "
+                "raters; the matrix gives the share of (video, dimension) scores two annotators gave alike."
+            )
         )
     if not data.paired and not data.rubric:
-        notes.append("No analysable judgment yet.")
+        notes.append(gettext_noop("No analysable judgment yet."))
     return {
         "campaign": {
             "id": campaign.pk,
@@ -308,39 +341,39 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
             )
         wide_rows.append(wide)
 
-    title_pair = f"{a_label} (A) vs {b_label} (B)"
     wide_table = Table(
         "metric1_wtl",
-        f"Metric-1: wins-ties-losses of A, per category and annotator — {title_pair}",
+        fill(METRIC1_WTL_TITLE, a=a_label, b=b_label),
         [
-            Column("category", "Category"),
+            Column("category", gettext_noop("Category")),
             *[Column(_annotator_key(p), p) for p in data.annotators],
             Column(_annotator_key(POOLED), POOLED),
             Column(_annotator_key(MAJORITY), MAJORITY),
         ],
         wide_rows,
-        note="The shape of the report's Tables 7, 9 and 10; the last column counts prompts, by their majority.",
+        note=gettext_noop(
+            "The shape of the report's Tables 7, 9 and 10; the last column counts prompts, by their majority."
+        ),
     )
     long_table = Table(
         "metric1_rows",
-        f"Metric-1 with win rates, intervals and sign tests — {title_pair}",
+        fill(METRIC1_ROWS_TITLE, a=a_label, b=b_label),
         [
-            Column("category", "Category"),
-            Column("annotator", "Annotator"),
-            Column("wins", "Wins", "int"),
-            Column("ties", "Ties", "int"),
-            Column("losses", "Losses", "int"),
-            Column("wtl", "W-T-L"),
-            Column("judgments", "Judgments", "int"),
-            Column("prompts", "Prompts", "int"),
-            Column("win_rate", "Win rate of A", "float"),
-            Column("ci_low", "95% CI low", "float"),
-            Column("ci_high", "95% CI high", "float"),
-            Column("sign_p", "Sign test p", "p"),
+            Column("category", gettext_noop("Category")),
+            Column("annotator", gettext_noop("Annotator")),
+            Column("wins", gettext_noop("Wins"), "int"),
+            Column("ties", gettext_noop("Ties"), "int"),
+            Column("losses", gettext_noop("Losses"), "int"),
+            Column("wtl", gettext_noop("W-T-L")),
+            Column("judgments", gettext_noop("Judgments"), "int"),
+            Column("prompts", gettext_noop("Prompts"), "int"),
+            Column("win_rate", gettext_noop("Win rate of A"), "float"),
+            Column("ci_low", gettext_noop("95% CI low"), "float"),
+            Column("ci_high", gettext_noop("95% CI high"), "float"),
+            Column("sign_p", gettext_noop("Sign test p"), "p"),
         ],
         long_rows,
-        note=f"Win rate = wins / (wins + losses); interval bootstrapped over prompts ({rounds} rounds); "
-        f"two-sided sign test of wins against losses. {POOLED_SIGN_TEST_NOTE}",
+        note=fill(METRIC1_ROWS_NOTE, rounds=rounds),
     )
 
     votes: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -362,24 +395,26 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
         prompt_rows.append(row)
     prompt_table = Table(
         "metric1_prompts",
-        "Metric-1 per prompt: each annotator's vote (from A's side) and the majority",
+        gettext_noop("Metric-1 per prompt: each annotator's vote (from A's side) and the majority"),
         [
-            Column("prompt", "Prompt", "int"),
-            Column("category", "Category"),
-            Column("text", "Text"),
+            Column("prompt", gettext_noop("Prompt"), "int"),
+            Column("category", gettext_noop("Category")),
+            Column("text", gettext_noop("Text")),
             *[Column(_annotator_key(p), p) for p in data.annotators],
-            Column("wtl", "W-T-L"),
-            Column("majority", "Majority"),
+            Column("wtl", gettext_noop("W-T-L")),
+            Column("majority", gettext_noop("Majority")),
         ],
         prompt_rows,
-        note="A side is the majority with more votes than the other side and at least as many as the ties; "
-        "otherwise the majority is 'tie'.",
+        note=gettext_noop(
+            "A side is the majority with more votes than the other side and at least as many as the ties; "
+            "otherwise the majority is 'tie'."
+        ),
     )
 
     pooled = [r for r in long_rows if r["annotator"] == POOLED]
     figure = plot(
         "wtl_by_category",
-        f"Wins, ties and losses of A per category (pooled) — {title_pair}",
+        fill(METRIC1_PLOT_TITLE, a=a_label, b=b_label),
         [
             {
                 "type": "bar",
@@ -389,13 +424,13 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
                 "marker": {"color": color},
             }
             for name, key, color in (
-                (f"A wins ({a_label})", "wins", "#2b8a3e"),
-                ("Tie", "ties", "#adb5bd"),
-                (f"B wins ({b_label})", "losses", "#c92a2a"),
+                (fill(A_WINS_TRACE, a=a_label), "wins", "#2b8a3e"),
+                (TIE_TRACE, "ties", "#adb5bd"),
+                (fill(B_WINS_TRACE, b=b_label), "losses", "#c92a2a"),
             )
         ],
         barmode="stack",
-        yaxis={"title": {"text": "judgments"}},
+        yaxis={"title": {"text": gettext_noop("judgments")}},
     )
     return [wide_table, long_table, prompt_table], figure
 
@@ -429,24 +464,24 @@ def _ab_shares(data: CampaignJudgments, rounds: int, seed: int) -> tuple[Table, 
             )
     table = Table(
         "ab_shares",
-        "A/B with shared noise: preference shares",
+        gettext_noop("A/B with shared noise: preference shares"),
         [
-            Column("category", "Category"),
-            Column("model", "Model"),
-            Column("points", "Points", "mean"),
-            Column("share", "Share", "pct"),
-            Column("ci_low", "95% CI low", "pct"),
-            Column("ci_high", "95% CI high", "pct"),
-            Column("judgments", "Judgments", "int"),
-            Column("prompts", "Prompts", "int"),
+            Column("category", gettext_noop("Category")),
+            Column("model", gettext_noop("Model")),
+            Column("points", gettext_noop("Points"), "mean"),
+            Column("share", gettext_noop("Share"), "pct"),
+            Column("ci_low", gettext_noop("95% CI low"), "pct"),
+            Column("ci_high", gettext_noop("95% CI high"), "pct"),
+            Column("judgments", gettext_noop("Judgments"), "int"),
+            Column("prompts", gettext_noop("Prompts"), "int"),
         ],
         rows,
-        note="Preferred model 1 point, no preference 0.5 each (the report's 55% vs 45%).",
+        note=gettext_noop("Preferred model 1 point, no preference 0.5 each (the report's 55% vs 45%)."),
     )
     overall = [r for r in rows if r["category"] == OVERALL]
     figure = plot(
         "ab_shares",
-        "Preference shares with 95% intervals",
+        gettext_noop("Preference shares and their intervals (95%)"),
         [
             {
                 "type": "bar",
@@ -460,7 +495,7 @@ def _ab_shares(data: CampaignJudgments, rounds: int, seed: int) -> tuple[Table, 
                 },
             }
         ],
-        yaxis={"title": {"text": "share (%)"}, "range": [0, 100]},
+        yaxis={"title": {"text": gettext_noop("share (%)")}, "range": [0, 100]},
     )
     return table, figure
 
@@ -482,17 +517,19 @@ def _seed_preference_summary(data: CampaignJudgments) -> Table:
         )
     return Table(
         "seed_preference_summary",
-        "Seed preference: answers per annotator",
+        gettext_noop("Seed preference: answers per annotator"),
         [
-            Column("annotator", "Annotator"),
-            Column("judgments", "Judgments", "int"),
-            Column("decisive", "Decisive", "int"),
-            Column("ties", "No preference", "int"),
-            Column("tie_share", "No-preference share", "pct"),
-            Column("pairs", "Video pairs", "int"),
+            Column("annotator", gettext_noop("Annotator")),
+            Column("judgments", gettext_noop("Judgments"), "int"),
+            Column("decisive", gettext_noop("Decisive"), "int"),
+            Column("ties", gettext_noop("No preference"), "int"),
+            Column("tie_share", gettext_noop("No-preference share"), "pct"),
+            Column("pairs", gettext_noop("Video pairs"), "int"),
         ],
         rows,
-        note="Both videos come from one model: the preference data set for DPO is exported from these answers.",
+        note=gettext_noop(
+            "Both videos come from one model: the preference data set for DPO is exported from these answers."
+        ),
     )
 
 
@@ -623,45 +660,57 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any], list
                     )
         wide_annotator.append(wide)
     long_columns = [
-        Column("sum", "Sum", "int"),
-        Column("mean", "Mean", "mean"),
-        Column("n", "Scores", "int"),
+        Column("sum", gettext_noop("Sum"), "int"),
+        Column("mean", gettext_noop("Mean"), "mean"),
+        Column("n", gettext_noop("Scores"), "int"),
     ]
     tables = [
         Table(
             "metric2_sums",
-            f"Metric-2: summed scores per category and dimension ({joined_label})",
-            [Column("category", "Category"), Column("prompts", "Prompts", "int"), *dimension_columns],
+            fill(METRIC2_SUMS_TITLE, models=joined_label),
+            [
+                Column("category", gettext_noop("Category")),
+                Column("prompts", gettext_noop("Prompts"), "int"),
+                *dimension_columns,
+            ],
             wide_category,
-            note="The shape of the report's Table 8: each cell gives the models' sums in the order of the title, "
-            "over the prompts on which every model has the same number of scores.",
+            note=gettext_noop(
+                "The shape of the report's Table 8: each cell gives the models' sums in the order of the title, "
+                "over the prompts on which every model has the same number of scores."
+            ),
         ),
         Table(
             "metric2_by_category",
-            "Metric-2 per category, dimension and model: sums and means",
+            gettext_noop("Metric-2 per category, dimension and model: sums and means"),
             [
-                Column("category", "Category"),
-                Column("dimension", "Dimension"),
-                Column("model", "Model"),
+                Column("category", gettext_noop("Category")),
+                Column("dimension", gettext_noop("Dimension")),
+                Column("model", gettext_noop("Model")),
                 *long_columns,
             ],
             long_category,
         ),
         Table(
             "metric2_annotator_sums",
-            f"Metric-2: summed scores per annotator and dimension ({joined_label})",
-            [Column("annotator", "Annotator"), Column("prompts", "Prompts", "int"), *dimension_columns],
+            fill(METRIC2_ANNOTATOR_SUMS_TITLE, models=joined_label),
+            [
+                Column("annotator", gettext_noop("Annotator")),
+                Column("prompts", gettext_noop("Prompts"), "int"),
+                *dimension_columns,
+            ],
             wide_annotator,
-            note="The shape of the report's Table 11: each annotator's sums over the prompts on which that "
-            "annotator scored every model (the same number of times).",
+            note=gettext_noop(
+                "The shape of the report's Table 11: each annotator's sums over the prompts on which that "
+                "annotator scored every model (the same number of times)."
+            ),
         ),
         Table(
             "metric2_by_annotator",
-            "Metric-2 per annotator, model and dimension: sums and means",
+            gettext_noop("Metric-2 per annotator, model and dimension: sums and means"),
             [
-                Column("annotator", "Annotator"),
-                Column("model", "Model"),
-                Column("dimension", "Dimension"),
+                Column("annotator", gettext_noop("Annotator")),
+                Column("model", gettext_noop("Model")),
+                Column("dimension", gettext_noop("Dimension")),
                 *long_columns,
             ],
             long_annotator,
@@ -671,7 +720,7 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any], list
     overall = summaries(by_category, OVERALL)
     figure = plot(
         "dimensions_by_model",
-        "Mean score per dimension and model",
+        gettext_noop("Mean score per dimension and model"),
         [
             {
                 "type": "bar",
@@ -685,7 +734,7 @@ def _metric2(data: CampaignJudgments) -> tuple[list[Table], dict[str, Any], list
             for model_id in model_ids
         ],
         barmode="group",
-        yaxis={"title": {"text": "mean score (1-5)"}, "range": [0, 5]},
+        yaxis={"title": {"text": gettext_noop("mean score (1-5)")}, "range": [0, 5]},
     )
     return tables, figure, _metric2_left_out(data, per_prompt, model_ids)
 
@@ -722,20 +771,24 @@ def _metric2_tests(rows: list[RubricRow], model_ids: list[int], labels: dict[int
             )
     return Table(
         "metric2_tests",
-        "Metric-2 paired tests: Wilcoxon signed-rank over prompts, per dimension and pair of models",
+        gettext_noop(
+            "Metric-2 paired tests: Wilcoxon signed-rank over prompts, per dimension and pair of models"
+        ),
         [
-            Column("dimension", "Dimension"),
-            Column("model_1", "Model 1"),
-            Column("model_2", "Model 2"),
-            Column("prompts", "Prompts", "int"),
-            Column("mean_1", "Mean 1", "mean"),
-            Column("mean_2", "Mean 2", "mean"),
-            Column("nonzero", "Non-zero differences", "int"),
-            Column("statistic", "W", "mean"),
-            Column("p", "p", "p"),
+            Column("dimension", gettext_noop("Dimension")),
+            Column("model_1", gettext_noop("Model 1")),
+            Column("model_2", gettext_noop("Model 2")),
+            Column("prompts", gettext_noop("Prompts"), "int"),
+            Column("mean_1", gettext_noop("Mean 1"), "mean"),
+            Column("mean_2", gettext_noop("Mean 2"), "mean"),
+            Column("nonzero", gettext_noop("Non-zero differences"), "int"),
+            Column("statistic", gettext_noop("W"), "mean"),
+            Column("p", gettext_noop("p"), "p"),
         ],
         results,
-        note="On each prompt's mean score across annotators; two-sided, zero differences dropped.",
+        note=gettext_noop(
+            "On each prompt's mean score across annotators; two-sided, zero differences dropped."
+        ),
     )
 
 
@@ -743,17 +796,19 @@ def _metric2_tests(rows: list[RubricRow], model_ids: list[int], labels: dict[int
 
 
 AGREEMENT_COLUMNS = [
-    Column("units", "Units", "int"),
-    Column("alpha", "Krippendorff's alpha", "float"),
-    Column("kappa", "Fleiss' kappa", "float"),
-    Column("kappa_units", "Units in kappa", "int"),
-    Column("raters", "Raters per unit (kappa)", "int"),
+    Column("units", gettext_noop("Units"), "int"),
+    Column("alpha", gettext_noop("Krippendorff's alpha"), "float"),
+    Column("kappa", gettext_noop("Fleiss' kappa"), "float"),
+    Column("kappa_units", gettext_noop("Units in kappa"), "int"),
+    Column("raters", gettext_noop("Raters per unit (kappa)"), "int"),
 ]
 
 
 def _matrix_tables(
-    key: str, labels_by_annotator: dict[str, dict[Any, Any]], what: str
+    key: str, labels_by_annotator: dict[str, dict[Any, Any]], title: str, common: str
 ) -> tuple[list[Table], dict[str, Any] | None]:
+    """The agreement matrix (titled `title`), the table of pairs (`common`: its column of units two
+    annotators both answered) and the heatmap."""
     people = sorted(labels_by_annotator)
     if len(people) < 2:
         return [], None
@@ -774,26 +829,29 @@ def _matrix_tables(
     tables = [
         Table(
             f"{key}_matrix",
-            f"Agreement between annotators: share of common {what} answered alike",
-            [Column("annotator", "Annotator"), *[Column(_annotator_key(p), p, "float") for p in people]],
+            title,
+            [
+                Column("annotator", gettext_noop("Annotator")),
+                *[Column(_annotator_key(p), p, "float") for p in people],
+            ],
             matrix_rows,
-            note="Raw agreement, not chance-corrected.",
+            note=gettext_noop("Raw agreement, not chance-corrected."),
         ),
         Table(
             f"{key}_pairs",
-            "Agreement between each pair of annotators",
+            gettext_noop("Agreement between each pair of annotators"),
             [
-                Column("annotator_1", "Annotator 1"),
-                Column("annotator_2", "Annotator 2"),
-                Column("agreement", "Agreement", "float"),
-                Column("common", f"Common {what}", "int"),
+                Column("annotator_1", gettext_noop("Annotator 1")),
+                Column("annotator_2", gettext_noop("Annotator 2")),
+                Column("agreement", gettext_noop("Agreement"), "float"),
+                Column("common", common, "int"),
             ],
             long_rows,
         ),
     ]
     figure = plot(
         f"{key}_heatmap",
-        "Agreement between annotators",
+        gettext_noop("Agreement between annotators"),
         [
             {
                 "type": "heatmap",
@@ -820,13 +878,20 @@ def _paired_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, A
     tables = [
         Table(
             "agreement",
-            "Agreement on the canonical preference (A better / tie / B better), per campaign and category",
-            [Column("category", "Category"), *AGREEMENT_COLUMNS],
+            gettext_noop(
+                "Agreement on the canonical preference (A better / tie / B better), per campaign and category"
+            ),
+            [Column("category", gettext_noop("Category")), *AGREEMENT_COLUMNS],
             rows,
-            note="Nominal alpha; a unit is a pair of videos for one prompt.",
+            note=gettext_noop("Nominal alpha; a unit is a pair of videos for one prompt."),
         )
     ]
-    matrix_tables, heatmap = _matrix_tables("agreement", paired_labels(data.paired)[OVERALL], "pairs")
+    matrix_tables, heatmap = _matrix_tables(
+        "agreement",
+        paired_labels(data.paired)[OVERALL],
+        gettext_noop("Agreement between annotators: share of common pairs answered alike"),
+        gettext_noop("Common pairs"),
+    )
     tables += matrix_tables
     tables.append(_position_bias(data.paired))
     return tables, heatmap
@@ -846,17 +911,17 @@ def _position_bias(judgments: list[PairedJudgment]) -> Table:
     ]
     return Table(
         "position_bias",
-        "Position bias: share of answers choosing the left video, per annotator",
+        gettext_noop("Position bias: share of answers choosing the left video, per annotator"),
         [
-            Column("annotator", "Annotator"),
-            Column("answers", "Answers", "int"),
-            Column("left", "Left", "float"),
-            Column("tie", "Tie", "float"),
-            Column("right", "Right", "float"),
-            Column("p", "Binomial p (left vs right)", "p"),
+            Column("annotator", gettext_noop("Annotator")),
+            Column("answers", gettext_noop("Answers"), "int"),
+            Column("left", gettext_noop("Left"), "float"),
+            Column("tie", gettext_noop("Tie"), "float"),
+            Column("right", gettext_noop("Right"), "float"),
+            Column("p", gettext_noop("Binomial p (left vs right)"), "p"),
         ],
         rows,
-        note="With sides randomised, a small p means the annotator favours a side.",
+        note=gettext_noop("With sides randomised, a small p means the annotator favours a side."),
     )
 
 
@@ -872,13 +937,26 @@ def _rubric_agreement(data: CampaignJudgments) -> tuple[list[Table], dict[str, A
     tables = [
         Table(
             "rubric_agreement",
-            "Agreement on rubric scores, per dimension, campaign and category",
-            [Column("category", "Category"), Column("dimension", "Dimension"), *AGREEMENT_COLUMNS],
+            gettext_noop("Agreement on rubric scores, per dimension, campaign and category"),
+            [
+                Column("category", gettext_noop("Category")),
+                Column("dimension", gettext_noop("Dimension")),
+                *AGREEMENT_COLUMNS,
+            ],
             rows,
-            note="Ordinal alpha with units = (prompt, video); kappa treats the scores 1-5 as categories.",
+            note=gettext_noop(
+                "Ordinal alpha with units = (prompt, video); kappa treats the scores 1-5 as categories."
+            ),
         )
     ]
-    matrix_tables, heatmap = _matrix_tables("rubric_agreement", exact, "(video, dimension) scores")
+    matrix_tables, heatmap = _matrix_tables(
+        "rubric_agreement",
+        exact,
+        gettext_noop(
+            "Agreement between annotators: share of common (video, dimension) scores answered alike"
+        ),
+        gettext_noop("Common (video, dimension) scores"),
+    )
     return tables + matrix_tables, heatmap
 
 
@@ -924,3 +1002,28 @@ def find_plot(results: dict[str, Any], key: str) -> dict[str, Any]:
         if figure["key"] == key:
             return figure
     raise ResultsError(f"no plot {key!r}; plots here: {', '.join(p['key'] for p in results['plots'])}")
+
+
+# What metrics.human.display recognises in the results: the texts with blanks (texts without blanks are
+# msgids themselves) and the words a cell may hold (a cell of data, a name or a prompt, is never one).
+PHRASES = Phrasebook(
+    METRIC1_NOTE,
+    METRIC1_WTL_TITLE,
+    METRIC1_ROWS_TITLE,
+    METRIC1_ROWS_NOTE,
+    METRIC1_PLOT_TITLE,
+    A_WINS_TRACE,
+    TIE_TRACE,
+    B_WINS_TRACE,
+    METRIC2_SUMS_TITLE,
+    METRIC2_ANNOTATOR_SUMS_TITLE,
+)
+CELL_WORDS = Phrasebook(
+    OVERALL,
+    ALL_ANNOTATORS,
+    POOLED,
+    MAJORITY,
+    *OUTCOME_WORDS,
+    METRIC2_UNSCORED,
+    METRIC2_UNEQUAL,
+)

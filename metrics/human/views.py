@@ -10,6 +10,7 @@ from annotation.models import Campaign
 from annotation.selectors import campaigns_with_demo_judgments
 from evalsite.permissions import manager_required
 
+from .display import shown_board, shown_results
 from .downloads import DownloadError, check_format, plot_download, table_download
 from .judgments import campaigns_with_judgment_counts
 from .leaderboard import LeaderboardError, leaderboard, leaderboard_filter_options, parse_filters
@@ -62,7 +63,7 @@ def campaign_results_page(request, campaign_id: int):
         rounds = check_rounds(request.GET.get("rounds"))
     except ResultsError as exc:
         return HttpResponseBadRequest(str(exc))
-    results = campaign_results(campaign, rounds=rounds)
+    results = shown_results(campaign_results(campaign, rounds=rounds))
     query = f"?rounds={rounds}" if request.GET.get("rounds") else ""
 
     def table_link(key: str, fmt: str) -> str:
@@ -125,6 +126,7 @@ def leaderboard_page(request):
         "demo_data": campaigns_with_demo_judgments().exists(),
     }
     if board is not None:
+        board = shown_board(board)
         context.update(
             board=board,
             tables=_shown_tables(board["tables"], table_link),

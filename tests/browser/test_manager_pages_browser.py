@@ -26,6 +26,7 @@ PROMPTS = ["一只熊猫在竹林里吃竹子", "海浪拍打礁石", "城市夜
 # English that may stay in the Chinese UI: names of methods, formats and units, and the site's name.
 KEPT_IN_CHINESE = {
     "API",
+    "Arena",
     "Bench",
     "Bonferroni",
     "Bradley",
@@ -34,6 +35,7 @@ KEPT_IN_CHINESE = {
     "CPU",
     "CSV",
     "Celery",
+    "Chatbot",
     "Cohen",
     "Ctrl",
     "DPO",
@@ -97,10 +99,8 @@ KEPT_IN_CHINESE = {
 }
 
 
-# The page's prose: what a reader sees, less code, file names and settings shown as written (code, pre,
-# kbd) and less the statistics tables and method notes that metrics/human builds in Python (their own
-# translation is still to do: see the README's translation notes).
-NOT_PROSE = "code, pre, kbd, script, style, textarea, .result-table, .result-plot, .method, .rating-notes"
+# The page's prose: what a reader sees, less code, file names and settings shown as written (code, pre, kbd).
+NOT_PROSE = "code, pre, kbd, script, style, textarea"
 VISIBLE_PROSE = f"""() => {{
     document.querySelectorAll({NOT_PROSE!r}).forEach((el) => {{ el.style.display = "none"; }});
     return document.body.innerText;
@@ -215,12 +215,10 @@ def sideways_overflow(page) -> int:
 
 
 def job_title_names(title: str) -> list[str]:
-    from evalsite.job_titles import TITLES, _pattern
+    from evalsite.job_titles import PHRASES
 
-    for msgid in TITLES.values():
-        if match := _pattern(msgid).fullmatch(title):
-            return list(match.groupdict().values())
-    return []
+    found = PHRASES.match(title)
+    return list(found[1].values()) if found else []
 
 
 def data_words() -> set[str]:
