@@ -118,7 +118,10 @@ def test_the_rubric_page_lists_problem_prompts_and_prompts_not_yet_compared(admi
     report_problem(world, items[("Beta", 1)], "ann3", note="frozen frames")
     html = page(admin_client, f"/metrics/results/campaigns/{campaign.pk}/")
     assert "Prompts with a problem report" in html
-    assert "<td>#1</td><td>prompt text 1</td><td>item 2: A video does not play or is broken (frozen frames)</td>" in html
+    assert (
+        "<td>#1</td><td>prompt text 1</td><td>item 2: A video does not play or is broken (frozen frames)</td>"
+        in html
+    )
     assert "Prompts left out of the Metric-2 comparison" in html
     assert "<td>#4</td><td>prompt text 4</td><td>Alpha bench: 2, Beta bench: 1</td>" in html
     assert "<td>Overall</td><td>1</td><td>6-6</td>" in html  # prompt 2 only
