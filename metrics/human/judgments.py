@@ -24,6 +24,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Avg, Case, Count, F, IntegerField, Max, Q, QuerySet, Value, When
+from django.utils.translation import gettext_noop
 
 from annotation.left_out import (
     EXCLUDED_ANNOTATOR,
@@ -46,9 +47,9 @@ from annotation.outcomes import CANONICAL_OUTCOME_FOR_A, PAIRED_CHOICES, canonic
 from evalsite.text import untranslated
 from generation.models import Prompt, VideoModel
 
-NO_CATEGORY = "(no category)"
+NO_CATEGORY = gettext_noop("(no category)")  # a page shows it translated (metrics.human.display)
 
-SKIP_FOREIGN_MODELS = "models not compared in the campaign"
+SKIP_FOREIGN_MODELS = gettext_noop("models not compared in the campaign")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from metrics.human.agreement import (
     position_bias_by_annotator,
     rubric_agreement,
 )
-from metrics.human.judgments import CampaignJudgments, PairedJudgment, RubricRow, load_campaign
+from metrics.human.judgments import NO_CATEGORY, CampaignJudgments, PairedJudgment, RubricRow, load_campaign
 from metrics.stats.agreement import pairwise_agreement
 from metrics.stats.pairwise import (
     OUTCOME_INDEX,
@@ -1020,6 +1020,7 @@ PHRASES = Phrasebook(
 )
 CELL_WORDS = Phrasebook(
     OVERALL,
+    NO_CATEGORY,
     ALL_ANNOTATORS,
     POOLED,
     MAJORITY,
