@@ -40,3 +40,15 @@ def job_title(key: str, **values: object) -> str:
 def translated_title(title: str) -> str:
     """A stored title in the active language (as stored when no pattern matches)."""
     return str(PHRASES.translate(title))
+
+
+DRY_RUN_OF = {"import_archive": "check_archive", "import_folder": "check_folder"}
+
+
+def import_title_of_check(title: str) -> str:
+    """The title of the import that a checked dry run starts ("Check folder x" -> "Import folder x")."""
+    found = PHRASES.match(title)
+    for run, check in DRY_RUN_OF.items():
+        if found and found[0] == TITLES[check]:
+            return job_title(run, **found[1])
+    return title

@@ -178,6 +178,7 @@ def import_videos(request):
 @require_POST
 def import_for_real(request, job_id):
     """Start the import that a successful dry run checked, with the same options."""
+    from evalsite.job_titles import import_title_of_check
     from evalsite.jobs import start_job
     from evalsite.models import Job
 
@@ -189,7 +190,7 @@ def import_for_real(request, job_id):
     params = {**checked.params, "dry_run": False}
     job = start_job(
         IMPORT_VIDEOS_JOB,
-        title=checked.title.replace("Check", "Import", 1),
+        title=import_title_of_check(checked.title),
         params=params,
         created_by=request.user,
     )

@@ -21,3 +21,11 @@ def test_every_title_pattern_is_translated_and_an_unknown_title_is_shown_as_stor
             shown = translated_title(job_title(key, **names))
             assert shown != msgid % names and all(value in shown for value in names.values()), key
         assert translated_title("Something else entirely") == "Something else entirely"
+
+
+def test_the_import_a_checked_dry_run_starts_is_titled_from_the_check():
+    from evalsite.job_titles import import_title_of_check
+
+    assert import_title_of_check(job_title("check_folder", name="Check me")) == "Import folder Check me"
+    assert import_title_of_check(job_title("check_archive", name="a.zip")) == "Import archive a.zip"
+    assert import_title_of_check("Something else") == "Something else"
