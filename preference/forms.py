@@ -8,6 +8,13 @@ from .pairs import GRANULARITIES, TIE_HANDLING
 from .selectors import exportable_campaigns
 
 DEFAULTS = ExportOptions()
+# What each option value means, on the form (the API takes the values themselves).
+CHOICE_LABELS = {
+    "drop": _("drop: a tie is left out"),
+    "label": _("label: a tie is kept with label 0.5"),
+    "pair": _("pair: one record per pair, votes aggregated"),
+    "judgment": _("judgment: one record per judgment"),
+}
 # Help for the export options, shared by this form and the API's serializer.
 OPTION_HELP = {
     "min_agreement": _("keep pairs whose majority option has at least this share of the votes (0 to 1)"),
@@ -43,13 +50,13 @@ class ExportForm(forms.Form):
     )
     ties = forms.ChoiceField(
         label=_("Ties"),
-        choices=[(t, t) for t in TIE_HANDLING],
+        choices=[(t, CHOICE_LABELS[t]) for t in TIE_HANDLING],
         initial=DEFAULTS.ties,
         help_text=OPTION_HELP["ties"],
     )
     granularity = forms.ChoiceField(
         label=_("Granularity"),
-        choices=[(g, g) for g in GRANULARITIES],
+        choices=[(g, CHOICE_LABELS[g]) for g in GRANULARITIES],
         initial=DEFAULTS.granularity,
         help_text=OPTION_HELP["granularity"],
     )

@@ -165,3 +165,14 @@ def test_the_api_refuses_bad_input_and_stores_nothing(scenario, admin_client, pa
     assert response.status_code == 400
     assert field in response.json()
     assert not PreferenceExport.objects.exists() and Job.objects.count() == jobs_before
+
+
+def test_the_form_says_what_each_option_value_means_in_the_page_language(admin_client, admin_user):
+    from evalsite.middleware import save_user_language
+
+    page = admin_client.get(reverse("preference-export-list")).content.decode()
+    assert '<option value="label">label: a tie is kept with label 0.5</option>' in page
+    assert '<option value="judgment">judgment: one record per judgment</option>' in page
+    save_user_language(admin_user, "zh-hans")
+    page = admin_client.get(reverse("preference-export-list")).content.decode()
+    assert "drop：平局不计入</option>" in page and "judgment：每次评判一条记录</option>" in page
