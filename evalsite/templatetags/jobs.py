@@ -1,6 +1,7 @@
 from django import template
 from django.utils.translation import gettext, gettext_lazy
 
+from evalsite.job_messages import translated_message
 from evalsite.job_titles import translated_title
 from evalsite.models import Job
 
@@ -20,6 +21,12 @@ OTHER_STATUS_WORDS = {
 def job_title(title: str) -> str:
     """A job's stored title in the page's language."""
     return translated_title(title)
+
+
+@register.filter
+def job_message(message: str) -> str:
+    """A job's stored progress message in the page's language."""
+    return translated_message(message)
 
 
 @register.filter

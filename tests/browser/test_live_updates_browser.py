@@ -1,5 +1,5 @@
 """In the Chinese UI, what the pages' scripts write while they poll is Chinese too: a job row that starts
-running and then stalls (evalsite/jobs.js), and a generation run's counts as its videos finish
+running, reports its progress and stalls (evalsite/jobs.js), and a generation run's counts as its videos finish
 (generation/run_progress.js)."""
 
 from datetime import timedelta
@@ -55,7 +55,12 @@ def test_a_job_row_the_script_updates_keeps_speaking_chinese(page, live_server, 
 
     stale = timezone.now() - timedelta(hours=1)
     Job.objects.filter(pk=job.pk).update(
-        status=Job.Status.RUNNING, progress_done=3, progress_total=10, started_at=stale, heartbeat_at=stale
+        status=Job.Status.RUNNING,
+        progress_done=3,
+        progress_total=10,
+        message="video 4 of 10",  # as generation/runs/worker.py reports it
+        started_at=stale,
+        heartbeat_at=stale,
     )
     row.locator(".progress-text", has_text="3/10").wait_for(timeout=10000)
     row.locator(".badge.failed").wait_for(timeout=10000)  # the stalled badge
@@ -64,6 +69,10 @@ def test_a_job_row_the_script_updates_keeps_speaking_chinese(page, live_server, 
     assert running in shown
     assert stalled in shown
     assert not english_words(shown, KEPT_IN_CHINESE), shown
+    assert row.locator(".message").inner_text() == chinese("video %(number)s of %(total)s")[0] % {
+        "number": 4,
+        "total": 10,
+    }
 
 
 def test_a_generation_runs_counts_the_script_updates_stay_chinese(page, live_server, make_benchmark):
