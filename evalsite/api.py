@@ -5,6 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404  # a key of the wrong type is a 404, not a 500
 from rest_framework.response import Response
 
+from .job_messages import translated_message
 from .jobs import JobStateError, cancel_job, retry_job
 from .models import Job
 from .query import QueryError, parse_choice, parse_uuid
@@ -14,6 +15,9 @@ from .selectors import jobs_queryset
 class JobSerializer(serializers.ModelSerializer):
     percent = serializers.IntegerField(read_only=True, allow_null=True)
     is_stalled = serializers.BooleanField(read_only=True)
+    message_text = serializers.SerializerMethodField(
+        help_text="the progress message in the request's language"
+    )
     created_by = serializers.StringRelatedField()
 
     class Meta:
@@ -29,6 +33,7 @@ class JobSerializer(serializers.ModelSerializer):
             "progress_total",
             "percent",
             "message",
+            "message_text",
             "error",
             "result",
             "attempts",
@@ -41,6 +46,9 @@ class JobSerializer(serializers.ModelSerializer):
             "heartbeat_at",
         ]
         read_only_fields = fields
+
+    def get_message_text(self, job: Job) -> str:
+        return translated_message(job.message)
 
 
 @extend_schema_view(

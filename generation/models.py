@@ -262,11 +262,11 @@ class GenerationRun(models.Model):
     and one setting or a grid of settings. Its planned videos are `GenerationItem` rows."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
         DONE = "done", _("Done")
         DONE_WITH_PROBLEMS = "problems", _("Done, with failures or refusals")
-        CANCELLED = "cancelled"
+        CANCELLED = "cancelled", _("cancelled")
 
     model = models.ForeignKey(VideoModel, on_delete=models.PROTECT, related_name="generation_runs")
     benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="generation_runs")
@@ -299,12 +299,12 @@ class GenerationItem(models.Model):
     same latents, so the two are one video."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-        REFUSED = "refused"
-        CANCELLED = "cancelled"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+        REFUSED = "refused", _("refused")
+        CANCELLED = "cancelled", _("cancelled")
 
     FINISHED = (Status.DONE, Status.FAILED, Status.REFUSED, Status.CANCELLED)
 

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_POST
 
 from evalsite.http import ranged_file_response
@@ -298,6 +299,13 @@ def run_new(request):
     return render(request, "generation/run_new.html", {"form": form, "plan": plan})
 
 
+# A run's counts, written by the page and again by its script (generation/run_progress.js) as they change.
+RUN_COUNTS = gettext_noop(
+    "%(done)s done, %(running)s running, %(queued)s queued, %(failed)s failed, %(refused)s refused, "
+    "%(cancelled)s cancelled"
+)
+
+
 @manager_required
 def run_detail(request, pk):
     run = get_object_or_404(GenerationRun.objects.select_related("model", "benchmark"), pk=pk)
@@ -306,11 +314,17 @@ def run_detail(request, pk):
     if status:
         items = items.filter(status=status)
     page = Paginator(items, 100).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "generation/run_detail.html",
-        {"run": run, "progress": run_progress(run), "page": page, "status_filter": status},
-    )
+    progress = run_progress(run)
+    counts_sentence = gettext(RUN_COUNTS)
+    context = {
+        "run": run,
+        "progress": progress,
+        "counts_text": counts_sentence % {str(key): n for key, n in progress["counts"].items()},
+        "script_strings": {"counts": counts_sentence},
+        "page": page,
+        "status_filter": status,
+    }
+    return render(request, "generation/run_detail.html", context)
 
 
 @manager_required

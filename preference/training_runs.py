@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import get_language, gettext, gettext_lazy
 
 from evalsite.job_titles import job_title
 from evalsite.jobs import JobCancelled, JobError, JobRun, cancel_job, retry_job
@@ -48,10 +49,10 @@ ENCODE_DEFAULTS: dict[str, Any] = {"height": 480, "width": 832, "frames": 81, "m
 REWARD_RUN_DEFAULTS: dict[str, Any] = {"evaluate": True, "score_tie_margin": 0.0}
 # The reward model's evaluation table: the methods in the order the page shows them.
 REWARD_METHODS: tuple[tuple[str, str], ...] = (
-    ("reward_model", "Reward model"),
-    ("clip_score", "CLIP score alone"),
-    ("motion_score", "Motion score alone"),
-    ("chance", "Chance"),
+    ("reward_model", gettext_lazy("Reward model")),
+    ("clip_score", gettext_lazy("CLIP score alone")),
+    ("motion_score", gettext_lazy("Motion score alone")),
+    ("chance", gettext_lazy("Chance")),
 )
 REWARD_SCORE_METRIC = "reward_score"
 TRAIN_TASK = "preference.tasks.train_preference_model"
@@ -678,7 +679,7 @@ def reward_evaluation_table(run: TrainingRun) -> dict[str, Any]:
     """The reward model's validation figures as the run page's table: one row per head (the rubric
     dimensions, then overall) with its counts, and per method (reward model, CLIP score alone, motion
     score alone, chance) the accuracy without ties, with ties and the tie threshold."""
-    from metrics.human.results import DIMENSION_LABELS
+    from annotation.rubric import RUBRIC, dimension_title
 
     from .training.reward_model import HEADS
 
@@ -696,7 +697,9 @@ def reward_evaluation_table(run: TrainingRun) -> dict[str, Any]:
         rows.append(
             {
                 "head": head,
-                "label": DIMENSION_LABELS.get(head, "Overall (pairwise judgments)"),
+                "label": dimension_title(head, get_language() or "")
+                if head in {d.key for d in RUBRIC}
+                else gettext("Overall (pairwise judgments)"),
                 "comparisons": int(counts.get("comparisons") or 0),
                 "ties": int(counts.get("ties") or 0),
                 "cells": [row.get(key, {}) for key, _ in methods],

@@ -15,6 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from evalsite.models import Job
 from generation.models import Benchmark, Video, VideoModel
@@ -158,11 +159,11 @@ class ScoreSettings(models.Model):
 
 class AutoScore(models.Model):
     class Metric(models.TextChoices):
-        CLIP_SCORE = "clip_score", "CLIP score"
+        CLIP_SCORE = "clip_score", _("CLIP score")
         MOTION_MEAN = "motion_mean", "Motion_Mean"
         MOTION_MAX = "motion_max", "Motion_Max"
         MOTION_MIN = "motion_min", "Motion_Min"
-        REWARD_SCORE = "reward_score", "Reward score"
+        REWARD_SCORE = "reward_score", _("Reward score")
 
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="auto_scores")
     metric = models.CharField(max_length=20, choices=Metric.choices)

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 
 from evalsite.permissions import manager_required
 from generation.models import Benchmark
@@ -32,7 +33,9 @@ def vae_evaluation_list(request):
         except MetricsError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Started the evaluation of {evaluation.name}.")
+            messages.success(
+                request, gettext("Started the evaluation of %(name)s.") % {"name": evaluation.name}
+            )
             return redirect("vae-evaluation-detail", pk=evaluation.pk)
     return render(
         request, "metrics/vae_list.html", {"comparisons": selectors.vae_comparisons(), "form": form}
@@ -58,7 +61,11 @@ def auto_scores(request):
         except MetricsError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Started automatic scores of {run.model} on {run.benchmark}.")
+            messages.success(
+                request,
+                gettext("Started automatic scores of %(model)s on %(benchmark)s.")
+                % {"model": run.model, "benchmark": run.benchmark},
+            )
             return redirect(f"{request.path}?benchmark={run.benchmark.slug}")
     benchmarks = selectors.scored_benchmarks()
     slug = request.GET.get("benchmark")

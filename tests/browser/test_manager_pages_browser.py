@@ -7,12 +7,15 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation.demo import load_demo_campaigns
 from annotation.models import Campaign
 from evalsite.middleware import save_user_language
+from evalsite.models import Job
 from generation.demo import load_demo
-from generation.models import Benchmark, Prompt, Video, VideoModel
+from generation.models import Benchmark, GenerationItem, GenerationRun, Prompt, Video, VideoModel
+from generation.runs.planning import refresh_run_status
 from tests.browser.test_browser import chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -68,6 +71,8 @@ KEPT_IN_CHINESE = {
     "OpenAPI",
     "PATH",
     "PSNR",
+    "RGB",
+    "SHA",
     "Parquet",
     "Redoc",
     "SQLite",
@@ -129,6 +134,11 @@ IDENTIFIERS = {
     "prompt",
     "chosen",
     "rejected",
+    "loss",  # a training run's figure names, as its trainer logs them
+    "implicit_accuracy",
+    "config",  # a VAE folder's files, named in the form's help
+    "json",
+    "vae",
 }
 
 
@@ -141,11 +151,113 @@ def demo_site(make_benchmark, django_user_model):
     Campaign.objects.filter(kind=Campaign.Kind.PAIRWISE).update(name=LONG_CAMPAIGN)
     Benchmark.objects.filter(pk=benchmark.pk).update(name=LONG_BENCHMARK)
     manager = django_user_model.objects.create_superuser("boss", password=MANAGER_PASSWORD)
+    add_finished_work(Benchmark.objects.get(pk=benchmark.pk), manager)
     return {"benchmark": Benchmark.objects.get(pk=benchmark.pk), "manager": manager}
 
 
+def run_job_here(job) -> None:
+    """Run a queued job's handler in this process, as a worker would."""
+    from evalsite.jobs import execute, job_task_named
+
+    execute(str(job.pk), job_task_named(job.kind).handler)
+
+
+def add_finished_work(benchmark: Benchmark, manager) -> None:
+    """What a site shows once some work is done, made by the site's own services and job handlers where they
+    are cheap on the demo clips (VAE figures of the demo models' clips against each other, motion scores,
+    a preference export of the demo judgments), and as stored rows where they would train or generate."""
+    from evalsite.job_titles import job_title
+    from metrics.automatic.services import start_auto_score_run, start_vae_evaluation
+    from preference.models import TrainingRun
+    from preference.services import create_export
+    from preference.training_runs import record_step, record_warning
+
+    model_a = VideoModel.objects.get(name="Demo model A")
+    model_b = VideoModel.objects.get(name=LONG_MODEL)
+    evaluation = start_vae_evaluation(
+        name="Demo reconstructions",
+        test_model=model_a,
+        reconstruction_model=model_b,
+        downsample_label="4x8x8",
+    )
+    run_job_here(evaluation.job)
+    scores = start_auto_score_run(model=model_a, benchmark=benchmark, user=manager)
+    run_job_here(scores.job)
+    paired = Campaign.objects.filter(kind__in=Campaign.PAIRED_KINDS)
+    export = create_export(name="demo-pairs", campaigns=paired, user=manager)
+    run_job_here(export.job)
+    export.refresh_from_db()
+
+    now = timezone.now()
+    finished_job = {
+        "status": Job.Status.SUCCEEDED,
+        "finished_at": now,
+        "progress_done": 3,
+        "progress_total": 3,
+    }
+    report = {
+        head: {
+            "counts": {"comparisons": 12, "ties": 2},
+            "reward_model": {"accuracy": 0.75, "accuracy_with_ties": 0.7, "tie_threshold": 0.1},
+            "clip_score": {"accuracy": 0.6, "accuracy_with_ties": 0.55, "tie_threshold": 0.2},
+            "chance": {"accuracy": 0.5, "accuracy_with_ties": 0.4, "tie_threshold": None},
+        }
+        for head in ("instruction_following", "motion_smoothness", "overall")
+    }
+    for kind, figures in (
+        (TrainingRun.Kind.REWARD_MODEL, {"validation": report, "videos": 6, "train_pairs": 4}),
+        (TrainingRun.Kind.VIDEO_DPO, {"last": {"loss": 0.41, "implicit_accuracy": 0.8}, "validation": {}}),
+    ):
+        job = Job.objects.create(kind="preference.tasks.train_preference_model", title="", **finished_job)
+        run = TrainingRun.objects.create(
+            kind=kind,
+            export=export,
+            export_sha256="0" * 64,
+            base_model=model_a,
+            config={"max_steps": 3, "learning_rate": 1e-4},
+            figures=figures,
+            status=TrainingRun.Status.SUCCEEDED,
+            job=job,
+            folder=f"training/run-{kind}",
+            finished_at=now,
+        )
+        for step in (1, 2, 3):
+            record_step(run, step, {"loss": 0.7 - 0.1 * step})
+        record_step(run, 3, {"loss": 0.5}, "validation")
+        if kind == TrainingRun.Kind.VIDEO_DPO:
+            record_warning(run, 2, "the chosen error keeps rising with the rejected one")
+        title_kind = "reward_model_run" if kind == TrainingRun.Kind.REWARD_MODEL else "video_dpo_run"
+        Job.objects.filter(pk=job.pk).update(title=job_title(title_kind, run=run.pk, export=export))
+
+    generation = GenerationRun.objects.create(
+        model=model_a,
+        benchmark=benchmark,
+        backend="diffusers",
+        checkpoint="/checkpoints/demo",
+        finished_at=now,
+    )
+    for seed, (prompt, status) in enumerate(
+        zip(benchmark.prompts.order_by("position"), GenerationItem.Status.values, strict=False)
+    ):
+        GenerationItem.objects.create(
+            run=generation,
+            model=model_a,
+            prompt=prompt,
+            seed=seed,
+            settings={"steps": 4},
+            settings_hash=f"demo-{seed}",
+            status=status,
+            steps_done=2 if status == "running" else 0,
+            steps_total=4,
+            attempts=2 if status == "failed" else 1,
+            error="CUDA out of memory" if status == "failed" else "",
+        )
+    refresh_run_status(generation)
+
+
 def manager_pages(benchmark: Benchmark) -> list[str]:
-    from evalsite.models import Job
+    from metrics.automatic.models import VaeEvaluation
+    from preference.models import PreferenceExport, TrainingRun
 
     campaign = Campaign.objects.get(kind=Campaign.Kind.PAIRWISE)
     model = VideoModel.objects.get(name=LONG_MODEL)
@@ -172,6 +284,13 @@ def manager_pages(benchmark: Benchmark) -> list[str]:
         reverse("training-run-list"),
         reverse("job-list"),
         reverse("password_change"),
+        reverse("password_change_done"),
+        reverse("vae-evaluation-list"),
+        reverse("auto-scores"),
+        *(reverse("vae-evaluation-detail", args=[e.pk]) for e in VaeEvaluation.objects.all()),
+        *(reverse("preference-export-detail", args=[e.pk]) for e in PreferenceExport.objects.all()),
+        *(reverse("training-run-detail", args=[r.pk]) for r in TrainingRun.objects.all()),
+        *(reverse("run-detail", args=[r.pk]) for r in GenerationRun.objects.all()),
     ]
     for each in Campaign.objects.all():
         pages += [
@@ -181,9 +300,8 @@ def manager_pages(benchmark: Benchmark) -> list[str]:
             reverse("campaign-import", args=[each.pk]),
             reverse("campaign-results", args=[each.pk]) + "?rounds=100",
         ]
-    job = Job.objects.first()
-    if job is not None:
-        pages.append(reverse("job-detail", args=[job.pk]))
+    one_job_of_each_kind = {job.kind: job for job in Job.objects.order_by("-created_at")}.values()
+    pages += [reverse("job-detail", args=[job.pk]) for job in one_job_of_each_kind]
     assert campaign.pk
     return pages
 
@@ -222,8 +340,6 @@ def job_title_names(title: str) -> list[str]:
 
 
 def data_words() -> set[str]:
-    from evalsite.models import Job
-
     """Words of the site's data (names, prompts, usernames, descriptions): they stay as they were written."""
     from django.contrib.auth import get_user_model
 
@@ -283,7 +399,12 @@ def test_every_manager_page_fits_logs_no_error_and_speaks_chinese(browser, live_
     from generation.backends import BACKENDS
 
     save_user_language(demo_site["manager"], "zh-hans")
-    allowed = KEPT_IN_CHINESE | IDENTIFIERS | set(BACKENDS) | data_words()
+    from metrics.video.vae import SUPPORTED_VAE_CLASSES
+
+    # the VAE classes' names, as diffusers spells them, are the VAE kinds' choices
+    allowed = (
+        KEPT_IN_CHINESE | IDENTIFIERS | set(BACKENDS) | set(SUPPORTED_VAE_CLASSES.values()) | data_words()
+    )
     for path in pages:
         page.goto(live_server.url + path)
         assert page.locator("html").get_attribute("lang") == "zh-hans", path

@@ -6,14 +6,19 @@
   const row = document.getElementById("run-progress");
   if (!row) return;
   const base = "/api/generation-runs/" + row.dataset.run + "/";
+  // The counts' sentence in the page's language, with %(done)s and the like to fill (generation/run_detail.html).
+  const T = JSON.parse(document.getElementById("run-strings").textContent);
+
+  function format(template, values) {
+    return template.replace(/%\((\w+)\)s/g, (match, name) => (name in values ? String(values[name]) : match));
+  }
 
   function renderRun(run) {
     const p = run.progress;
     row.querySelector("progress").value = p.percent;
     row.querySelector(".progress-text").textContent = p.percent + "%";
     const c = p.counts;
-    row.querySelector(".counts").textContent = c.done + " done, " + c.running + " running, " + c.queued +
-      " queued, " + c.failed + " failed, " + c.refused + " refused, " + c.cancelled + " cancelled";
+    row.querySelector(".counts").textContent = format(T.counts, c);
   }
 
   function renderItem(item) {

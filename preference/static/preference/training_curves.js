@@ -6,6 +6,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const status = document.getElementById("training-status");
   if (!box || !window.Plotly) return;
   const OPEN = new Set(["queued", "running"]);
+  // The legend's and axis' words in the page's language (data attributes of #training-curves).
+  const words = { train: box.dataset.trainLabel, validation: box.dataset.validationLabel, step: box.dataset.stepLabel };
 
   function draw(curves) {
     const names = Object.keys(curves.train || {}).sort();
@@ -18,10 +20,10 @@ document.addEventListener("DOMContentLoaded", () => {
         div.style.height = "260px";
         box.appendChild(div);
       }
-      const series = [{ name: "train", x: curves.train[name].map((p) => p[0]), y: curves.train[name].map((p) => p[1]), mode: "lines" }];
+      const series = [{ name: words.train, x: curves.train[name].map((p) => p[0]), y: curves.train[name].map((p) => p[1]), mode: "lines" }];
       const held = (curves.validation || {})[name];
-      if (held) series.push({ name: "validation", x: held.map((p) => p[0]), y: held.map((p) => p[1]), mode: "lines+markers" });
-      window.Plotly.react(div, series, { title: { text: name }, xaxis: { title: { text: "step" } }, margin: { t: 40 } }, { responsive: true, displaylogo: false });
+      if (held) series.push({ name: words.validation, x: held.map((p) => p[0]), y: held.map((p) => p[1]), mode: "lines+markers" });
+      window.Plotly.react(div, series, { title: { text: name }, xaxis: { title: { text: words.step } }, margin: { t: 40 } }, { responsive: true, displaylogo: false });
     }
   }
 
