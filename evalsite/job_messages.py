@@ -6,9 +6,9 @@ A message of no known pattern (a video's description, say) is shown as stored.""
 
 from __future__ import annotations
 
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
-from .job_titles import _pattern
+from .phrases import Phrasebook
 
 MESSAGES = (
     # evalsite/jobs.py
@@ -47,10 +47,9 @@ MESSAGES = (
 )
 
 
+PHRASES = Phrasebook(*MESSAGES)
+
+
 def translated_message(message: str) -> str:
     """A stored progress message in the active language (as stored when no pattern matches)."""
-    for msgid in MESSAGES:
-        match = _pattern(msgid).fullmatch(message)
-        if match:
-            return gettext(msgid) % match.groupdict()
-    return message
+    return str(PHRASES.translate(message))

@@ -1,8 +1,10 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 
 from evalsite.http import ranged_file_response
+from evalsite.job_titles import translated_title
 from evalsite.jobs import JobStateError
 from evalsite.permissions import manager_required
 
@@ -41,7 +43,7 @@ def export_list(request):
         except ExportError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Started building {export}.")
+            messages.success(request, _("Started building %(export)s.") % {"export": export})
             return redirect("preference-export-detail", pk=export.pk)
     return render(request, "preference/export_list.html", {"exports": selectors.exports(), "form": form})
 
@@ -88,7 +90,11 @@ def training_run_list(request):
         except TrainingRunError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Queued {run}.")
+            messages.success(
+                request,
+                _("Queued %(kind)s run %(run)s on %(export)s.")
+                % {"kind": run.get_kind_display(), "run": run.pk, "export": run.export},
+            )
             return redirect("training-run-detail", pk=run.pk)
     runs = TrainingRun.objects.select_related("job", "export", "base_model", "tuned_model")
     refused = request.method == "POST"  # a valid request redirected above
@@ -149,7 +155,7 @@ def training_run_detail(request, pk):
                     min_gap=score_form.cleaned_data["min_gap"],
                     user=request.user,
                 )
-                messages.success(request, f"Queued {job.title}.")
+                messages.success(request, _("Queued %(title)s.") % {"title": translated_title(job.title)})
             elif action == "campaign":
                 create_evaluation_campaign(run, user=request.user)
             else:

@@ -176,3 +176,24 @@ def test_the_form_says_what_each_option_value_means_in_the_page_language(admin_c
     save_user_language(admin_user, "zh-hans")
     page = admin_client.get(reverse("preference-export-list")).content.decode()
     assert "drop：平局不计入</option>" in page and "judgment：每次评判一条记录</option>" in page
+
+
+def test_the_page_says_the_export_started_in_the_page_language(
+    scenario, admin_client, admin_user, django_capture_on_commit_callbacks
+):
+    from evalsite.middleware import save_user_language
+
+    save_user_language(admin_user, "zh-hans")
+    data = {
+        "name": "zh-export",
+        "campaigns": [scenario.pairwise.pk],
+        "min_agreement": "0.5",
+        "ties": "drop",
+        "granularity": "pair",
+        "validation_fraction": "0.2",
+        "split_seed": "abc",
+        "formats": ["jsonl"],
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("preference-export-list"), data, follow=True)
+    assert "已开始构建 zh-export v1。" in response.content.decode()
