@@ -210,7 +210,14 @@ def heartbeat(job: Job) -> Iterator[None]:
         thread.join()
 
 
-def _finish(job: Job, status: str, *, message: str | None = None, error: str = "", detail: str = "") -> None:
+def _finish(
+    job: Job,
+    status: Any,  # a Job.Status (its members read as (value, label) tuples to mypy without Django's plugin)
+    *,
+    message: str | None = None,
+    error: str = "",
+    detail: str = "",
+) -> None:
     job.status = status
     job.finished_at = timezone.now()
     job.error = error
