@@ -91,25 +91,36 @@ def annotator_order(campaign: Campaign, annotator_id: int) -> array:
     return _walk(campaign.pk, campaign.shuffle_seed, annotator_id, (counts["n"], counts["last"] or 0))
 
 
-def check_can_work(campaign: Campaign, annotator: AbstractBaseUser, *, lock: bool = False) -> None:
-    """Raise AssignmentError unless the campaign is active and the annotator is one of its annotators.
-    With `lock`, hold the annotator's membership row until the transaction ends: every write to their
-    work in this campaign takes it first, so one annotator's requests (two tabs, a double click) run one
-    after the other."""
+def check_can_work(
+    campaign: Campaign, annotator: AbstractBaseUser, *, lock: bool = False, media: bool = False
+) -> None:
+    """Raise AssignmentError unless the campaign is active and the annotator is one of its annotators
+    (and, with `media`, the campaign's own renditions are made: until then its videos have nothing to be
+    shown as). With `lock`, hold the annotator's membership row until the transaction ends: every write
+    to their work in this campaign takes it first, so one annotator's requests (two tabs, a double click)
+    run one after the other. One query."""
     rows = Campaign.annotators.through.objects.filter(campaign_id=campaign.pk, user_id=annotator.pk)
     if lock:
         rows = rows.select_for_update(no_key=True, of=("self",))
+    excluded = AnnotatorExclusion.objects.filter(campaign_id=campaign.pk, annotator_id=annotator.pk)
     # The status is read afresh: a manager may have paused the campaign since the caller loaded it.
     # The row's own id is selected too, or PostgreSQL's FOR ... OF would have no table to name and
     # lock the campaign's row as well, making every annotator wait for every other.
-    row = rows.values_list("pk", "campaign__status").first()
+    row = (
+        rows.annotate(excluded=Exists(excluded))
+        .values_list("pk", "campaign__status", "excluded", "campaign__media_ready")
+        .first()
+    )
     if row is None:
         raise AssignmentError("you are not an annotator of this campaign", status=403)
-    if row[1] != Campaign.Status.ACTIVE:
-        raise AssignmentError(f"this campaign is {row[1]}; no work is handed out", status=409)
-    if AnnotatorExclusion.objects.filter(campaign_id=campaign.pk, annotator_id=annotator.pk).exists():
+    _, status, is_excluded, media_ready = row
+    if status != Campaign.Status.ACTIVE:
+        raise AssignmentError(f"this campaign is {status}; no work is handed out", status=409)
+    if is_excluded:
         # Their judgments are left out of results, so new ones would only take other annotators' places.
         raise AssignmentError("a manager has paused your work in this task", status=403)
+    if media and not media_ready:
+        raise AssignmentError("this task's videos are still being prepared; try again in a few minutes")
 
 
 RELEASE_BATCH = 500  # ids per UPDATE, so that a backlog after a long outage stays within SQL limits
@@ -394,10 +405,7 @@ def claim_work(
     now = now or timezone.now()
     wanted = MAX_LIVE_CLAIMS if lookahead else 1
     with transaction.atomic():
-        check_can_work(campaign, annotator, lock=True)
-        if not Campaign.objects.filter(pk=campaign.pk, media_ready=True).exists():
-            # Until the campaign's own renditions are made, its videos have nothing to be shown as.
-            raise AssignmentError("this task's videos are still being prepared; try again in a few minutes")
+        check_can_work(campaign, annotator, lock=True, media=True)
         _release_expired(Assignment.objects.filter(campaign=campaign), now)
         claims = live_claims(campaign, annotator)
         holds_an_item = False

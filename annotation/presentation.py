@@ -65,16 +65,41 @@ class _Shown:
         }
 
 
+# What the annotator's page needs of a library video; nothing else is read (`media` and `_store` use these).
+_VIDEO_FIELDS = (
+    "video__id",
+    "video__model_id",
+    "video__status",
+    "video__poster_file",
+    "video__width",
+    "video__height",
+    "video__duration_s",
+)
+
+
 def _shown(campaign: Campaign, videos: list[Video]) -> _Shown:
-    ids = dict(
-        CampaignMedia.objects.filter(campaign=campaign, video__in=videos).values_list("video_id", "public_id")
-    )
+    """How the campaign shows `videos`: its renditions (when its media is ready) and, only for the videos
+    that need them (no rendition, or a rendition without a poster of its own), its own ids."""
     renditions = {}
     # Until a campaign's media is ready (and for campaigns made before every campaign had renditions)
     # its videos are shown under its own ids for the library's files.
-    if campaign.media_ready:
-        rows = Rendition.objects.filter(campaign=campaign, video__in=videos)
+    if campaign.media_ready and videos:
+        rows = Rendition.objects.filter(campaign=campaign, video__in=videos).only(
+            "video_id", "public_id", "poster_file", "width", "height", "duration_s"
+        )
         renditions = {rendition.video_id: rendition for rendition in rows}
+    own = [
+        video
+        for video in videos
+        if video.pk not in renditions or (video.poster_file and not renditions[video.pk].poster_file)
+    ]
+    ids = {}
+    if own:
+        ids = dict(
+            CampaignMedia.objects.filter(campaign=campaign, video__in=own).values_list(
+                "video_id", "public_id"
+            )
+        )
     return _Shown(ids, renditions)
 
 
@@ -85,13 +110,18 @@ def shown_kind(campaign: Campaign) -> str:
     return "rubric" if campaign.kind == Campaign.Kind.RUBRIC else "paired"
 
 
+def _displayed(assignments: list[Assignment]) -> dict[int, list[Video]]:
+    """Each assignment's videos in display order (left to right), by assignment id, in one query."""
+    by_item: dict[int, dict[int, Video]] = {}
+    rows = ItemVideo.objects.filter(item_id__in={a.item_id for a in assignments}).select_related("video")
+    for row in rows.only("item_id", "slot", *_VIDEO_FIELDS):
+        by_item.setdefault(row.item_id, {})[row.slot] = row.video
+    return {a.pk: [by_item[a.item_id][slot] for slot in a.presentation] for a in assignments}
+
+
 def displayed_videos(assignment: Assignment) -> list[Video]:
     """The assignment's videos in display order (left to right)."""
-    by_slot = {
-        row.slot: row.video
-        for row in ItemVideo.objects.filter(item_id=assignment.item_id).select_related("video")
-    }
-    return [by_slot[slot] for slot in assignment.presentation]
+    return _displayed([assignment])[assignment.pk]
 
 
 def shown_durations(assignment: Assignment) -> list[float | None]:
@@ -117,24 +147,46 @@ def progress_view(campaign: Campaign, annotator: AbstractBaseUser) -> dict[str, 
     return {"done": done, "total": total}
 
 
-def assignment_view(assignment: Assignment, *, progress: dict[str, int] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _ShownItems:
+    """Several assignments' videos in display order and how their campaign shows them, read together."""
+
+    videos: dict[int, list[Video]]  # assignment id -> videos left to right
+    shown: _Shown
+
+    def media(self, assignment: Assignment) -> list[dict[str, Any]]:
+        return [self.shown.media(video) for video in self.videos[assignment.pk]]
+
+
+def _shown_items(campaign: Campaign, assignments: list[Assignment]) -> _ShownItems:
+    videos = _displayed(assignments)
+    return _ShownItems(videos, _shown(campaign, [video for row in videos.values() for video in row]))
+
+
+def _judgment_of(assignment: Assignment) -> Judgment | None:
+    if assignment.status != Assignment.Status.DONE:
+        return None
+    try:
+        return assignment.judgment  # read with the assignment where the caller selected it
+    except Judgment.DoesNotExist:
+        return None
+
+
+def assignment_view(
+    assignment: Assignment, *, progress: dict[str, int] | None = None, items: _ShownItems | None = None
+) -> dict[str, Any]:
     """Exactly what the annotator's page gets for one item. `progress` may be passed in when the caller
-    already computed it for this annotator."""
+    already computed it for this annotator, `items` when it read this assignment's videos with others."""
     campaign = assignment.campaign
     prompt = assignment.item.prompt
-    videos = displayed_videos(assignment)
-    shown = _shown(campaign, videos)
-    judgment = (
-        Judgment.objects.filter(assignment=assignment).first()
-        if assignment.status == Assignment.Status.DONE
-        else None
-    )
+    media = (items or _shown_items(campaign, [assignment])).media(assignment)
+    judgment = _judgment_of(assignment)
     answered = judgment is not None
     return {
         "token": assignment.token,
         "kind": shown_kind(campaign),
         "prompt": {"text": prompt.text, "language": prompt.language},
-        "videos": [{"position": position, **shown.media(video)} for position, video in enumerate(videos)],
+        "videos": [{"position": position, **shown} for position, shown in enumerate(media)],
         "require_full_playback": campaign.require_full_playback,
         "progress": progress if progress is not None else progress_view(campaign, assignment.annotator),
         "is_answered": answered,
@@ -142,13 +194,22 @@ def assignment_view(assignment: Assignment, *, progress: dict[str, int] | None =
     }
 
 
-def upcoming_view(assignment: Assignment | None) -> dict[str, Any] | None:
+def assignment_views(
+    campaign: Campaign, assignments: list[Assignment], *, progress: dict[str, int]
+) -> list[dict[str, Any]]:
+    """`assignment_view` of several assignments of one annotator in `campaign`, their videos read at once."""
+    items = _shown_items(campaign, assignments)
+    return [assignment_view(a, progress=progress, items=items) for a in assignments]
+
+
+def upcoming_view(
+    assignment: Assignment | None, *, items: _ShownItems | None = None
+) -> dict[str, Any] | None:
     """Only what preloading needs: the video URLs of the next item, in display order."""
     if assignment is None:
         return None
-    videos = displayed_videos(assignment)
-    shown = _shown(assignment.campaign, videos)
-    return {"videos": [shown.media(video)["url"] for video in videos]}
+    media = (items or _shown_items(assignment.campaign, [assignment])).media(assignment)
+    return {"videos": [shown["url"] for shown in media]}
 
 
 def next_view(
@@ -160,9 +221,10 @@ def next_view(
     work = claim_work(campaign, annotator, now=now)
     progress = progress_view(campaign, annotator)
     current = work.current
+    items = _shown_items(campaign, [a for a in (current, work.upcoming) if a is not None])
     return {
         "done": current is None and progress["done"] >= progress["total"],
-        "assignment": assignment_view(current, progress=progress) if current else None,
-        "upcoming": upcoming_view(work.upcoming),
+        "assignment": assignment_view(current, progress=progress, items=items) if current else None,
+        "upcoming": upcoming_view(work.upcoming, items=items),
         "progress": progress,
     }

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from ..assignment import AssignmentError, check_can_work
 from ..judging import AnswerError, recent_answers, record_playback, report_problem, submit_answer
 from ..models import Assignment, Campaign
-from ..presentation import answer_view, assignment_view, next_view, progress_view
+from ..presentation import answer_view, assignment_views, next_view, progress_view
 
 
 def annotator_endpoint(methods: list[str]) -> Callable[[Callable[..., Response]], Callable[..., Any]]:
@@ -151,7 +151,7 @@ def recent(request: Request, campaign_id: int) -> Response:
     check_can_work(campaign, request.user)
     progress = progress_view(campaign, request.user)
     return Response(
-        {"answers": [assignment_view(a, progress=progress) for a in recent_answers(campaign, request.user)]}
+        {"answers": assignment_views(campaign, recent_answers(campaign, request.user), progress=progress)}
     )
 
 

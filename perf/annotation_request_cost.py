@@ -1,0 +1,194 @@
+"""What one "next item" and one "submit" request cost the site: CPU milliseconds in the web process and
+SQL queries, measured in-process on the product's own path (URL resolution, middleware, session and
+CSRF checks, the DRF views, the ORM) against a scratch PostgreSQL database, with no HTTP client or web
+server sharing the CPU. This is the figure that decides how many annotators two gunicorn workers carry
+(perf/annotation_load.py measures that end to end).
+
+It builds the same pairwise campaign as perf/annotation_load.py (`--items`, `--annotators`, the
+campaign's own renditions unless `--no-renditions`), then lets every annotator answer `--rounds` items in
+turn: GET /api/annotate/<campaign>/next/, then POST .../answer/ (whose reply carries the next item, as
+the page uses it). The first round of every annotator is a warm-up and left out of the figures.
+
+Prints, per endpoint: CPU ms per request (p50, p95, mean), SQL queries per request (mean, max), and
+with `--profile` the functions that take the most time.
+
+    .venv/bin/python perf/annotation_request_cost.py                 # 20 annotators x 10 rounds
+    .venv/bin/python perf/annotation_request_cost.py --profile 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import annotation_load as load  # the load test's own set-up, shared on purpose
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--annotators", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=10, help="items each annotator answers")
+    parser.add_argument("--items", type=int, default=400)
+    parser.add_argument("--judgments-per-item", type=int, default=3)
+    parser.add_argument(
+        "--no-renditions",
+        dest="renditions",
+        action="store_false",
+        help="show the library's files under the campaign's ids, as the load test does",
+    )
+    parser.add_argument("--profile", type=int, default=0, help="print this many top functions")
+    parser.add_argument("--show-queries", action="store_true", help="print one request's SQL of each kind")
+    parser.add_argument("--database-url", default=load.DEFAULT_DATABASE_URL.replace("load", "cost_load"))
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    args.clips, args.clip_kb, args.poster_kb = 4, 4, 1
+    args.conn_max_age, args.front_server = 60, "none"
+    args.data_dir = Path(tempfile.mkdtemp(prefix="evalsite-cost-"))
+    return args
+
+
+def add_renditions(campaign_id: int) -> int:
+    """Give every video of the campaign its own rendition row (the stand-in files are reused: what is
+    measured is the lookup, not the encoding), as a campaign whose media was prepared has."""
+    from annotation.models import Campaign, ItemVideo, Rendition
+
+    campaign = Campaign.objects.get(pk=campaign_id)
+    videos = {row.video for row in ItemVideo.objects.filter(item__campaign=campaign).select_related("video")}
+    Rendition.objects.bulk_create(
+        Rendition(
+            campaign=campaign,
+            video=video,
+            playable_file=video.playable_file,
+            poster_file=video.poster_file,
+            width=video.width,
+            height=video.height,
+            fps=video.fps,
+            duration_s=video.duration_s,
+        )
+        for video in videos
+    )
+    return len(videos)
+
+
+def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) -> dict[str, list]:
+    from django.contrib.auth import get_user_model
+    from django.db import connection, reset_queries
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    rng = random.Random(args.seed)
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=usernames)}
+    logging.disable(logging.WARNING)  # one login line per annotator says nothing here
+    clients = []
+    for name in usernames:
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(users[name])
+        client.get("/")  # the CSRF cookie, as the annotator page sets it
+        clients.append(client)
+    figures: dict[str, list] = {"next": [], "submit": [], "next_queries": [], "submit_queries": []}
+    profiler = cProfile.Profile() if args.profile else None
+    next_url = f"/api/annotate/{campaign_id}/next/"
+
+    shown = {"next": False, "submit": False}
+
+    def timed(kind: str, warm: bool, call):
+        reset_queries()  # the query log is bounded; counting needs it short
+        with CaptureQueriesContext(connection) as queries:
+            if profiler and warm:
+                profiler.enable()
+            started = time.process_time()
+            response = call()
+            spent = time.process_time() - started
+            if profiler and warm:
+                profiler.disable()
+        if response.status_code != 200:
+            raise SystemExit(f"{kind}: HTTP {response.status_code} {response.content[:300]!r}")
+        if args.show_queries and warm and not shown[kind]:
+            shown[kind] = True
+            print(f"--- the {len(queries)} queries of one {kind}:")
+            for query in queries:
+                print("   ", query["sql"][:400])
+        if warm:
+            figures[kind].append(spent * 1000)
+            figures[f"{kind}_queries"].append(len(queries))
+        return response.json()
+
+    for round_ in range(args.rounds):
+        warm = round_ > 0
+        for client in clients:
+            data = timed("next", warm, lambda c=client: c.get(next_url))
+            token = data["assignment"]["token"]
+            csrf = client.cookies["csrftoken"].value
+            timed(
+                "submit",
+                warm,
+                lambda c=client, t=token, x=csrf: c.post(
+                    f"/api/annotate/assignments/{t}/answer/",
+                    data={"choice": rng.choice(("left", "tie", "right"))},
+                    content_type="application/json",
+                    HTTP_X_CSRFTOKEN=x,
+                ),
+            )
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(args.profile)
+        stats.sort_stats("tottime").print_stats(args.profile)
+    return figures
+
+
+def report(figures: dict[str, list]) -> None:
+    for kind in ("next", "submit"):
+        ms, queries = sorted(figures[kind]), figures[f"{kind}_queries"]
+        print(
+            f"{kind:>6}: {len(ms)} requests, CPU ms p50 {load.percentile(ms, 0.5):.1f} "
+            f"p95 {load.percentile(ms, 0.95):.1f} mean {statistics.fmean(ms):.1f}; "
+            f"SQL queries mean {statistics.fmean(queries):.1f} max {max(queries)}"
+        )
+
+
+def main() -> int:
+    import subprocess
+
+    args = parse_args()
+    print(f"Creating {args.database_url} and migrating it ...", flush=True)
+    load.recreate_database(args.database_url)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=load.ROOT,
+        env=load.site_environment(args),
+        check=True,
+    )
+    load.setup_django(args)
+    try:
+        from django.conf import settings
+
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+        campaign_id, usernames = load.build_campaign(args)
+        if args.renditions:
+            print(f"{add_renditions(campaign_id)} renditions of the campaign's own", flush=True)
+        print(f"{args.annotators} annotators x {args.rounds} rounds (the first is a warm-up)", flush=True)
+        report(measure(args, campaign_id, usernames))
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep_db:
+            load.drop_database(args.database_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
