@@ -44,7 +44,8 @@ from math import ceil, floor
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import AnnotatorExclusion, Assignment, Campaign, Item, ItemVideo
@@ -170,6 +171,16 @@ def live_claims(campaign: Campaign, annotator: AbstractBaseUser) -> list[Assignm
     )
 
 
+def on_screen_id(campaign: Campaign, annotator: AbstractBaseUser) -> int | None:
+    """The id of the annotator's claim on screen (the first of `live_claims`), or None."""
+    return (
+        Assignment.objects.filter(campaign=campaign, annotator=annotator, status=LIVE)
+        .order_by("claimed_at", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def promote_upcoming(campaign: Campaign, annotator: AbstractBaseUser, now: datetime) -> None:
     """The claim ahead comes on screen: its clock starts now. Call inside the transaction that finishes
     the annotator's current item, holding their membership lock."""
@@ -263,21 +274,28 @@ def _seen_item_ids(campaign: Campaign, annotator: AbstractBaseUser) -> QuerySet:
     return (
         Assignment.objects.filter(campaign=campaign, annotator=annotator, is_repeat=False)
         .exclude(status=Assignment.Status.RELEASED)
+        .order_by()  # no ordering: the model's would join the campaign table
         .values("item_id")
     )
 
 
-def _open_candidates(campaign: Campaign, annotator: AbstractBaseUser) -> Iterator[tuple[int, int]]:
+def _first_showings(campaign: Campaign, annotator: AbstractBaseUser) -> list[tuple[int, list[int]]]:
+    """(item id, presentation) of the annotator's first showings that were not released."""
+    return list(_seen_item_ids(campaign, annotator).values_list("item_id", "presentation"))
+
+
+def _open_candidates(
+    campaign: Campaign, annotator: AbstractBaseUser, seen: set[int]
+) -> Iterator[tuple[int, int]]:
     """(item id, required judgments) of the items the annotator may claim, in their order: not shown to
     them yet and, unless every annotator does every item, held by fewer live claims and answers than
     they require. Capacity is checked on growing windows of the walk, so the usual case (the next few
     items are open) costs one small query whatever the campaign's size."""
-    seen = {row["item_id"] for row in _seen_item_ids(campaign, annotator)}
     unseen = (item_id for item_id in annotator_order(campaign, annotator.pk) if item_id not in seen)
     every = campaign.overlap == Campaign.Overlap.EVERY_ANNOTATOR
     size = FIRST_WINDOW
     while window := list(itertools.islice(unseen, size)):
-        rows = Item.objects.filter(pk__in=window)
+        rows = Item.objects.filter(pk__in=window).order_by()
         if not every:
             held = Count(
                 "assignments", filter=Q(assignments__is_repeat=False, assignments__status__in=HOLDS_CAPACITY)
@@ -291,20 +309,23 @@ def _open_candidates(campaign: Campaign, annotator: AbstractBaseUser) -> Iterato
 
 
 def balanced_presentation(
-    campaign: Campaign, annotator: AbstractBaseUser, item: Item, slots: int
+    campaign: Campaign,
+    annotator: AbstractBaseUser,
+    item: Item,
+    slots: int,
+    shown: list[list[int]] | None = None,
 ) -> list[int]:
-    """Canonical slots in display order. Slot 0 goes where this annotator has seen it least often so far
+    """Canonical slots in display order (`shown`: the presentations of the annotator's first showings,
+    read here when not given). Slot 0 goes where this annotator has seen it least often so far
     (for two videos: left when it was more often right, and the other way round), at random among the
     least-used places; the other slots are shuffled. Deterministic per campaign, annotator and item."""
     rng = random.Random(_hash(campaign.shuffle_seed, "present", annotator.pk, item.pk))
     if slots <= 1:
         return list(range(slots))
+    if shown is None:
+        shown = [presentation for _, presentation in _first_showings(campaign, annotator)]
     seen = Counter(
-        presentation.index(0)
-        for presentation in Assignment.objects.filter(campaign=campaign, annotator=annotator, is_repeat=False)
-        .exclude(status=Assignment.Status.RELEASED)
-        .values_list("presentation", flat=True)
-        if len(presentation) == slots and 0 in presentation
+        presentation.index(0) for presentation in shown if len(presentation) == slots and 0 in presentation
     )
     fewest = min(seen[position] for position in range(slots))
     where = rng.choice([position for position in range(slots) if seen[position] == fewest])
@@ -335,30 +356,47 @@ def _create(
     )
 
 
+# How many videos an item shows, read with the item (a scalar subquery: allowed beside FOR UPDATE).
+_SLOTS = Subquery(
+    ItemVideo.objects.filter(item_id=OuterRef("pk"))
+    .order_by()
+    .values("item_id")
+    .annotate(n=Count("pk"))
+    .values("n")
+)
+
+
 class _ItemFull(Exception):
     """Raised inside a savepoint to roll it back, which releases the lock on a full item."""
 
 
 def _claim_if_open(
-    campaign: Campaign, annotator: AbstractBaseUser, item_id: int, required: int, now: datetime, *, wait: bool
+    campaign: Campaign,
+    annotator: AbstractBaseUser,
+    item_id: int,
+    required: int,
+    now: datetime,
+    *,
+    wait: bool,
+    shown: list[list[int]],
 ) -> Assignment | None:
     every = campaign.overlap == Campaign.Overlap.EVERY_ANNOTATOR
     try:
         with transaction.atomic():
+            items = Item.objects.annotate(slots=_SLOTS)
             if every:  # no capacity to guard; the unique constraint keeps it to one per annotator
-                item = Item.objects.get(pk=item_id)
+                item = items.get(pk=item_id)
             else:
                 # Wait for a concurrent claim of this item to finish, then count again — unless this
                 # transaction already holds an item it claimed (waiting then could deadlock): skip it.
-                locked = Item.objects.select_for_update(no_key=True, skip_locked=not wait, of=("self",))
+                locked = items.select_for_update(no_key=True, skip_locked=not wait, of=("self",))
                 item = locked.filter(pk=item_id).order_by().first()  # no ordering join: lock the item only
                 if item is None:
                     raise _ItemFull
                 held = Assignment.objects.filter(item_id=item_id, is_repeat=False, status__in=HOLDS_CAPACITY)
                 if held.count() >= required:
                     raise _ItemFull
-            slots = ItemVideo.objects.filter(item_id=item_id).count()
-            presentation = balanced_presentation(campaign, annotator, item, slots)
+            presentation = balanced_presentation(campaign, annotator, item, item.slots, shown)
             return _create(campaign, annotator, item, presentation, now, is_repeat=False)
     except (_ItemFull, IntegrityError):  # full, or the constraint saw a claim this query did not
         return None
@@ -369,9 +407,11 @@ def _claim_first_showing(
 ) -> Assignment | None:
     # A candidate may fill up between the capacity query and its lock (another annotator claimed it):
     # try the next few, then give up for now; the page asks again.
-    candidates = _open_candidates(campaign, annotator)
+    first_showings = _first_showings(campaign, annotator)
+    shown = [presentation for _, presentation in first_showings]
+    candidates = _open_candidates(campaign, annotator, {item_id for item_id, _ in first_showings})
     for item_id, required in itertools.islice(candidates, CANDIDATES_PER_CLAIM):
-        claim = _claim_if_open(campaign, annotator, item_id, required, now, wait=wait)
+        claim = _claim_if_open(campaign, annotator, item_id, required, now, wait=wait, shown=shown)
         if claim is not None:
             return claim
     return None
@@ -443,23 +483,37 @@ def annotator_done_and_total(campaign: Campaign, annotator: AbstractBaseUser) ->
     statuses = Counter(
         Assignment.objects.filter(campaign=campaign, annotator=annotator)
         .exclude(status=Assignment.Status.RELEASED)
+        .order_by()
         .values_list("status", "is_repeat")
     )
     done = sum(n for (status, _), n in statuses.items() if status in FINISHED)
     live = sum(n for (status, _), n in statuses.items() if status == LIVE)
     seen = sum(n for (status, repeat), n in statuses.items() if not repeat)
-    items = campaign.items.count()
     if campaign.overlap == Campaign.Overlap.EVERY_ANNOTATOR:
-        available = items - seen
+        available = campaign.items.count() - seen
     else:
-        answered_enough = (
-            Assignment.objects.filter(campaign=campaign, is_repeat=False, status=Assignment.Status.DONE)
+        # Items answered enough by others (this annotator's own are counted in `seen`), with the
+        # campaign's item count, in one query.
+        answers = (
+            Assignment.objects.filter(item_id=OuterRef("pk"), is_repeat=False, status=Assignment.Status.DONE)
+            .order_by()
             .values("item_id")
             .annotate(n=Count("pk"))
-            .filter(n__gte=F("item__required_judgments"))
-            .exclude(item_id__in=_seen_item_ids(campaign, annotator))
+            .values("n")
         )
-        available = items - seen - answered_enough.count()
+        counts = (
+            campaign.items.order_by()
+            .annotate(answers=Coalesce(Subquery(answers), 0))
+            .aggregate(
+                items=Count("pk"),
+                full=Count(
+                    "pk",
+                    filter=Q(answers__gte=F("required_judgments"))
+                    & ~Q(pk__in=_seen_item_ids(campaign, annotator)),
+                ),
+            )
+        )
+        available = counts["items"] - seen - counts["full"]
     answered_first = statuses.get((Assignment.Status.DONE, False), 0)
     live_first = statuses.get((LIVE, False), 0)
     repeats_shown = sum(n for (status, repeat), n in statuses.items() if repeat)

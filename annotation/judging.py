@@ -19,18 +19,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from .assignment import AssignmentError, check_can_work, live_claims, promote_upcoming
+from .assignment import AssignmentError, check_can_work, on_screen_id, promote_upcoming
 from .models import (
     RUBRIC_DIMENSIONS,
     Assignment,
     Campaign,
-    ItemVideo,
     Judgment,
     PlaybackEvent,
     ProblemReport,
     RubricScore,
 )
-from .presentation import shown_durations
+from .presentation import displayed_videos, shown_durations
 
 REVISABLE_ANSWERS = 5  # an annotator may change their last few answers, no older ones
 FULL_PLAYBACK_SHARE = 0.9  # of a video's length that must pass on the server before its `ended` counts
@@ -94,8 +93,10 @@ def _check_live_and_on_screen(assignment: Assignment, annotator: AbstractBaseUse
         raise AnswerError(RELEASED_MESSAGE, status=409)
     if assignment.status == Assignment.Status.PROBLEM:
         raise AnswerError("you reported a problem with this item; load the next one", status=409)
-    on_screen = live_claims(assignment.campaign, annotator)
-    if assignment.status == Assignment.Status.CLAIMED and on_screen and on_screen[0].pk != assignment.pk:
+    if (
+        assignment.status == Assignment.Status.CLAIMED
+        and on_screen_id(assignment.campaign, annotator) != assignment.pk
+    ):
         raise AnswerError("this is not the item on your screen; load the next one", status=409)
 
 
@@ -216,10 +217,7 @@ def _check_full_playback(assignment: Assignment, now: datetime) -> None:
 
 
 def _store(assignment: Assignment, answer: str | dict[int, dict[str, int]], now: datetime) -> Judgment:
-    by_slot = {
-        row.slot: row.video for row in ItemVideo.objects.filter(item=assignment.item).select_related("video")
-    }
-    shown = [by_slot[slot] for slot in assignment.presentation]
+    shown = displayed_videos(assignment)
     elapsed_ms = int((now - assignment.claimed_at).total_seconds() * 1000)
     fields: dict[str, Any] = {
         "campaign": assignment.campaign,

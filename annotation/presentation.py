@@ -113,7 +113,11 @@ def shown_kind(campaign: Campaign) -> str:
 def _displayed(assignments: list[Assignment]) -> dict[int, list[Video]]:
     """Each assignment's videos in display order (left to right), by assignment id, in one query."""
     by_item: dict[int, dict[int, Video]] = {}
-    rows = ItemVideo.objects.filter(item_id__in={a.item_id for a in assignments}).select_related("video")
+    rows = (
+        ItemVideo.objects.filter(item_id__in={a.item_id for a in assignments})
+        .select_related("video")
+        .order_by()
+    )
     for row in rows.only("item_id", "slot", *_VIDEO_FIELDS):
         by_item.setdefault(row.item_id, {})[row.slot] = row.video
     return {a.pk: [by_item[a.item_id][slot] for slot in a.presentation] for a in assignments}

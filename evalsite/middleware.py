@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
@@ -35,8 +37,26 @@ def save_user_language(user: AbstractBaseUser, language: str) -> str:
 
 def stored_language(user: AbstractBaseUser) -> str | None:
     """The user's stored UI language, or None when they have not chosen one (or it is no longer offered)."""
-    language = UserSettings.objects.filter(user=user).values_list("language", flat=True).first()
+    if UserSettingsBackend.loaded_with_settings(user):
+        site_settings = getattr(user, "site_settings", None)
+        language = site_settings.language if site_settings is not None else None
+    else:
+        language = UserSettings.objects.filter(user=user).values_list("language", flat=True).first()
     return language if language in supported_languages() else None
+
+
+class UserSettingsBackend(ModelBackend):
+    """Django's ModelBackend, except that the signed-in user of each request is read together with their
+    settings (one query, not two: every request, media included, needs the UI language)."""
+
+    def get_user(self, user_id):
+        user = get_user_model()._default_manager.select_related("site_settings").filter(pk=user_id).first()
+        return user if user is not None and self.user_can_authenticate(user) else None
+
+    @staticmethod
+    def loaded_with_settings(user: AbstractBaseUser) -> bool:
+        """Whether `user.site_settings` is already read (or known to be missing) with the user."""
+        return user._meta.get_field("site_settings").is_cached(user)
 
 
 class UserLanguageMiddleware:

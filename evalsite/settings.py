@@ -141,7 +141,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # username from one address, that pair is locked out for the cool-off time (429, the lockout page).
 AUTHENTICATION_BACKENDS = [
     "evalsite.login_throttle.WebLoginThrottleBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "evalsite.middleware.UserSettingsBackend",
+    "django.contrib.auth.backends.ModelBackend",  # sessions signed in before the backend above existed
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("EVALSITE_LOGIN_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("EVALSITE_LOGIN_COOLOFF_MINUTES", "15")))

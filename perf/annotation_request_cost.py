@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import annotation_load as load  # the load test's own set-up, shared on purpose
 
+KINDS = ("next", "submit", "media")
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -98,11 +100,11 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
         client.force_login(users[name])
         client.get("/")  # the CSRF cookie, as the annotator page sets it
         clients.append(client)
-    figures: dict[str, list] = {"next": [], "submit": [], "next_queries": [], "submit_queries": []}
+    figures: dict[str, list] = {kind: [] for kind in KINDS for kind in (kind, f"{kind}_queries")}
     profiler = cProfile.Profile() if args.profile else None
     next_url = f"/api/annotate/{campaign_id}/next/"
 
-    shown = {"next": False, "submit": False}
+    shown = dict.fromkeys(KINDS, False)
 
     def timed(kind: str, warm: bool, call):
         reset_queries()  # the query log is bounded; counting needs it short
@@ -111,10 +113,15 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
                 profiler.enable()
             started = time.process_time()
             response = call()
+            if response.streaming:  # a clip or poster: read to the end, as the browser does
+                received = sum(len(chunk) for chunk in response.streaming_content)
             spent = time.process_time() - started
             if profiler and warm:
                 profiler.disable()
-        if response.status_code != 200:
+        if kind == "media":
+            if response.status_code != 206 or received != int(response["Content-Length"]):
+                raise SystemExit(f"media: HTTP {response.status_code}, {received} B")
+        elif response.status_code != 200:
             raise SystemExit(f"{kind}: HTTP {response.status_code} {response.content[:300]!r}")
         if args.show_queries and warm and not shown[kind]:
             shown[kind] = True
@@ -124,12 +131,15 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
         if warm:
             figures[kind].append(spent * 1000)
             figures[f"{kind}_queries"].append(len(queries))
-        return response.json()
+        return None if kind == "media" else response.json()
 
     for round_ in range(args.rounds):
         warm = round_ > 0
         for client in clients:
             data = timed("next", warm, lambda c=client: c.get(next_url))
+            for video in data["assignment"]["videos"]:  # the poster and the clip, as the page fetches them
+                for url in (video["poster"], video["url"]):
+                    timed("media", warm, lambda c=client, u=url: c.get(u, HTTP_RANGE="bytes=0-"))
             token = data["assignment"]["token"]
             csrf = client.cookies["csrftoken"].value
             timed(
@@ -144,13 +154,23 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
             )
     if profiler:
         stats = pstats.Stats(profiler)
+        by_package: dict[str, float] = {}
+        for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+            package = filename.split("site-packages/")[-1].split("/")[0] if "site-packages" in filename else (
+                Path(filename).parent.name or filename
+            )
+            by_package[package] = by_package.get(package, 0.0) + tottime
+        total = sum(by_package.values())
+        print("own time by package: " + ", ".join(
+            f"{name} {share / total:.0%}" for name, share in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]
+        ))
         stats.sort_stats("cumulative").print_stats(args.profile)
         stats.sort_stats("tottime").print_stats(args.profile)
     return figures
 
 
 def report(figures: dict[str, list]) -> None:
-    for kind in ("next", "submit"):
+    for kind in KINDS:
         ms, queries = sorted(figures[kind]), figures[f"{kind}_queries"]
         print(
             f"{kind:>6}: {len(ms)} requests, CPU ms p50 {load.percentile(ms, 0.5):.1f} "

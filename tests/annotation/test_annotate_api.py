@@ -355,3 +355,39 @@ def test_posts_need_the_csrf_token(pairwise):
         url, json.dumps({"choice": "left"}), content_type="application/json", headers={"X-CSRFToken": csrf}
     )
     assert accepted.status_code == 200 and Judgment.objects.count() == 1
+
+
+def _queries_of(call) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = call()
+    assert response.status_code == 200, response.content
+    return [q["sql"] for q in queries]
+
+
+def _reading(queries: list[str], table: str) -> list[str]:
+    return [sql for sql in queries if sql.startswith(f'SELECT "{table}".')]
+
+
+def test_next_and_answer_read_a_fixed_number_of_queries_whatever_the_campaign_size(campaign_factory):
+    """What one request costs does not grow with the campaign: the item on screen and the one preloaded
+    behind it read their videos in one query and their renditions in one, in a campaign of 3 items as
+    in one of 12, and answering (which also hands out the next item) costs the same in both."""
+    counts = []
+    for n_prompts in (3, 12):
+        campaign = campaign_factory(n_prompts=n_prompts, n_annotators=1, judgments_per_item=1)
+        client = logged_in(campaign.annotators.get())
+        url = f"/api/annotate/{campaign.pk}/next/"
+        client.get(url)  # both claims made; what follows is the steady state of an annotator at work
+        next_queries = _queries_of(lambda c=client, u=url: c.get(u))
+        assert len(_reading(next_queries, "annotation_itemvideo")) == 1
+        assert len(_reading(next_queries, "annotation_rendition")) == 1
+        assert not [q for q in next_queries if q.startswith("SELECT 1 AS")]  # checked with the membership
+        token = client.get(url).json()["assignment"]["token"]
+        answer_queries = _queries_of(
+            lambda c=client, t=token: post(c, f"/api/annotate/assignments/{t}/answer/", {"choice": "tie"})
+        )
+        counts.append((len(next_queries), len(answer_queries)))
+    assert counts[0] == counts[1], counts

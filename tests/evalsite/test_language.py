@@ -106,3 +106,40 @@ def test_a_stored_language_wins_over_the_browser_and_no_choice_follows_the_brows
     save_user_language(person, "en")
     text = text_of(browser.get("/"))
     assert "My work" in text and "我的工作" not in text
+
+
+def _settings_queries(client, url: str) -> tuple[int, list[str]]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        status = client.get(url).status_code
+    return status, [q["sql"] for q in queries if q["sql"].startswith('SELECT "evalsite_usersettings"')]
+
+
+def test_each_request_reads_the_user_with_their_language_in_one_query(client, person, task):
+    """Every request of a signed-in person (media and API included) reads who they are and their language:
+    one query for both, and the stored language still wins over the browser's."""
+    save_user_language(person, "zh-hans")
+    client.force_login(person)
+    status, apart = _settings_queries(client, "/")
+    assert status == 200 and apart == []
+    assert "我的工作" in text_of(client.get("/", HTTP_ACCEPT_LANGUAGE="en"))
+    # Someone who never chose a language: nothing to read apart either, and the browser's choice holds.
+    other = type(person).objects.create_user("no-choice", password=PASSWORD)
+    task.annotators.add(other)
+    client.force_login(other)
+    status, apart = _settings_queries(client, "/")
+    assert status == 200 and apart == []
+    assert "我的工作" in text_of(client.get("/", HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    assert "My work" in text_of(client.get("/", HTTP_ACCEPT_LANGUAGE="en"))
+
+
+def test_a_session_signed_in_through_djangos_own_backend_still_works(client, person, task):
+    """Sessions made before the site's backend existed name Django's ModelBackend; they stay signed in,
+    and their language is still read (apart, as before)."""
+    save_user_language(person, "zh-hans")
+    client.force_login(person, backend="django.contrib.auth.backends.ModelBackend")
+    status, apart = _settings_queries(client, "/")
+    assert status == 200 and len(apart) == 1
+    assert "我的工作" in text_of(client.get("/", HTTP_ACCEPT_LANGUAGE="en"))
