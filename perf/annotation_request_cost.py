@@ -156,14 +156,20 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
         stats = pstats.Stats(profiler)
         by_package: dict[str, float] = {}
         for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-            package = filename.split("site-packages/")[-1].split("/")[0] if "site-packages" in filename else (
-                Path(filename).parent.name or filename
+            package = (
+                filename.split("site-packages/")[-1].split("/")[0]
+                if "site-packages" in filename
+                else (Path(filename).parent.name or filename)
             )
             by_package[package] = by_package.get(package, 0.0) + tottime
         total = sum(by_package.values())
-        print("own time by package: " + ", ".join(
-            f"{name} {share / total:.0%}" for name, share in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]
-        ))
+        print(
+            "own time by package: "
+            + ", ".join(
+                f"{name} {share / total:.0%}"
+                for name, share in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]
+            )
+        )
         stats.sort_stats("cumulative").print_stats(args.profile)
         stats.sort_stats("tottime").print_stats(args.profile)
     return figures
