@@ -45,7 +45,6 @@ from math import ceil, floor
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import AnnotatorExclusion, Assignment, Campaign, Item, ItemVideo
@@ -489,31 +488,21 @@ def annotator_done_and_total(campaign: Campaign, annotator: AbstractBaseUser) ->
     done = sum(n for (status, _), n in statuses.items() if status in FINISHED)
     live = sum(n for (status, _), n in statuses.items() if status == LIVE)
     seen = sum(n for (status, repeat), n in statuses.items() if not repeat)
+    items = campaign.items.count()
     if campaign.overlap == Campaign.Overlap.EVERY_ANNOTATOR:
-        available = campaign.items.count() - seen
+        available = items - seen
     else:
-        # Items answered enough by others (this annotator's own are counted in `seen`), with the
-        # campaign's item count, in one query.
-        answers = (
-            Assignment.objects.filter(item_id=OuterRef("pk"), is_repeat=False, status=Assignment.Status.DONE)
+        # Grouping the campaign's answers costs what the answers so far do; counting per item with a
+        # subquery each would cost what the whole campaign does, on every request.
+        answered_enough = (
+            Assignment.objects.filter(campaign=campaign, is_repeat=False, status=Assignment.Status.DONE)
             .order_by()
             .values("item_id")
             .annotate(n=Count("pk"))
-            .values("n")
+            .filter(n__gte=F("item__required_judgments"))
+            .exclude(item_id__in=_seen_item_ids(campaign, annotator))
         )
-        counts = (
-            campaign.items.order_by()
-            .annotate(answers=Coalesce(Subquery(answers), 0))
-            .aggregate(
-                items=Count("pk"),
-                full=Count(
-                    "pk",
-                    filter=Q(answers__gte=F("required_judgments"))
-                    & ~Q(pk__in=_seen_item_ids(campaign, annotator)),
-                ),
-            )
-        )
-        available = counts["items"] - seen - counts["full"]
+        available = items - seen - answered_enough.count()
     answered_first = statuses.get((Assignment.Status.DONE, False), 0)
     live_first = statuses.get((LIVE, False), 0)
     repeats_shown = sum(n for (status, repeat), n in statuses.items() if repeat)

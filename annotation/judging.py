@@ -59,14 +59,13 @@ class SubmitResult:
     revised: bool
 
 
-def _own_assignment(token: Any, annotator: AbstractBaseUser) -> Assignment:
+def _own_assignment(token: Any, annotator: AbstractBaseUser, *, related: bool = True) -> Assignment:
+    """The annotator's assignment with this token (with its campaign and item, unless `related` is off:
+    a playback report needs neither)."""
     if not isinstance(token, str) or not token or len(token) > 24:
         raise AnswerError("no such assignment", status=404)
-    assignment = (
-        Assignment.objects.select_related("campaign", "item")
-        .filter(token=token, annotator_id=annotator.pk)
-        .first()
-    )
+    rows = Assignment.objects.filter(token=token, annotator_id=annotator.pk).order_by()
+    assignment = (rows.select_related("campaign", "item") if related else rows).first()
     if assignment is None:
         raise AnswerError("no such assignment", status=404)
     return assignment
@@ -315,7 +314,7 @@ def record_playback(
     """Record what the player reported for the video at display `position` ('play' or 'ended'); the
     time that counts is the server's arrival time, not anything the browser says."""
     now = now or timezone.now()
-    assignment = _own_assignment(token, annotator)
+    assignment = _own_assignment(token, annotator, related=False)
     count = len(assignment.presentation)
     if not _is_int(position) or not 0 <= position < count:
         raise AnswerError(f"'position' must be an integer from 0 to {count - 1}")

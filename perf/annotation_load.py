@@ -13,29 +13,34 @@ What it does:
    on that database; or, with `--url`, uses a site that is already running on the database named by
    `--database-url`. With `--front-server nginx` the client talks to an nginx in front of it (the
    README's location blocks) and the site hands media to nginx (EVALSITE_MEDIA_OFFLOAD=x-accel-redirect).
-3. Every simulated annotator logs in through the login page (timed apart), then, for `--seconds`, loops:
-   GET /api/annotate/<campaign>/next/ -> POST /api/annotate/assignments/<token>/answer/ with a random
-   choice. One thread per annotator, one API request in flight each, so the concurrency is fixed at
-   `--annotators` (or `--concurrency`, if lower); every request has a `--timeout`. With no
-   `--think-ms` (the default) this is a stress test: latency is then mostly queueing (Little's law:
-   annotators / requests per second); with `--think-ms`, annotators also start spread over one think
-   time, as people do (`--think-ms 10000`: an answer every 5 to 15 s).
+3. Every simulated annotator logs in through the login page (timed apart), then, for `--seconds`, drives
+   the API as the annotator page does: GET /api/annotate/<campaign>/next/ when the page opens, then,
+   only where the campaign requires full playback (`--full-playback`), a `play` playback event (POST
+   .../assignments/<token>/playback/) for each video shown, the think time, an `ended` event for each
+   video; then POST .../assignments/<token>/answer/ with a random choice, whose
+   reply carries the next item (GET next again only when it carries none). `--flow every-next` also asks
+   GET next for every item: one more request per judgment than people make. One thread per annotator,
+   one API request in flight each, so the concurrency is fixed at `--annotators` (or `--concurrency`, if
+   lower); every request has a `--timeout`. With no `--think-ms` (the default) this is a stress test:
+   latency is then mostly queueing (Little's law: annotators / requests per second); with `--think-ms`,
+   annotators also start spread over one think time, as people do (`--think-ms 10000`: an answer every 5
+   to 15 s).
    Meanwhile each annotator's "browser" fetches what the annotator page fetches, over
    `--media-connections` connections of its own, without holding up the answers: the poster and the
    clip of every video on screen that was not preloaded (`Range: bytes=0-`, as a <video> element asks,
-   read to the end; a browser that holds the whole clip loops and seeks in it without asking again),
+   read to the end; a browser that holds the whole clip loops and seeks in it without asking again; a
+   preloaded clip shows its first frame, so the page asks for no poster for it),
    `--seeks` ranged reads of 256 KiB at a random offset in each clip on screen (jumps its buffer did not
    hold; none by default), and the clips that `next` lists under `upcoming` (at most 8, as the page
-   does). `--no-media` leaves media out. Unlike the page, which takes the next item from the answer's
-   reply, the loop also asks GET next for every item: one more request per judgment than people make.
+   does). `--no-media` leaves media out.
 4. Stops the servers (also on errors or Ctrl-C), then checks the database: every judgment acknowledged
    with 200 is stored with the acknowledged choice (none lost), no judgment is stored that was not
    acknowledged (requests that failed without an answer are counted apart), no assignment, annotator/item
    pair or item holds more judgments than allowed (none duplicated); and every media answer had the
    status and the number of bytes its request called for, without Last-Modified or ETag.
 
-Prints judgments per second, p50/p95/p99 latency of "next item" and "submit" against the goal (p99 under
-100 ms), the media streamed (requests, MB, time to first byte and to the last byte of a clip),
+Prints judgments per second, p50/p95/p99 latency of "next item", "submit" and "playback" against the
+goal (p99 under 100 ms), the media streamed (requests, MB, time to first byte and to the last byte of a clip),
 status-code counts, the checks, and the ratio of the measured rate to what `--annotators` real people
 need (one answer every `--human-seconds` each). Exits non-zero on a 5xx, a lost or duplicated judgment,
 a wrong media answer, or a failed check. The client runs on the same machine as the site and shares its
@@ -176,12 +181,24 @@ def build_campaign(args: argparse.Namespace) -> tuple[int, list[str]]:
             models=models,
             annotators=users,
             judgments_per_item=args.judgments_per_item,
+            require_full_playback=args.full_playback,
         )
     )
     # The placeholder videos have no files for the campaign's renditions; shown as the library's files,
     # the campaign hands out work at once instead of after its prepare-media job.
     type(campaign).objects.filter(pk=campaign.pk).update(media_ready=True)
+    analyze()
     return campaign.pk, usernames
+
+
+def analyze() -> None:
+    """Refresh the planner's statistics after the bulk set-up, as autovacuum would in a while on a site
+    that grew to this size: without them PostgreSQL plans for empty tables (a sequential scan of every
+    video to show two) and the run measures a database no site has for long."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
 
 
 def write_media(args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -322,7 +339,7 @@ MEDIA_TIMES = ("media first byte", "clip whole")
 class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     latencies: dict[str, list[float]] = field(
-        default_factory=lambda: {kind: [] for kind in ("login", "next", "submit", *MEDIA_TIMES)}
+        default_factory=lambda: {kind: [] for kind in ("login", "next", "submit", "playback", *MEDIA_TIMES)}
     )
     media_bytes: int = 0
     media_wrong: list[str] = field(default_factory=list)  # answers with the wrong status or length
@@ -398,7 +415,8 @@ class Browser:
 
     def show(self, assignment: dict) -> None:
         for video in assignment["videos"]:
-            if video.get("poster") and video["poster"] not in self.fetched:
+            preloaded = video.get("url") in self.fetched  # the page shows its first frame, not the poster
+            if video.get("poster") and video["poster"] not in self.fetched and not preloaded:
                 self.fetched.add(video["poster"])
                 self.queue.put(("poster", video["poster"], 0))
             if not video.get("url"):
@@ -503,42 +521,67 @@ def annotate(
 
 
 def answer_items(base, campaign_id, session, args, tally: Tally, gate, deadline, rng, browser) -> None:
+    """One annotator at work, as the annotator page drives the API (annotation/static/annotation/
+    annotate.js): GET next when the page opens, a `play` playback event per video once it is shown, an
+    `ended` per video once watched, then the answer, whose reply carries the next item. With
+    `--flow every-next` the loop also asks GET next for every item."""
     next_url = f"{base}/api/annotate/{campaign_id}/next/"
+    headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": next_url}
     if args.think_ms:  # people do not all start in the same millisecond
         time.sleep(rng.uniform(0, args.think_ms / 1000))
+    data = None
     while time.monotonic() < deadline:
-        response = timed(tally, "next", lambda: session.get(next_url, timeout=args.timeout), gate)
-        if response is None or response.status_code != 200:
-            time.sleep(0.1)
-            continue
-        data = response.json()
+        if data is None or args.flow == "every-next":
+            response = timed(tally, "next", lambda: session.get(next_url, timeout=args.timeout), gate)
+            if response is None or response.status_code != 200:
+                time.sleep(0.1)
+                continue
+            data = response.json()
         assignment = data["assignment"]
         if assignment is None:
             if data["done"]:
                 with tally.lock:
                     tally.ran_out += 1
                 return
+            data = None
             time.sleep(0.2)
             continue
         if browser is not None:
             browser.show(assignment)
             browser.preload(data["upcoming"])
-        if args.think_ms:
-            time.sleep(args.think_ms / 1000 * rng.uniform(0.5, 1.5))
         token, choice = assignment["token"], rng.choice(("left", "tie", "right"))
+        playback_url = f"{base}/api/annotate/assignments/{token}/playback/"
+        # The page reports playback only where the campaign requires full playback (--full-playback).
+        positions = range(len(assignment["videos"])) if assignment["require_full_playback"] else ()
+        think = args.think_ms / 1000 * rng.uniform(0.5, 1.5) if args.think_ms else 0.0
+        if positions:  # the server takes an `ended` only once the clip (1 s) could have played through
+            think = max(think, 1.0)
+        for position in positions:
+            send_event(tally, gate, session, playback_url, headers, args, "play", position)
+        time.sleep(think)
+        for position in positions:
+            send_event(tally, gate, session, playback_url, headers, args, "ended", position)
         answer_url = f"{base}/api/annotate/assignments/{token}/answer/"
-        headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": next_url}
         send = functools.partial(
             session.post, answer_url, json={"choice": choice}, headers=headers, timeout=args.timeout
         )
         response = timed(tally, "submit", send, gate)
+        data = None
         with tally.lock:
             if response is None:
                 tally.unknown.add(token)
             elif response.status_code == 200 and response.json()["created"]:
                 tally.acknowledged[token] = choice
+                data = response.json()["next"]
             elif response.status_code == 200:
                 tally.errors.append(f"{token}: answered before, though this client sent it once")
+
+
+def send_event(tally: Tally, gate, session, url: str, headers: dict, args, event: str, position: int) -> None:
+    body = {"position": position, "event": event, "media_time": 0.0 if event == "play" else 1.0}
+    timed(
+        tally, "playback", lambda: session.post(url, json=body, headers=headers, timeout=args.timeout), gate
+    )
 
 
 def run_in_threads(target, argument_lists: list[tuple]) -> list:
@@ -615,6 +658,17 @@ def parse_args() -> argparse.Namespace:
         "--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")), help="WEB_WORKERS of the site"
     )
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync)")
+    parser.add_argument(
+        "--flow",
+        choices=("page", "every-next"),
+        default="page",
+        help="page: as the annotator page (the next item from the answer's reply); every-next: also GET next per item",
+    )
+    parser.add_argument(
+        "--full-playback",
+        action="store_true",
+        help="the campaign requires full playback: the client reports play and end of every video",
+    )
     parser.add_argument("--no-media", dest="media", action="store_false", help="only the JSON API")
     parser.add_argument("--clip-kb", type=float, default=1500, help="about how large a clip is")
     parser.add_argument("--poster-kb", type=float, default=40, help="about how large a poster is")
@@ -729,7 +783,8 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
         where += ", behind nginx (EVALSITE_MEDIA_OFFLOAD=x-accel-redirect)"
     print(
         f"site: {where}, PostgreSQL, EVALSITE_DB_CONN_MAX_AGE={args.conn_max_age}; client: {args.annotators} annotators, "
-        f"{args.concurrency} API requests in flight at most, {args.timeout:g} s timeout, think time {args.think_ms:g} ms"
+        f"{args.concurrency} API requests in flight at most, {args.timeout:g} s timeout, think time {args.think_ms:g} ms, "
+        f"flow {args.flow}{', full playback required' if args.full_playback else ''}"
     )
     if args.media:
         print(
@@ -756,7 +811,7 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
             f"{tally.media_bytes / 1e6 / elapsed:.1f} MB/s"
         )
     print(f"{'latency (ms)':<18}{'n':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
-    kinds = ("next", "submit", "login", *(MEDIA_TIMES if args.media else ()))
+    kinds = ("next", "submit", "playback", "login", *(MEDIA_TIMES if args.media else ()))
     for kind in kinds:
         values = [v * 1000 for v in tally.latencies[kind]]
         print(
@@ -764,7 +819,11 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
             + "".join(f"{percentile(values, q):>9.1f}" for q in (0.5, 0.95, 0.99))
             + f"{max(values, default=float('nan')):>9.1f}"
         )
-    p99 = {kind: percentile([v * 1000 for v in tally.latencies[kind]], 0.99) for kind in ("next", "submit")}
+    p99 = {
+        kind: percentile([v * 1000 for v in tally.latencies[kind]], 0.99)
+        for kind in ("next", "submit", "playback")
+        if tally.latencies[kind]
+    }
     print(
         "goal p99 < 100 ms: "
         + ", ".join(

@@ -6,10 +6,12 @@ server sharing the CPU. This is the figure that decides how many annotators two 
 
 It builds the same pairwise campaign as perf/annotation_load.py (`--items`, `--annotators`, the
 campaign's own renditions unless `--no-renditions`), then lets every annotator answer `--rounds` items in
-turn: GET /api/annotate/<campaign>/next/, then POST .../answer/ (whose reply carries the next item, as
-the page uses it). The first round of every annotator is a warm-up and left out of the figures.
+turn: GET /api/annotate/<campaign>/next/, the poster and clip of each video shown (Range: bytes=0-),
+a `play` and an `ended` playback event per video, then POST .../answer/ (whose reply carries the next
+item, as the page uses it). The first round of every annotator is a warm-up and left out of the figures.
 
-Prints, per endpoint: CPU ms per request (p50, p95, mean), SQL queries per request (mean, max), and
+Prints, per endpoint: CPU ms per request in the web process (p50, p95, mean), wall ms (which adds the
+database's own time; nothing else runs), SQL queries per request (mean, max), and
 with `--profile` the functions that take the most time.
 
     .venv/bin/python perf/annotation_request_cost.py                 # 20 annotators x 10 rounds
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import annotation_load as load  # the load test's own set-up, shared on purpose
 
-KINDS = ("next", "submit", "media")
+KINDS = ("next", "submit", "playback", "media")
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     args.clips, args.clip_kb, args.poster_kb = 4, 4, 1
-    args.conn_max_age, args.front_server = 60, "none"
+    args.conn_max_age, args.front_server, args.full_playback = 60, "none", False
     args.data_dir = Path(tempfile.mkdtemp(prefix="evalsite-cost-"))
     return args
 
@@ -100,7 +102,9 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
         client.force_login(users[name])
         client.get("/")  # the CSRF cookie, as the annotator page sets it
         clients.append(client)
-    figures: dict[str, list] = {kind: [] for kind in KINDS for kind in (kind, f"{kind}_queries")}
+    figures: dict[str, list] = {
+        name: [] for kind in KINDS for name in (kind, f"{kind}_queries", f"{kind}_wall")
+    }
     profiler = cProfile.Profile() if args.profile else None
     next_url = f"/api/annotate/{campaign_id}/next/"
 
@@ -111,27 +115,28 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
         with CaptureQueriesContext(connection) as queries:
             if profiler and warm:
                 profiler.enable()
-            started = time.process_time()
+            started, started_wall = time.process_time(), time.perf_counter()
             response = call()
             if response.streaming:  # a clip or poster: read to the end, as the browser does
                 received = sum(len(chunk) for chunk in response.streaming_content)
-            spent = time.process_time() - started
+            spent, wall = time.process_time() - started, time.perf_counter() - started_wall
             if profiler and warm:
                 profiler.disable()
         if kind == "media":
             if response.status_code != 206 or received != int(response["Content-Length"]):
                 raise SystemExit(f"media: HTTP {response.status_code}, {received} B")
-        elif response.status_code != 200:
+        elif response.status_code != (201 if kind == "playback" else 200):
             raise SystemExit(f"{kind}: HTTP {response.status_code} {response.content[:300]!r}")
         if args.show_queries and warm and not shown[kind]:
             shown[kind] = True
             print(f"--- the {len(queries)} queries of one {kind}:")
             for query in queries:
-                print("   ", query["sql"][:400])
+                print(f"    {float(query['time']) * 1000:6.2f} ms", query["sql"][:300])
         if warm:
             figures[kind].append(spent * 1000)
             figures[f"{kind}_queries"].append(len(queries))
-        return None if kind == "media" else response.json()
+            figures[f"{kind}_wall"].append(wall * 1000)
+        return response.json() if kind in ("next", "submit") else None
 
     for round_ in range(args.rounds):
         warm = round_ > 0
@@ -142,6 +147,18 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
                     timed("media", warm, lambda c=client, u=url: c.get(u, HTTP_RANGE="bytes=0-"))
             token = data["assignment"]["token"]
             csrf = client.cookies["csrftoken"].value
+            for event in ("play", "ended"):  # as the page reports them, one per video shown
+                for position in range(len(data["assignment"]["videos"])):
+                    timed(
+                        "playback",
+                        warm,
+                        lambda c=client, t=token, x=csrf, e=event, p=position: c.post(
+                            f"/api/annotate/assignments/{t}/playback/",
+                            data={"position": p, "event": e, "media_time": 0.0},
+                            content_type="application/json",
+                            HTTP_X_CSRFTOKEN=x,
+                        ),
+                    )
             timed(
                 "submit",
                 warm,
@@ -181,6 +198,7 @@ def report(figures: dict[str, list]) -> None:
         print(
             f"{kind:>6}: {len(ms)} requests, CPU ms p50 {load.percentile(ms, 0.5):.1f} "
             f"p95 {load.percentile(ms, 0.95):.1f} mean {statistics.fmean(ms):.1f}; "
+            f"wall ms (the database's time too) p50 {load.percentile(sorted(figures[f'{kind}_wall']), 0.5):.1f}; "
             f"SQL queries mean {statistics.fmean(queries):.1f} max {max(queries)}"
         )
 
@@ -205,6 +223,7 @@ def main() -> int:
         campaign_id, usernames = load.build_campaign(args)
         if args.renditions:
             print(f"{add_renditions(campaign_id)} renditions of the campaign's own", flush=True)
+            load.analyze()
         print(f"{args.annotators} annotators x {args.rounds} rounds (the first is a warm-up)", flush=True)
         report(measure(args, campaign_id, usernames))
     finally:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from annotation.models import Assignment, Campaign, Judgment, ProblemReport
+from annotation.models import Assignment, Campaign, Judgment, PlaybackEvent, ProblemReport
 from evalsite.middleware import save_user_language
 from tests.browser.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.campaign_fixtures import ANNOTATOR_PASSWORD, video_shown_at
@@ -182,9 +182,14 @@ def test_pairwise_item_plays_in_sync_seeks_together_and_is_answered_by_keyboard(
     assert page.locator("#submit").inner_text() == "Submit (Enter)"
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#progress-text').textContent === '1 of 2'")
+    # The videos played, and the campaign does not require full playback: no playback reports are sent
+    # (only a campaign that requires it checks them).
+    assert not PlaybackEvent.objects.exists()
     wait_for_media(page, 2)
     assert page.evaluate("window.__pageMarker") == "still the same page" and page.url == page_url
     assert page.evaluate("Array.from(document.querySelectorAll('#stage video')).every((v) => v.__preloaded)")
+    # They show their first frame already: no poster is fetched for them.
+    assert page.evaluate("Array.from(document.querySelectorAll('#stage video')).every((v) => !v.poster)")
     assert shown_urls(page) == upcoming
     assert page.locator("#prompt").inner_text() != first_prompt
     assert page.locator(".choice.selected").count() == 0
@@ -287,7 +292,11 @@ def test_full_playback_is_required_before_the_answer_is_taken(page, live_server,
     assert page.locator("#submit").inner_text() == "Submit (Enter)"
     page.keyboard.press("Enter")
     page.wait_for_selector("#finished:not([hidden])")
-    assert Judgment.objects.get(annotator=annotator).choice == "right"
+    judgment = Judgment.objects.get(annotator=annotator)
+    assert judgment.choice == "right"
+    # The page reported both videos' play and end, which the server checked before taking the answer.
+    reported = set(PlaybackEvent.objects.filter(assignment=judgment.assignment).values_list("slot", "kind"))
+    assert reported >= {(0, "play"), (1, "play"), (0, "ended"), (1, "ended")}
 
 
 def test_the_page_speaks_chinese_for_a_user_who_chose_it_and_switches_back(

@@ -95,7 +95,11 @@ function showAssignment(assignment) {
   state.choice = null;
   state.playback = new PlaybackReport(
     state.videos.map((video) => video.position),
-    assignment.is_answered ? null : (body) => api.playback(assignment.token, body) // a revision is not timed
+    // Only a campaign that requires full playback checks the events, so only its items send them (four
+    // requests an item otherwise stored for nothing); a revision is not timed.
+    assignment.is_answered || !assignment.require_full_playback
+      ? null
+      : (body) => api.playback(assignment.token, body)
   );
 
   dom.prompt.textContent = assignment.prompt.text;

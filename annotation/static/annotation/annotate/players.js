@@ -363,7 +363,8 @@ export class Stage {
       video.preload = "auto";
       video.disablePictureInPicture = true;
       video.title = this.strings.enlarge;
-      if (info.poster) video.poster = info.poster;
+      // A preloaded clip already shows its first frame: its poster would be a download for nothing.
+      if (info.poster && video.readyState < HTMLMediaElement.HAVE_CURRENT_DATA) video.poster = info.poster;
       if (video.getAttribute("src") !== info.url) video.src = info.url;
       video.dataset.position = String(info.position);
       box.appendChild(video);
