@@ -333,6 +333,7 @@ def stop_server(server: subprocess.Popen | None) -> None:
 
 
 MEDIA_TIMES = ("media first byte", "clip whole")
+STEADY_AFTER_S = 5.0  # after the last annotator's start, before requests count as "steady"
 
 
 @dataclass
@@ -349,10 +350,15 @@ class Tally:
     ran_out: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def record(self, kind: str, seconds: float, status: int | str) -> None:
+    steady_from: float = float("inf")  # time.perf_counter() after which every annotator is under way
+    steady: dict[str, list[float]] = field(default_factory=lambda: {"next": [], "submit": [], "playback": []})
+
+    def record(self, kind: str, seconds: float, status: int | str, started: float = 0.0) -> None:
         with self.lock:
             self.latencies[kind].append(seconds)
             self.statuses[(kind, status)] += 1
+            if kind in self.steady and started >= self.steady_from:
+                self.steady[kind].append(seconds)
 
 
 def timed(tally: Tally, kind: str, call, gate: threading.Semaphore):
@@ -361,9 +367,9 @@ def timed(tally: Tally, kind: str, call, gate: threading.Semaphore):
         try:
             response = call()
         except requests.RequestException as exc:
-            tally.record(kind, time.perf_counter() - started, type(exc).__name__)
+            tally.record(kind, time.perf_counter() - started, type(exc).__name__, started)
             return None
-    tally.record(kind, time.perf_counter() - started, response.status_code)
+    tally.record(kind, time.perf_counter() - started, response.status_code, started)
     return response
 
 
@@ -751,6 +757,8 @@ def main() -> int:
         )
         started = time.monotonic()
         deadline = started + args.seconds
+        # Everyone has opened the page (they start spread over one think time) and loaded a first item.
+        tally.steady_from = time.perf_counter() + args.think_ms / 1000 + STEADY_AFTER_S
         run_in_threads(
             annotate,
             [
@@ -819,6 +827,19 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
             + "".join(f"{percentile(values, q):>9.1f}" for q in (0.5, 0.95, 0.99))
             + f"{max(values, default=float('nan')):>9.1f}"
         )
+    steady = [kind for kind in ("next", "submit", "playback") if tally.steady[kind]]
+    if steady:
+        print(
+            f"steady state (requests started {args.think_ms / 1000 + STEADY_AFTER_S:g} s or more into the run, "
+            "once every annotator has opened the page and loaded a first item):"
+        )
+        for kind in steady:
+            values = [v * 1000 for v in tally.steady[kind]]
+            print(
+                f"  {kind:<16}{len(values):>8}"
+                + "".join(f"{percentile(values, q):>9.1f}" for q in (0.5, 0.95, 0.99))
+                + f"{max(values):>9.1f}"
+            )
     p99 = {
         kind: percentile([v * 1000 for v in tally.latencies[kind]], 0.99)
         for kind in ("next", "submit", "playback")
