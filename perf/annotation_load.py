@@ -780,6 +780,15 @@ def main() -> int:
     return 0 if ok else 1
 
 
+def latency_row(label: str, seconds: list[float]) -> str:
+    values = [v * 1000 for v in seconds]
+    return (
+        f"{label:<18}{len(values):>8}"
+        + "".join(f"{percentile(values, q):>9.1f}" for q in (0.5, 0.95, 0.99))
+        + f"{max(values, default=float('nan')):>9.1f}"
+    )
+
+
 def report(args, tally: Tally, checks: dict, elapsed: float, started_server: bool) -> bool:
     rate = len(tally.acknowledged) / elapsed
     needed = args.annotators / args.human_seconds
@@ -821,12 +830,7 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
     print(f"{'latency (ms)':<18}{'n':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
     kinds = ("next", "submit", "playback", "login", *(MEDIA_TIMES if args.media else ()))
     for kind in kinds:
-        values = [v * 1000 for v in tally.latencies[kind]]
-        print(
-            f"{kind:<18}{len(values):>8}"
-            + "".join(f"{percentile(values, q):>9.1f}" for q in (0.5, 0.95, 0.99))
-            + f"{max(values, default=float('nan')):>9.1f}"
-        )
+        print(latency_row(kind, tally.latencies[kind]))
     steady = [kind for kind in ("next", "submit", "playback") if tally.steady[kind]]
     if steady:
         print(
@@ -834,12 +838,7 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
             "once every annotator has opened the page and loaded a first item):"
         )
         for kind in steady:
-            values = [v * 1000 for v in tally.steady[kind]]
-            print(
-                f"  {kind:<16}{len(values):>8}"
-                + "".join(f"{percentile(values, q):>9.1f}" for q in (0.5, 0.95, 0.99))
-                + f"{max(values):>9.1f}"
-            )
+            print(latency_row(f"  {kind}", tally.steady[kind]))
     p99 = {
         kind: percentile([v * 1000 for v in tally.latencies[kind]], 0.99)
         for kind in ("next", "submit", "playback")
