@@ -312,17 +312,15 @@ def balanced_presentation(
     annotator: AbstractBaseUser,
     item: Item,
     slots: int,
-    shown: list[list[int]] | None = None,
+    shown: list[list[int]],
 ) -> list[int]:
     """Canonical slots in display order (`shown`: the presentations of the annotator's first showings,
-    read here when not given). Slot 0 goes where this annotator has seen it least often so far
+    see `_first_showings`). Slot 0 goes where this annotator has seen it least often so far
     (for two videos: left when it was more often right, and the other way round), at random among the
     least-used places; the other slots are shuffled. Deterministic per campaign, annotator and item."""
     rng = random.Random(_hash(campaign.shuffle_seed, "present", annotator.pk, item.pk))
     if slots <= 1:
         return list(range(slots))
-    if shown is None:
-        shown = [presentation for _, presentation in _first_showings(campaign, annotator)]
     seen = Counter(
         presentation.index(0) for presentation in shown if len(presentation) == slots and 0 in presentation
     )

@@ -177,13 +177,14 @@ def _judgment_of(assignment: Assignment) -> Judgment | None:
 
 
 def assignment_view(
-    assignment: Assignment, *, progress: dict[str, int] | None = None, items: _ShownItems | None = None
+    assignment: Assignment, *, progress: dict[str, int] | None = None, items: _ShownItems
 ) -> dict[str, Any]:
-    """Exactly what the annotator's page gets for one item. `progress` may be passed in when the caller
-    already computed it for this annotator, `items` when it read this assignment's videos with others."""
+    """Exactly what the annotator's page gets for one item, from `items` (its videos, read with the other
+    items of the same answer: see `_shown_items`). `progress` may be passed in when the caller already
+    computed it for this annotator."""
     campaign = assignment.campaign
     prompt = assignment.item.prompt
-    media = (items or _shown_items(campaign, [assignment])).media(assignment)
+    media = items.media(assignment)
     judgment = _judgment_of(assignment)
     answered = judgment is not None
     return {
@@ -206,14 +207,11 @@ def assignment_views(
     return [assignment_view(a, progress=progress, items=items) for a in assignments]
 
 
-def upcoming_view(
-    assignment: Assignment | None, *, items: _ShownItems | None = None
-) -> dict[str, Any] | None:
-    """Only what preloading needs: the video URLs of the next item, in display order."""
+def upcoming_view(assignment: Assignment | None, *, items: _ShownItems) -> dict[str, Any] | None:
+    """Only what preloading needs: the video URLs of the next item, in display order (from `items`)."""
     if assignment is None:
         return None
-    media = (items or _shown_items(assignment.campaign, [assignment])).media(assignment)
-    return {"videos": [shown["url"] for shown in media]}
+    return {"videos": [shown["url"] for shown in items.media(assignment)]}
 
 
 def next_view(
