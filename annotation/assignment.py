@@ -21,7 +21,8 @@
 Writers take row locks in one order — the annotator's campaign membership, then assignments, then
 items — and never wait for a lock while holding an item's: a full item's lock is given back by
 rolling back its savepoint before the next is tried, the claim ahead skips items locked by others, and
-releasing others' expired claims skips rows that are locked. So concurrent requests never deadlock.
+releasing others' expired claims skips rows that are locked; an answer counts itself on its item's row
+(Item.answered) last. So concurrent requests never deadlock.
 On SQLite, transactions are IMMEDIATE (see settings), which serialises writers anyway.
 
 The order of items is computed once per process and annotator (`annotator_order`); capacity is then
@@ -44,7 +45,7 @@ from math import ceil, floor
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from .models import AnnotatorExclusion, Assignment, Campaign, Item, ItemVideo
@@ -78,17 +79,22 @@ def order_key(shuffle_seed: str, annotator_id: int, item_id: int) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _walk(campaign_id: int, shuffle_seed: str, annotator_id: int, items_key: tuple[int, int]) -> array:
-    """The annotator's order of the campaign's item ids, computed once per process (items_key, the
-    item count and largest id, changes when items are added)."""
+def _walk(campaign_id: int, shuffle_seed: str, annotator_id: int, last_item_id: int) -> array:
+    """The annotator's order of the campaign's item ids, computed once per process (`last_item_id`, the
+    largest, changes when items are added)."""
     item_ids = Item.objects.filter(campaign_id=campaign_id).order_by().values_list("pk", flat=True)
     return array("q", sorted(item_ids, key=lambda item_id: order_key(shuffle_seed, annotator_id, item_id)))
 
 
 def annotator_order(campaign: Campaign, annotator_id: int) -> array:
-    """Every item id of the campaign in the order this annotator walks through them."""
-    counts = campaign.items.aggregate(n=Count("pk"), last=Max("pk"))
-    return _walk(campaign.pk, campaign.shuffle_seed, annotator_id, (counts["n"], counts["last"] or 0))
+    """Every item id of the campaign in the order this annotator walks through them.
+
+    A campaign's items are made together, in the transaction that makes it (`create_campaign`), and
+    never one by one afterwards; an item added later gets a larger id. So the largest id, one step down
+    an index, tells whether the walk computed before is still the campaign's: counting the items
+    instead would read all of them on every request."""
+    last = campaign.items.order_by("-pk").values_list("pk", flat=True).first()
+    return _walk(campaign.pk, campaign.shuffle_seed, annotator_id, last or 0)
 
 
 def check_can_work(
@@ -142,7 +148,15 @@ def _release_expired(claims: QuerySet[Assignment], now: datetime) -> int:
         expires_at__lte=now,
         expires_at__gt=OuterRef("claimed_at"),
     )
-    due = claims.filter(Q(expires_at__lte=now) | Exists(expired_on_screen), status=LIVE)
+    # The usual answer is "none": asked first, of the index of live claims by expiry, it costs one step
+    # down that index, where the statement below would read every claim of the campaign.
+    expired = claims.filter(status=LIVE, expires_at__lte=now).order_by()
+    annotators = set(expired.values_list("annotator_id", flat=True))
+    if not annotators:
+        return 0
+    due = claims.filter(
+        Q(expires_at__lte=now) | Exists(expired_on_screen), status=LIVE, annotator_id__in=annotators
+    )
     # skip_locked: a claim that another transaction is answering right now is not ours to release.
     ids = list(due.select_for_update(skip_locked=True, of=("self",)).order_by().values_list("pk", flat=True))
     released = 0
@@ -162,12 +176,16 @@ def release_expired_claims(now: datetime | None = None) -> int:
 
 
 def live_claims(campaign: Campaign, annotator: AbstractBaseUser) -> list[Assignment]:
-    """The annotator's unanswered claims, the one on screen first."""
-    return list(
+    """The annotator's unanswered claims, the one on screen first (with their items and prompts; their
+    campaign is `campaign`, not read again)."""
+    claims = list(
         Assignment.objects.filter(campaign=campaign, annotator=annotator, status=LIVE)
-        .select_related("campaign", "item__prompt")
+        .select_related("item__prompt")
         .order_by("claimed_at", "pk")
     )
+    for claim in claims:
+        claim.campaign = campaign
+    return claims
 
 
 def on_screen_id(campaign: Campaign, annotator: AbstractBaseUser) -> int | None:
@@ -486,21 +504,15 @@ def annotator_done_and_total(campaign: Campaign, annotator: AbstractBaseUser) ->
     done = sum(n for (status, _), n in statuses.items() if status in FINISHED)
     live = sum(n for (status, _), n in statuses.items() if status == LIVE)
     seen = sum(n for (status, repeat), n in statuses.items() if not repeat)
-    items = campaign.items.count()
+    items = len(annotator_order(campaign, annotator.pk))  # the campaign's items, without counting them
     if campaign.overlap == Campaign.Overlap.EVERY_ANNOTATOR:
         available = items - seen
     else:
-        # Grouping the campaign's answers costs what the answers so far do; counting per item with a
-        # subquery each would cost what the whole campaign does, on every request.
-        answered_enough = (
-            Assignment.objects.filter(campaign=campaign, is_repeat=False, status=Assignment.Status.DONE)
-            .order_by()
-            .values("item_id")
-            .annotate(n=Count("pk"))
-            .filter(n__gte=F("item__required_judgments"))
-            .exclude(item_id__in=_seen_item_ids(campaign, annotator))
-        )
-        available = items - seen - answered_enough.count()
+        # Each item counts its answers as they are given (Item.answered), and an index holds the items
+        # answered enough: grouping the campaign's answers here would cost what the answers so far do,
+        # on every request.
+        answered_enough = Item.objects.filter(campaign=campaign, answered__gte=F("required_judgments"))
+        available = items - seen - answered_enough.exclude(pk__in=_seen_item_ids(campaign, annotator)).count()
     answered_first = statuses.get((Assignment.Status.DONE, False), 0)
     live_first = statuses.get((LIVE, False), 0)
     repeats_shown = sum(n for (status, repeat), n in statuses.items() if repeat)

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .assignment import AssignmentError, check_can_work, on_screen_id, promote_upcoming
@@ -24,6 +25,7 @@ from .models import (
     RUBRIC_DIMENSIONS,
     Assignment,
     Campaign,
+    Item,
     Judgment,
     PlaybackEvent,
     ProblemReport,
@@ -73,16 +75,16 @@ def _own_assignment(token: Any, annotator: AbstractBaseUser, *, related: bool = 
 
 def _lock(assignment: Assignment, annotator: AbstractBaseUser) -> Assignment:
     """Inside a transaction: check the annotator may still work here, take their membership lock (the
-    same first lock as claiming work), then the assignment's row; returns it fresh."""
+    same first lock as claiming work), then the assignment's row; returns it fresh, with the campaign
+    and item `assignment` was read with (the campaign's status was just read afresh; an item's videos
+    and prompt never change)."""
     try:
         check_can_work(assignment.campaign, annotator, lock=True)
     except AssignmentError as exc:
         raise AnswerError(exc.message, status=exc.status) from exc
-    return (
-        Assignment.objects.select_for_update(no_key=True, of=("self",))  # not the campaign or item rows
-        .select_related("campaign", "item")
-        .get(pk=assignment.pk)
-    )
+    locked = Assignment.objects.select_for_update(no_key=True).order_by().get(pk=assignment.pk)
+    locked.campaign, locked.item = assignment.campaign, assignment.item
+    return locked
 
 
 def _check_live_and_on_screen(assignment: Assignment, annotator: AbstractBaseUser, now: datetime) -> None:
@@ -299,6 +301,8 @@ def submit_answer(
         assignment.status, assignment.finished_at = Assignment.Status.DONE, now
         assignment.save(update_fields=["status", "finished_at"])
         promote_upcoming(assignment.campaign, annotator, now)
+        if not assignment.is_repeat:  # the item's row last, as every writer locks them (see assignment)
+            Item.objects.filter(pk=assignment.item_id).update(answered=F("answered") + 1)
     return SubmitResult(judgment, created=True, revised=False)
 
 

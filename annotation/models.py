@@ -173,11 +173,27 @@ class Item(models.Model):
         max_length=10, choices=GoldAnswer.choices, blank=True, help_text="known answer: a gold item"
     )
     required_judgments = models.PositiveSmallIntegerField(help_text="judgments wanted for this item")
+    answered = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="first showings answered on the site: the answering transaction adds one (an answer "
+        "is never taken back: its judgment keeps its annotator), so progress need not count them",
+    )
 
     class Meta:
         ordering = ["campaign", "position"]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "position"], name="item_unique_position"),
+        ]
+        indexes = [
+            # The campaign's largest item id in one step (assignment.annotator_order asks on every claim).
+            models.Index(fields=["campaign", "id"], name="item_campaign_id"),
+            # The items answered as often as they require, for every annotator's progress.
+            models.Index(
+                fields=["campaign"],
+                condition=models.Q(answered__gte=models.F("required_judgments")),
+                name="item_answered_enough",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -237,7 +253,15 @@ class Assignment(models.Model):
                 name="assignment_once_per_annotator_item",
             ),
         ]
-        indexes = [models.Index(fields=["campaign", "annotator", "status"])]
+        indexes = [
+            models.Index(fields=["campaign", "annotator", "status"]),
+            # Expired live claims, looked for on every claim (assignment._release_expired): usually none.
+            models.Index(
+                fields=["campaign", "expires_at"],
+                condition=models.Q(status="claimed"),
+                name="assignment_live_expiry",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"assignment {self.token[:8]} ({self.status})"

@@ -9,6 +9,8 @@ campaign's own renditions unless `--no-renditions`), then lets every annotator a
 turn: GET /api/annotate/<campaign>/next/, the poster and clip of each video shown (Range: bytes=0-),
 a `play` and an `ended` playback event per video, then POST .../answer/ (whose reply carries the next
 item, as the page uses it). The first round of every annotator is a warm-up and left out of the figures.
+With `--answered 0.9` the campaign is that far along before the first request (other annotators' answers
+already stored), which shows what grows with the answers given.
 
 Prints, per endpoint: CPU ms per request in the web process (p50, p95, mean), wall ms (which adds the
 database's own time; nothing else runs), SQL queries per request (mean, max), and
@@ -16,6 +18,7 @@ with `--profile` the functions that take the most time.
 
     .venv/bin/python perf/annotation_request_cost.py                 # 20 annotators x 10 rounds
     .venv/bin/python perf/annotation_request_cost.py --profile 25
+    .venv/bin/python perf/annotation_request_cost.py --items 8000 --answered 0.9   # near its end
 """
 
 from __future__ import annotations
@@ -52,6 +55,13 @@ def parse_args() -> argparse.Namespace:
         action="store_false",
         help="show the library's files under the campaign's ids, as the load test does",
     )
+    parser.add_argument(
+        "--answered",
+        type=float,
+        default=0.0,
+        help="share of the items already answered as often as they require, by other annotators (a "
+        "campaign that far along; only their assignments are written, which is what a request reads)",
+    )
     parser.add_argument("--profile", type=int, default=0, help="print this many top functions")
     parser.add_argument("--show-queries", action="store_true", help="print one request's SQL of each kind")
     parser.add_argument("--database-url", default=load.DEFAULT_DATABASE_URL.replace("load", "cost_load"))
@@ -85,6 +95,47 @@ def add_renditions(campaign_id: int) -> int:
         for video in videos
     )
     return len(videos)
+
+
+def answer_ahead(campaign_id: int, share: float) -> int:
+    """Mark the first `share` of the campaign's items (in canonical order) answered as often as each
+    requires, by annotators added for it who are not measured; returns how many answers that is."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from annotation.models import Assignment, Campaign, Item
+
+    campaign = Campaign.objects.get(pk=campaign_id)
+    items = list(Item.objects.filter(campaign=campaign).order_by("position"))
+    items = items[: int(len(items) * share)]
+    if not items:
+        return 0
+    required = max(item.required_judgments for item in items)
+    user_model = get_user_model()
+    others = user_model.objects.bulk_create(
+        user_model(username=f"ahead-{campaign_id}-{i}", password="!") for i in range(required)
+    )
+    campaign.annotators.add(*others)
+    now = timezone.now()
+    answers = [
+        Assignment(
+            campaign=campaign,
+            item=item,
+            annotator=other,
+            presentation=[0, 1],
+            status=Assignment.Status.DONE,
+            claimed_at=now,
+            expires_at=now,
+            finished_at=now,
+        )
+        for item in items
+        for other in others[: item.required_judgments]
+    ]
+    Assignment.objects.bulk_create(answers, batch_size=5000)
+    for item in items:  # as the answering transaction counts them
+        item.answered = item.required_judgments
+    Item.objects.bulk_update(items, ["answered"], batch_size=2000)
+    return len(answers)
 
 
 def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) -> dict[str, list]:
@@ -223,7 +274,9 @@ def main() -> int:
         campaign_id, usernames = load.build_campaign(args)
         if args.renditions:
             print(f"{add_renditions(campaign_id)} renditions of the campaign's own", flush=True)
-            load.analyze()
+        if args.answered:
+            print(f"{answer_ahead(campaign_id, args.answered)} answers already given by others", flush=True)
+        load.analyze()
         print(f"{args.annotators} annotators x {args.rounds} rounds (the first is a warm-up)", flush=True)
         report(measure(args, campaign_id, usernames))
     finally:

@@ -2,6 +2,7 @@
 that change nothing."""
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -390,4 +391,10 @@ def test_next_and_answer_read_a_fixed_number_of_queries_whatever_the_campaign_si
             lambda c=client, t=token: post(c, f"/api/annotate/assignments/{t}/answer/", {"choice": "tie"})
         )
         counts.append((len(next_queries), len(answer_queries)))
+        for sql in next_queries + answer_queries:
+            # Nothing reads the whole campaign: its items are not counted, nor its answers grouped, nor
+            # every claim of the campaign looked at for expiry (the index of live claims is asked).
+            assert not re.search(r'^SELECT COUNT.* FROM "annotation_item" WHERE \S+"campaign_id" = \d+$', sql)
+            assert 'GROUP BY "annotation_assignment"."item_id"' not in sql
+            assert not (" OR EXISTS(" in sql and '"annotation_assignment"."annotator_id" IN' not in sql)
     assert counts[0] == counts[1], counts

@@ -16,7 +16,7 @@ from annotation.assignment import (
     upcoming_assignment,
 )
 from annotation.judging import report_problem, submit_answer
-from annotation.models import Assignment, Campaign, Judgment
+from annotation.models import Assignment, Campaign, Item, ItemVideo, Judgment
 
 pytestmark = pytest.mark.django_db
 
@@ -348,3 +348,37 @@ def test_release_expired_claims_command_reports_what_it_released(campaign_factor
     call_command("release_expired_claims", stdout=out)
     assert out.getvalue().strip() == "Released 2 expired claims."
     assert not Assignment.objects.filter(status="claimed").exists()
+
+
+def test_each_item_counts_its_answered_first_showings_and_progress_follows_the_count(campaign_factory):
+    """Item.answered, which every annotator's progress reads instead of grouping the campaign's answers,
+    is the item's answered first showings: repeats and problem reports are not counted."""
+    campaign = campaign_factory(n_prompts=6, n_annotators=2, judgments_per_item=1, repeat_fraction=0.5)
+    first, second = campaign.annotators.order_by("pk")
+    reported = next_assignment(campaign, first)
+    report_problem(token=reported.token, annotator=first, kind="video_broken", note="")
+    shown = work_through(campaign, first)
+    assert any(a.is_repeat for a in shown)
+    for item in campaign.items.all():
+        first_answers = Assignment.objects.filter(item=item, is_repeat=False, status=Assignment.Status.DONE)
+        assert item.answered == first_answers.count() == (0 if item.pk == reported.item_id else 1)
+    # Every other item has its one answer: the reported one (and maybe its repeat) is all the second
+    # annotator can still get.
+    assert annotator_done_and_total(campaign, second) == (0, 1 + len(repeats_planned(campaign, second.pk, 1)))
+    assert next_assignment(campaign, second).item_id == reported.item_id
+
+
+def test_an_item_added_after_an_annotator_started_is_walked_and_counted(campaign_factory):
+    """An annotator's walk is kept per process while the campaign's largest item id stays the same; an
+    item added later (a larger id) joins the walk and the progress total."""
+    campaign = campaign_factory(n_prompts=3, n_annotators=1, judgments_per_item=1)
+    annotator = campaign.annotators.get()
+    work_through(campaign, annotator)
+    assert annotator_done_and_total(campaign, annotator) == (3, 3)
+    model = campaign.items.order_by("pk").first()
+    added = Item.objects.create(campaign=campaign, prompt=model.prompt, position=4, required_judgments=1)
+    ItemVideo.objects.bulk_create(
+        ItemVideo(item=added, video=row.video, slot=row.slot) for row in model.item_videos.all()
+    )
+    assert annotator_done_and_total(campaign, annotator) == (3, 4)
+    assert next_assignment(campaign, annotator).item_id == added.pk

@@ -5,6 +5,7 @@ exclusions that keep the rows."""
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from scipy.stats import binomtest
 
@@ -38,6 +39,8 @@ def answer(item, annotator, choice, *, shown=None, is_repeat=False, duration_ms=
         expires_at=now + timedelta(minutes=15),
         finished_at=now,
     )
+    if not is_repeat:  # as the answering transaction counts it
+        Item.objects.filter(pk=item.pk).update(answered=F("answered") + 1)
     fields = {
         "campaign": item.campaign,
         "item": item,
