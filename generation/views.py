@@ -3,6 +3,7 @@ from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext, gettext_noop
@@ -204,8 +205,8 @@ def _media(request, public_id, field, content_type, *, shown_to_annotators=False
     unknown id (a 403 would confirm the id exists)."""
     relative = ""
     if shown_to_annotators:
-        relative, campaign_id = _campaign_file(public_id, field)
-        if relative and not (is_manager(request.user) or _annotates(request.user, campaign_id)):
+        relative, annotates = _campaign_file(public_id, field, request.user)
+        if relative and not (annotates or is_manager(request.user)):
             relative = ""
     if not relative and is_manager(request.user):
         video = Video.objects.filter(public_id=public_id).only(field, "status").first()
@@ -221,37 +222,41 @@ def _media(request, public_id, field, content_type, *, shown_to_annotators=False
     return response
 
 
-def _campaign_file(public_id: str, field: str) -> tuple[str, int | None]:
-    """The file behind an id that a campaign shows annotators, and that campaign's id: the campaign's
-    own rendition (annotation.Rendition, a copy re-encoded for it), or, for a campaign whose media is
-    not ready (or was made before every campaign had renditions), the campaign's own id for a library
-    video without a rendition there (annotation.CampaignMedia). Looked up through the app registry: the
-    video library does not depend on the annotation app."""
+def _campaign_file(public_id: str, field: str, user) -> tuple[str, bool]:
+    """The file behind an id that a campaign shows annotators, and whether `user` is an annotator of
+    that campaign (read in the same query: the only people besides managers it shows media to). The
+    file is the campaign's own rendition (annotation.Rendition, a copy re-encoded for it), or, for a
+    campaign whose media is not ready (or was made before every campaign had renditions), the file of
+    the library video behind the campaign's own id for it, when it has no rendition there
+    (annotation.CampaignMedia). Looked up through the app registry: the video library does not depend
+    on the annotation app."""
     if not apps.is_installed("annotation"):
-        return "", None
+        return "", False
     rendition_model = apps.get_model("annotation", "Rendition")
-    rendition = rendition_model.objects.filter(public_id=public_id).values_list(field, "campaign_id").first()
+    membership = apps.get_model("annotation", "Campaign").annotators.through.objects.filter(
+        campaign_id=OuterRef("campaign_id"), user_id=user.pk
+    )
+    rendition = (
+        rendition_model.objects.filter(public_id=public_id)
+        .annotate(annotates=Exists(membership))
+        .values_list(field, "annotates")
+        .first()
+    )
     if rendition and rendition[0]:
         return rendition
     campaign_media_model = apps.get_model("annotation", "CampaignMedia")
-    shown = campaign_media_model.objects.filter(public_id=public_id).values_list(
-        "video_id", "campaign_id", "campaign__media_ready", f"video__{field}"
+    shown = (
+        campaign_media_model.objects.filter(public_id=public_id)
+        .annotate(annotates=Exists(membership))
+        .values_list("video_id", "campaign_id", "campaign__media_ready", f"video__{field}", "annotates")
     )
     row = shown.first()
     if row is None:
-        return "", None
-    video_id, campaign_id, media_ready, relative = row
+        return "", False
+    video_id, campaign_id, media_ready, relative, annotates = row
     if media_ready and rendition_model.objects.filter(campaign_id=campaign_id, video_id=video_id).exists():
-        return "", None  # the campaign shows its rendition of this video, not the library's file
-    return relative or "", campaign_id
-
-
-def _annotates(user, campaign_id: int | None) -> bool:
-    """`user` is an annotator of the campaign (the only people besides managers it shows media to)."""
-    if campaign_id is None or not user.is_authenticated:
-        return False
-    campaign_model = apps.get_model("annotation", "Campaign")
-    return campaign_model.annotators.through.objects.filter(campaign_id=campaign_id, user_id=user.pk).exists()
+        return "", False  # the campaign shows its rendition of this video, not the library's file
+    return relative or "", annotates
 
 
 @login_required

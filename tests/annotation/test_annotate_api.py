@@ -398,3 +398,15 @@ def test_next_and_answer_read_a_fixed_number_of_queries_whatever_the_campaign_si
             assert 'GROUP BY "annotation_assignment"."item_id"' not in sql
             assert not (" OR EXISTS(" in sql and '"annotation_assignment"."annotator_id" IN' not in sql)
     assert counts[0] == counts[1], counts
+
+
+def test_a_clip_is_authorised_for_an_annotator_in_one_query_besides_their_session(campaign_factory):
+    """The file behind a media URL and whether the caller annotates the campaign that shows it are read
+    together: media requests come several per answer."""
+    campaign = campaign_factory(n_prompts=2, n_annotators=1, judgments_per_item=1)
+    client = logged_in(campaign.annotators.get())
+    video = client.get(f"/api/annotate/{campaign.pk}/next/").json()["assignment"]["videos"][0]
+    for url in (video["url"], video["poster"]):
+        queries = _queries_of(lambda c=client, u=url: c.get(u))
+        rest = [q for q in queries if not q.startswith(('SELECT "django_session"', 'SELECT "auth_user"'))]
+        assert len(rest) == 1, rest
