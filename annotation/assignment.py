@@ -188,13 +188,15 @@ def live_claims(campaign: Campaign, annotator: AbstractBaseUser) -> list[Assignm
     return claims
 
 
-def on_screen_id(campaign: Campaign, annotator: AbstractBaseUser) -> int | None:
-    """The id of the annotator's claim on screen (the first of `live_claims`), or None."""
-    return (
-        Assignment.objects.filter(campaign=campaign, annotator=annotator, status=LIVE)
+def on_screen_id() -> Subquery:
+    """The id of the claim on screen (the first of `live_claims`) of the annotator of the outer
+    assignment, in its campaign: to read beside that assignment (see judging._lock)."""
+    return Subquery(
+        Assignment.objects.filter(
+            campaign_id=OuterRef("campaign_id"), annotator_id=OuterRef("annotator_id"), status=LIVE
+        )
         .order_by("claimed_at", "pk")
-        .values_list("pk", flat=True)
-        .first()
+        .values("pk")[:1]
     )
 
 

@@ -75,29 +75,30 @@ def _own_assignment(token: Any, annotator: AbstractBaseUser, *, related: bool = 
 
 def _lock(assignment: Assignment, annotator: AbstractBaseUser) -> Assignment:
     """Inside a transaction: check the annotator may still work here, take their membership lock (the
-    same first lock as claiming work), then the assignment's row; returns it fresh, with the campaign
+    same first lock as claiming work), then the assignment's row; returns it fresh (with `on_screen_id`,
+    the id of the annotator's claim on screen, read in the same statement), with the campaign
     and item `assignment` was read with (the campaign's status was just read afresh; an item's videos
     and prompt never change)."""
     try:
         check_can_work(assignment.campaign, annotator, lock=True)
     except AssignmentError as exc:
         raise AnswerError(exc.message, status=exc.status) from exc
-    locked = Assignment.objects.select_for_update(no_key=True).order_by().get(pk=assignment.pk)
+    rows = Assignment.objects.select_for_update(no_key=True, of=("self",)).annotate(
+        on_screen_id=on_screen_id()
+    )
+    locked = rows.order_by().get(pk=assignment.pk)
     locked.campaign, locked.item = assignment.campaign, assignment.item
     return locked
 
 
-def _check_live_and_on_screen(assignment: Assignment, annotator: AbstractBaseUser, now: datetime) -> None:
+def _check_live_and_on_screen(assignment: Assignment, now: datetime) -> None:
     if assignment.status == Assignment.Status.RELEASED or (
         assignment.status == Assignment.Status.CLAIMED and assignment.expires_at <= now
     ):
         raise AnswerError(RELEASED_MESSAGE, status=409)
     if assignment.status == Assignment.Status.PROBLEM:
         raise AnswerError("you reported a problem with this item; load the next one", status=409)
-    if (
-        assignment.status == Assignment.Status.CLAIMED
-        and on_screen_id(assignment.campaign, annotator) != assignment.pk
-    ):
+    if assignment.status == Assignment.Status.CLAIMED and assignment.on_screen_id != assignment.pk:
         raise AnswerError("this is not the item on your screen; load the next one", status=409)
 
 
@@ -294,7 +295,7 @@ def submit_answer(
                     status=409,
                 )
             return SubmitResult(_revise(judgment, answer, now), created=False, revised=True)
-        _check_live_and_on_screen(assignment, annotator, now)
+        _check_live_and_on_screen(assignment, now)
         if assignment.campaign.require_full_playback:
             _check_full_playback(assignment, now)
         judgment = _store(assignment, answer, now)
@@ -366,7 +367,7 @@ def report_problem(
             return ProblemReport.objects.get(assignment=assignment)
         if assignment.status == Assignment.Status.DONE:
             raise AnswerError("this item is already answered; change the answer instead", status=409)
-        _check_live_and_on_screen(assignment, annotator, now)
+        _check_live_and_on_screen(assignment, now)
         assignment.status, assignment.finished_at = Assignment.Status.PROBLEM, now
         assignment.save(update_fields=["status", "finished_at"])
         report = ProblemReport.objects.create(
