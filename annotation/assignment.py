@@ -20,9 +20,10 @@
 
 Writers take row locks in one order — the annotator's campaign membership, then assignments, then
 items — and never wait for a lock while holding an item's: a full item's lock is given back by
-rolling back its savepoint before the next is tried, the claim ahead skips items locked by others, and
-releasing others' expired claims skips rows that are locked; an answer counts itself on its item's row
-(Item.answered) last. So concurrent requests never deadlock.
+rolling back its savepoint before the next is tried, a claim skips items locked by others while another
+candidate is free (and the claim ahead always skips them), releasing others' expired claims skips rows
+that are locked, and an answer counts itself on its item's row (Item.answered) last. So concurrent
+requests never deadlock, and one slow request holds up only those who want the very item it holds.
 On SQLite, transactions are IMMEDIATE (see settings), which serialises writers anyway.
 
 The order of items is computed once per process and annotator (`annotator_order`); capacity is then
@@ -396,7 +397,11 @@ def _claim_if_open(
     *,
     wait: bool,
     shown: list[list[int]],
+    busy: list[tuple[int, int]] | None = None,
 ) -> Assignment | None:
+    """Claim the item if it has room. With `wait`, wait for another transaction that holds the item's
+    lock (a claim or an answer of it), then count again; without, skip the item and, if `busy` is given,
+    add (item_id, required) to it."""
     every = campaign.overlap == Campaign.Overlap.EVERY_ANNOTATOR
     try:
         with transaction.atomic():
@@ -404,11 +409,11 @@ def _claim_if_open(
             if every:  # no capacity to guard; the unique constraint keeps it to one per annotator
                 item = items.get(pk=item_id)
             else:
-                # Wait for a concurrent claim of this item to finish, then count again — unless this
-                # transaction already holds an item it claimed (waiting then could deadlock): skip it.
                 locked = items.select_for_update(no_key=True, skip_locked=not wait, of=("self",))
                 item = locked.filter(pk=item_id).order_by().first()  # no ordering join: lock the item only
                 if item is None:
+                    if busy is not None:
+                        busy.append((item_id, required))
                     raise _ItemFull
                 held = Assignment.objects.filter(item_id=item_id, is_repeat=False, status__in=HOLDS_CAPACITY)
                 if held.count() >= required:
@@ -427,10 +432,20 @@ def _claim_first_showing(
     first_showings = _first_showings(campaign, annotator)
     shown = [presentation for _, presentation in first_showings]
     candidates = _open_candidates(campaign, annotator, {item_id for item_id, _ in first_showings})
+    # Items another transaction is claiming or answering right now are skipped while others are free,
+    # so that one slow request holds up nobody else's work.
+    busy: list[tuple[int, int]] = []
     for item_id, required in itertools.islice(candidates, CANDIDATES_PER_CLAIM):
-        claim = _claim_if_open(campaign, annotator, item_id, required, now, wait=wait, shown=shown)
+        claim = _claim_if_open(
+            campaign, annotator, item_id, required, now, wait=False, shown=shown, busy=busy
+        )
         if claim is not None:
             return claim
+    # Only busy items had room: wait for the first to be written, then count again — unless this
+    # transaction already holds an item it claimed (waiting then could deadlock).
+    if wait and busy:
+        item_id, required = busy[0]
+        return _claim_if_open(campaign, annotator, item_id, required, now, wait=True, shown=shown)
     return None
 
 

@@ -5,6 +5,7 @@ the writers and the same test runs too, more slowly."""
 import hashlib
 import threading
 import time
+from array import array
 from collections import Counter
 
 import pytest
@@ -134,3 +135,53 @@ def test_an_annotator_in_the_middle_of_a_write_does_not_hold_up_another(campaign
     worker.join(timeout=30)
     assert finished_while_held, "the second annotator waited for the first one's transaction"
     assert Judgment.objects.filter(campaign=campaign).count() == 2
+
+
+def test_a_claim_passes_over_an_item_someone_is_answering_while_another_is_free(
+    campaign_factory, monkeypatch
+):
+    """An answer counts itself on its item's row (Item.answered), so its transaction holds that item's
+    lock: another annotator whose walk comes to that item first takes the next free one instead of
+    waiting for the answer to finish, and waits for it only when nothing else is free."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers by design; row locks are a PostgreSQL matter")
+    import annotation.assignment
+
+    campaign = campaign_factory(n_prompts=2, n_annotators=2, judgments_per_item=2)
+    slow, quick = campaign.annotators.order_by("pk")
+    slow_claim = claim_work(campaign, slow, lookahead=False).current
+    other = campaign.items.exclude(pk=slow_claim.item_id).get()
+    walk = array("q", [slow_claim.item_id, other.pk])  # the item being answered comes first for quick
+    monkeypatch.setattr(annotation.assignment, "annotator_order", lambda campaign, annotator_id: walk)
+    holding, release = threading.Event(), threading.Event()
+    claimed: list = []
+
+    def hold_an_answer_open():
+        try:
+            with transaction.atomic():
+                submit_answer(token=slow_claim.token, annotator=slow, payload={"choice": "left"})
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def claim_meanwhile():
+        try:
+            claimed.append(claim_work(campaign, quick, lookahead=False).current.item_id)
+        finally:
+            connection.close()
+
+    blocker = threading.Thread(target=hold_an_answer_open)
+    blocker.start()
+    assert holding.wait(timeout=30)
+    worker = threading.Thread(target=claim_meanwhile)
+    worker.start()
+    worker.join(timeout=10)
+    finished_while_held = not worker.is_alive()
+    release.set()
+    blocker.join(timeout=30)
+    worker.join(timeout=30)
+    assert finished_while_held, "the claim waited for an item another annotator was answering"
+    assert claimed == [other.pk]
+    # With the other item taken, the answered item is the only one with room: the next claim gets it.
+    assert claim_work(campaign, quick).upcoming.item_id == slow_claim.item_id
