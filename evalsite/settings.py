@@ -129,6 +129,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+    "EVALSITE_DB_SERVER_SIDE_BINDING", True
+):
+    # Parameters bound by the server, and psycopg prepares a statement once the connection has run it
+    # a few times (the annotator's requests are a few dozen statements, over and over): PostgreSQL then
+    # skips parsing and planning them. Not behind a transaction-mode connection pooler (pgbouncer),
+    # whose connections do not keep prepared statements: EVALSITE_DB_SERVER_SIDE_BINDING=0 there.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": 5}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
