@@ -1,7 +1,8 @@
 """Handing out work: which item an annotator sees next, and in which left-to-right order.
 
-- Each annotator walks the campaign's items in an order of their own, fixed by a hash of the campaign's
-  `shuffle_seed`, the annotator and the item (so it survives restarts and differs between annotators).
+- Each annotator walks the campaign's items in an order of their own, a permutation seeded by a hash of
+  the campaign's `shuffle_seed` and the annotator (so it survives restarts and differs between
+  annotators).
 - An item is given to at most `required_judgments` annotators at once (live claims and answers count;
   repeats, released claims and problem reports do not). With `overlap=every_annotator` every listed
   annotator does every item once instead.
@@ -44,6 +45,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from math import ceil, floor
 
+import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
@@ -74,17 +76,21 @@ def _hash(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()[:8], "big")
 
 
-def order_key(shuffle_seed: str, annotator_id: int, item_id: int) -> bytes:
-    """Where the item falls in this annotator's walk through the campaign (smaller comes first)."""
-    return hashlib.sha256(f"{shuffle_seed}:order:{annotator_id}:{item_id}".encode()).digest()[:8]
+@functools.lru_cache(maxsize=64)
+def _item_ids(campaign_id: int, last_item_id: int) -> np.ndarray:
+    """The campaign's item ids in ascending order, read once per process for all its annotators
+    (`last_item_id`, the largest, changes when items are added)."""
+    ids = Item.objects.filter(campaign_id=campaign_id).order_by("pk").values_list("pk", flat=True)
+    return np.fromiter(ids, dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=256)
 def _walk(campaign_id: int, shuffle_seed: str, annotator_id: int, last_item_id: int) -> array:
-    """The annotator's order of the campaign's item ids, computed once per process (`last_item_id`, the
-    largest, changes when items are added)."""
-    item_ids = Item.objects.filter(campaign_id=campaign_id).order_by().values_list("pk", flat=True)
-    return array("q", sorted(item_ids, key=lambda item_id: order_key(shuffle_seed, annotator_id, item_id)))
+    """The annotator's order of the campaign's item ids: a permutation drawn by NumPy's generator from
+    a seed hashed from the campaign's `shuffle_seed` and the annotator, so the same on every process and
+    after restarts; computed once per process and annotator."""
+    rng = np.random.default_rng(_hash(shuffle_seed, "order", annotator_id))
+    return array("q", rng.permutation(_item_ids(campaign_id, last_item_id)).tobytes())
 
 
 def annotator_order(campaign: Campaign, annotator_id: int) -> array:
