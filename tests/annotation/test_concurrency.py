@@ -92,6 +92,39 @@ def test_concurrent_annotators_never_overfill_an_item_and_finish_every_item(camp
     assert Judgment.objects.filter(campaign=campaign, is_repeat=True).exists()
 
 
+def _finishes_while_an_answer_is_open(claim, meanwhile) -> bool:
+    """Answer `claim` in a transaction held open on another thread, run `meanwhile` on a third, and say
+    whether it finished (within 10 s) before the answer's transaction ended."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_an_answer_open():
+        try:
+            with transaction.atomic():
+                submit_answer(token=claim.token, annotator=claim.annotator, payload={"choice": "left"})
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def run_meanwhile():
+        try:
+            meanwhile()
+        finally:
+            connection.close()
+
+    blocker = threading.Thread(target=hold_an_answer_open)
+    blocker.start()
+    assert holding.wait(timeout=30)
+    worker = threading.Thread(target=run_meanwhile)
+    worker.start()
+    worker.join(timeout=10)
+    finished = not worker.is_alive()
+    release.set()
+    blocker.join(timeout=30)
+    worker.join(timeout=30)
+    return finished
+
+
 def test_an_annotator_in_the_middle_of_a_write_does_not_hold_up_another(campaign_factory):
     """Locks are per annotator and per item: one annotator's open transaction (a slow request) must not
     lock the campaign's row and with it everybody else's work."""
@@ -100,39 +133,13 @@ def test_an_annotator_in_the_middle_of_a_write_does_not_hold_up_another(campaign
     campaign = campaign_factory(n_prompts=4, n_annotators=2)
     slow, quick = campaign.annotators.order_by("pk")
     slow_claim = claim_work(campaign, slow, lookahead=False).current
-    holding, release = threading.Event(), threading.Event()
-    outcome: list = []
 
-    def hold_a_write_open():
-        try:
-            with transaction.atomic():
-                # Holds slow's membership row and assignment, and has written a judgment, but holds no
-                # item lock (a claim of an item does, and others wanting that very item wait for it).
-                submit_answer(token=slow_claim.token, annotator=slow, payload={"choice": "left"})
-                holding.set()
-                release.wait(timeout=30)
-        finally:
-            connection.close()
+    def meanwhile():
+        claim = claim_work(campaign, quick).current
+        submit_answer(token=claim.token, annotator=quick, payload={"choice": "right"})
 
-    def work_meanwhile():
-        try:
-            started = time.monotonic()
-            claim = claim_work(campaign, quick).current
-            submit_answer(token=claim.token, annotator=quick, payload={"choice": "right"})
-            outcome.append(time.monotonic() - started)
-        finally:
-            connection.close()
-
-    blocker = threading.Thread(target=hold_a_write_open)
-    blocker.start()
-    assert holding.wait(timeout=30)
-    worker = threading.Thread(target=work_meanwhile)
-    worker.start()
-    worker.join(timeout=10)
-    finished_while_held = not worker.is_alive()
-    release.set()
-    blocker.join(timeout=30)
-    worker.join(timeout=30)
+    # Holds slow's membership row, assignment and answered item's row, having written a judgment.
+    finished_while_held = _finishes_while_an_answer_is_open(slow_claim, meanwhile)
     assert finished_while_held, "the second annotator waited for the first one's transaction"
     assert Judgment.objects.filter(campaign=campaign).count() == 2
 
@@ -153,34 +160,10 @@ def test_a_claim_passes_over_an_item_someone_is_answering_while_another_is_free(
     other = campaign.items.exclude(pk=slow_claim.item_id).get()
     walk = array("q", [slow_claim.item_id, other.pk])  # the item being answered comes first for quick
     monkeypatch.setattr(annotation.assignment, "annotator_order", lambda campaign, annotator_id: walk)
-    holding, release = threading.Event(), threading.Event()
     claimed: list = []
-
-    def hold_an_answer_open():
-        try:
-            with transaction.atomic():
-                submit_answer(token=slow_claim.token, annotator=slow, payload={"choice": "left"})
-                holding.set()
-                release.wait(timeout=30)
-        finally:
-            connection.close()
-
-    def claim_meanwhile():
-        try:
-            claimed.append(claim_work(campaign, quick, lookahead=False).current.item_id)
-        finally:
-            connection.close()
-
-    blocker = threading.Thread(target=hold_an_answer_open)
-    blocker.start()
-    assert holding.wait(timeout=30)
-    worker = threading.Thread(target=claim_meanwhile)
-    worker.start()
-    worker.join(timeout=10)
-    finished_while_held = not worker.is_alive()
-    release.set()
-    blocker.join(timeout=30)
-    worker.join(timeout=30)
+    finished_while_held = _finishes_while_an_answer_is_open(
+        slow_claim, lambda: claimed.append(claim_work(campaign, quick, lookahead=False).current.item_id)
+    )
     assert finished_while_held, "the claim waited for an item another annotator was answering"
     assert claimed == [other.pk]
     # With the other item taken, the answered item is the only one with room: the next claim gets it.
