@@ -77,9 +77,10 @@ def _hash(*parts: object) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _item_ids(campaign_id: int, last_item_id: int) -> np.ndarray:
+def _item_ids(campaign_id: int, shuffle_seed: str, last_item_id: int) -> np.ndarray:
     """The campaign's item ids in ascending order, read once per process for all its annotators
-    (`last_item_id`, the largest, changes when items are added)."""
+    (`last_item_id`, the largest, changes when items are added; `shuffle_seed`, drawn per campaign,
+    keeps a campaign whose id a rolled-back one had used from being served that one's ids)."""
     ids = Item.objects.filter(campaign_id=campaign_id).order_by("pk").values_list("pk", flat=True)
     return np.fromiter(ids, dtype=np.int64)
 
@@ -90,7 +91,7 @@ def _walk(campaign_id: int, shuffle_seed: str, annotator_id: int, last_item_id: 
     a seed hashed from the campaign's `shuffle_seed` and the annotator, so the same on every process and
     after restarts; computed once per process and annotator."""
     rng = np.random.default_rng(_hash(shuffle_seed, "order", annotator_id))
-    return array("q", rng.permutation(_item_ids(campaign_id, last_item_id)).tobytes())
+    return array("q", rng.permutation(_item_ids(campaign_id, shuffle_seed, last_item_id)).tobytes())
 
 
 def annotator_order(campaign: Campaign, annotator_id: int) -> array:
