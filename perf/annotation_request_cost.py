@@ -12,9 +12,15 @@ item, as the page uses it). The first round of every annotator is a warm-up and 
 With `--answered 0.9` the campaign is that far along before the first request (other annotators' answers
 already stored), which shows what grows with the answers given.
 
+The process loads evalsite.wsgi before the first request, as a web worker does (which freezes its
+start-up objects out of the garbage collector's reach).
+
 Prints, per endpoint: CPU ms per request in the web process (p50, p95, mean), wall ms (which adds the
 database's own time; nothing else runs), SQL queries per request (mean, max), and
-with `--profile` the functions that take the most time.
+with `--profile` the functions that take the most time. Also the full collections of the garbage
+collector during the requests, and the longest: they run inside whichever request allocates at that
+moment. (Django's test client leaves three signal finalizers behind per request, which a web server
+does not, so the collections here walk more than a worker's would.)
 
     .venv/bin/python perf/annotation_request_cost.py                 # 20 annotators x 10 rounds
     .venv/bin/python perf/annotation_request_cost.py --profile 25
@@ -138,11 +144,29 @@ def answer_ahead(campaign_id: int, share: float) -> int:
     return len(answers)
 
 
+class CollectorPauses:
+    """How long each full collection of Python's garbage collector (generation 2) took, in ms: it runs
+    inside whichever request happens to allocate at that moment."""
+
+    def __init__(self) -> None:
+        self.full_ms: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.full_ms.append((time.perf_counter() - self._started) * 1000)
+
+
 def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) -> dict[str, list]:
+    import gc
+
     from django.contrib.auth import get_user_model
-    from django.db import connection, reset_queries
+    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     rng = random.Random(args.seed)
     users = {u.username: u for u in get_user_model().objects.filter(username__in=usernames)}
@@ -157,13 +181,31 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
         name: [] for kind in KINDS for name in (kind, f"{kind}_queries", f"{kind}_wall")
     }
     profiler = cProfile.Profile() if args.profile else None
+    import evalsite.wsgi  # noqa: F401 - what a web worker loads at start-up, as it does
+
+    pauses = CollectorPauses()
+    gc.callbacks.append(pauses)
     next_url = f"/api/annotate/{campaign_id}/next/"
 
     shown = dict.fromkeys(KINDS, False)
 
     def timed(kind: str, warm: bool, call):
-        reset_queries()  # the query log is bounded; counting needs it short
-        with CaptureQueriesContext(connection) as queries:
+        # Queries are counted by an execute wrapper, which costs next to nothing: Django's query log
+        # (CaptureQueriesContext) renders every statement with its parameters, about 0.2 ms of CPU each,
+        # which the product does not spend. `--show-queries` logs them, at that cost.
+        queries: list[dict] = []
+
+        def count(execute, sql, params, many, context):
+            started = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                if args.show_queries:
+                    queries.append({"sql": sql, "time": time.perf_counter() - started})
+                else:
+                    queries.append({})
+
+        with connection.execute_wrapper(count):
             if profiler and warm:
                 profiler.enable()
             started, started_wall = time.process_time(), time.perf_counter()
@@ -220,6 +262,8 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
                     HTTP_X_CSRFTOKEN=x,
                 ),
             )
+    gc.callbacks.remove(pauses)
+    figures["gc_full_ms"] = pauses.full_ms
     if profiler:
         stats = pstats.Stats(profiler)
         by_package: dict[str, float] = {}
@@ -244,6 +288,11 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
 
 
 def report(figures: dict[str, list]) -> None:
+    full = figures["gc_full_ms"]
+    print(
+        f"garbage collector: {len(full)} full collections during the requests"
+        + (f", longest {max(full):.1f} ms, {sum(full):.0f} ms in all" if full else "")
+    )
     for kind in KINDS:
         ms, queries = sorted(figures[kind]), figures[f"{kind}_queries"]
         print(
