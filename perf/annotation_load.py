@@ -40,7 +40,9 @@ What it does:
    status and the number of bytes its request called for, without Last-Modified or ETag.
 
 Prints judgments per second, p50/p95/p99 latency of "next item", "submit" and "playback" against the
-goal (p99 under 100 ms), the media streamed (requests, MB, time to first byte and to the last byte of a clip),
+goal (p99 under 100 ms) as the client saw it and, with `--front-server nginx`, as nginx timed it (its
+access log's $request_time: the site's answer without the delays of this client, whose hundreds of
+threads share one interpreter with the media they read), the media streamed (requests, MB, time to first byte and to the last byte of a clip),
 status-code counts, the checks, and the ratio of the measured rate to what `--annotators` real people
 need (one answer every `--human-seconds` each). Exits non-zero on a 5xx, a lost or duplicated judgment,
 a wrong media answer, or a failed check. The client runs on the same machine as the site and shares its
@@ -60,6 +62,7 @@ import getpass
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import socket
@@ -250,7 +253,10 @@ error_log {folder}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     include /etc/nginx/mime.types;
-    access_log off;
+    # When each request ended, how long nginx took over it (first byte read to last byte sent) and how
+    # long the site took: the latency the site gives, without the load generator's own delays.
+    log_format timing '$msec $request_time $upstream_response_time $status $request_method $request_uri';
+    access_log {folder}/access.log timing buffer=256k flush=1s;
     client_body_temp_path {folder}/body;
     proxy_temp_path {folder}/proxy;
     fastcgi_temp_path {folder}/fastcgi;
@@ -295,6 +301,7 @@ def start_nginx(args: argparse.Namespace, port: int, site_port: int) -> subproce
             media_root=settings.MEDIA_ROOT,
         )
     )
+    (folder / "access.log").unlink(missing_ok=True)  # this run's requests only
     log = open(folder / "stderr.log", "w")
     return subprocess.Popen(
         [binary, "-c", str(config), "-p", str(folder), "-g", "daemon off;"],
@@ -351,6 +358,7 @@ class Tally:
     errors: list[str] = field(default_factory=list)
 
     steady_from: float = float("inf")  # time.perf_counter() after which every annotator is under way
+    steady_from_epoch: float = float("inf")  # the same moment by the wall clock (nginx's log has that)
     steady: dict[str, list[float]] = field(default_factory=lambda: {"next": [], "submit": [], "playback": []})
 
     def record(self, kind: str, seconds: float, status: int | str, started: float = 0.0) -> None:
@@ -641,6 +649,38 @@ def check_database(campaign_id: int, tally: Tally) -> dict[str, object]:
     }
 
 
+FRONT_KINDS = (
+    ("next", "GET", re.compile(r"^/api/annotate/\d+/next/$")),
+    ("submit", "POST", re.compile(r"^/api/annotate/assignments/[^/]+/answer/$")),
+    ("playback", "POST", re.compile(r"^/api/annotate/assignments/[^/]+/playback/$")),
+    ("media", "GET", re.compile(r"^/media/[vp]/[^/]+$")),
+)
+
+
+def front_server_latencies(log: Path, steady_from_epoch: float) -> tuple[dict[str, list], dict[str, list]]:
+    """nginx's own timing of each annotator request (the `timing` access log: when it ended, seconds
+    from its first byte read to its last byte sent), by kind; and the same for the requests that began
+    in the steady state. What the site gives each request, without the delays of this client, whose
+    hundreds of threads share one interpreter with the media they read."""
+    every: dict[str, list] = {kind: [] for kind, _, _ in FRONT_KINDS}
+    steady: dict[str, list] = {kind: [] for kind, _, _ in FRONT_KINDS}
+    if not log.exists():
+        return every, steady
+    for line in log.read_text().splitlines():
+        parts = line.split(" ")
+        if len(parts) != 6:
+            continue
+        ended, seconds, _, _, method, uri = parts
+        path = uri.split("?", 1)[0]
+        for kind, wanted, pattern in FRONT_KINDS:
+            if method == wanted and pattern.match(path):
+                every[kind].append(float(seconds))
+                if float(ended) - float(seconds) >= steady_from_epoch:
+                    steady[kind].append(float(seconds))
+                break
+    return every, steady
+
+
 def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
@@ -759,6 +799,7 @@ def main() -> int:
         deadline = started + args.seconds
         # Everyone has opened the page (they start spread over one think time) and loaded a first item.
         tally.steady_from = time.perf_counter() + args.think_ms / 1000 + STEADY_AFTER_S
+        tally.steady_from_epoch = time.time() + args.think_ms / 1000 + STEADY_AFTER_S
         run_in_threads(
             annotate,
             [
@@ -839,17 +880,33 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
         )
         for kind in steady:
             print(latency_row(f"  {kind}", tally.steady[kind]))
-    p99 = {
-        kind: percentile([v * 1000 for v in tally.latencies[kind]], 0.99)
-        for kind in ("next", "submit", "playback")
-        if tally.latencies[kind]
-    }
-    print(
-        "goal p99 < 100 ms: "
-        + ", ".join(
-            f"{kind} {value:.1f} ms {'met' if value < 100 else 'NOT met'}" for kind, value in p99.items()
+    goals = {"at the client": tally.latencies}
+    if started_server and args.front_server == "nginx":
+        every, steady_front = front_server_latencies(
+            args.data_dir / "nginx" / "access.log", tally.steady_from_epoch
         )
-    )
+        print(
+            "at the front server (nginx's $request_time: from the request's first byte to the answer's last):"
+        )
+        for kind, values in every.items():
+            if values:
+                print(latency_row(f"  {kind}", values))
+        for kind, values in steady_front.items():
+            if values and kind in ("next", "submit", "playback"):
+                print(latency_row(f"  {kind}, steady", values))
+        goals["at the front server"] = every
+    for where, latencies in goals.items():
+        p99 = {
+            kind: percentile([v * 1000 for v in latencies[kind]], 0.99)
+            for kind in ("next", "submit", "playback")
+            if latencies.get(kind)
+        }
+        print(
+            f"goal p99 < 100 ms, {where}: "
+            + ", ".join(
+                f"{kind} {value:.1f} ms {'met' if value < 100 else 'NOT met'}" for kind, value in p99.items()
+            )
+        )
     print(
         "status codes: "
         + ", ".join(f"{kind} {status}: {n}" for (kind, status), n in sorted(tally.statuses.items(), key=str))
