@@ -42,8 +42,8 @@ What it does:
 Prints judgments per second, p50/p95/p99 latency of "next item", "submit" and "playback" against the
 goal (p99 under 100 ms) as the client saw it and, with `--front-server nginx`, as nginx timed it (its
 access log's $request_time: the site's answer without the delays of this client, whose hundreds of
-threads share one interpreter with the media they read), the media streamed (requests, MB, time to first byte and to the last byte of a clip),
-status-code counts, the checks, and the ratio of the measured rate to what `--annotators` real people
+threads share one interpreter with the media they read), the media streamed (requests, MB, time to
+first byte and to the last byte of a clip), status-code counts, the checks, and the ratio of the measured rate to what `--annotators` real people
 need (one answer every `--human-seconds` each). Exits non-zero on a 5xx, a lost or duplicated judgment,
 a wrong media answer, or a failed check. The client runs on the same machine as the site and shares its
 CPU, so on a small machine the figures are pessimistic.
@@ -253,9 +253,9 @@ error_log {folder}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     include /etc/nginx/mime.types;
-    # When each request ended, how long nginx took over it (first byte read to last byte sent) and how
-    # long the site took: the latency the site gives, without the load generator's own delays.
-    log_format timing '$msec $request_time $upstream_response_time $status $request_method $request_uri';
+    # When each request ended and how long nginx took over it (first byte read to last byte sent): the
+    # latency the site gives, without the load generator's own delays.
+    log_format timing '$msec $request_time $request_method $request_uri';
     access_log {folder}/access.log timing buffer=256k flush=1s;
     client_body_temp_path {folder}/body;
     proxy_temp_path {folder}/proxy;
@@ -340,6 +340,7 @@ def stop_server(server: subprocess.Popen | None) -> None:
 
 
 MEDIA_TIMES = ("media first byte", "clip whole")
+API_KINDS = ("next", "submit", "playback")  # what the goal is for
 STEADY_AFTER_S = 5.0  # after the last annotator's start, before requests count as "steady"
 
 
@@ -347,7 +348,7 @@ STEADY_AFTER_S = 5.0  # after the last annotator's start, before requests count 
 class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     latencies: dict[str, list[float]] = field(
-        default_factory=lambda: {kind: [] for kind in ("login", "next", "submit", "playback", *MEDIA_TIMES)}
+        default_factory=lambda: {kind: [] for kind in ("login", *API_KINDS, *MEDIA_TIMES)}
     )
     media_bytes: int = 0
     media_wrong: list[str] = field(default_factory=list)  # answers with the wrong status or length
@@ -359,7 +360,7 @@ class Tally:
 
     steady_from: float = float("inf")  # time.perf_counter() after which every annotator is under way
     steady_from_epoch: float = float("inf")  # the same moment by the wall clock (nginx's log has that)
-    steady: dict[str, list[float]] = field(default_factory=lambda: {"next": [], "submit": [], "playback": []})
+    steady: dict[str, list[float]] = field(default_factory=lambda: {kind: [] for kind in API_KINDS})
 
     def record(self, kind: str, seconds: float, status: int | str, started: float = 0.0) -> None:
         with self.lock:
@@ -668,9 +669,9 @@ def front_server_latencies(log: Path, steady_from_epoch: float) -> tuple[dict[st
         return every, steady
     for line in log.read_text().splitlines():
         parts = line.split(" ")
-        if len(parts) != 6:
+        if len(parts) != 4:
             continue
-        ended, seconds, _, _, method, uri = parts
+        ended, seconds, method, uri = parts
         path = uri.split("?", 1)[0]
         for kind, wanted, pattern in FRONT_KINDS:
             if method == wanted and pattern.match(path):
@@ -798,8 +799,9 @@ def main() -> int:
         started = time.monotonic()
         deadline = started + args.seconds
         # Everyone has opened the page (they start spread over one think time) and loaded a first item.
-        tally.steady_from = time.perf_counter() + args.think_ms / 1000 + STEADY_AFTER_S
-        tally.steady_from_epoch = time.time() + args.think_ms / 1000 + STEADY_AFTER_S
+        steady_after = args.think_ms / 1000 + STEADY_AFTER_S
+        tally.steady_from = time.perf_counter() + steady_after
+        tally.steady_from_epoch = time.time() + steady_after
         run_in_threads(
             annotate,
             [
@@ -869,10 +871,10 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
             f"{tally.media_bytes / 1e6 / elapsed:.1f} MB/s"
         )
     print(f"{'latency (ms)':<18}{'n':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
-    kinds = ("next", "submit", "playback", "login", *(MEDIA_TIMES if args.media else ()))
+    kinds = (*API_KINDS, "login", *(MEDIA_TIMES if args.media else ()))
     for kind in kinds:
         print(latency_row(kind, tally.latencies[kind]))
-    steady = [kind for kind in ("next", "submit", "playback") if tally.steady[kind]]
+    steady = [kind for kind in API_KINDS if tally.steady[kind]]
     if steady:
         print(
             f"steady state (requests started {args.think_ms / 1000 + STEADY_AFTER_S:g} s or more into the run, "
@@ -892,13 +894,13 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
             if values:
                 print(latency_row(f"  {kind}", values))
         for kind, values in steady_front.items():
-            if values and kind in ("next", "submit", "playback"):
+            if values and kind in API_KINDS:
                 print(latency_row(f"  {kind}, steady", values))
         goals["at the front server"] = every
     for where, latencies in goals.items():
         p99 = {
             kind: percentile([v * 1000 for v in latencies[kind]], 0.99)
-            for kind in ("next", "submit", "playback")
+            for kind in API_KINDS
             if latencies.get(kind)
         }
         print(
