@@ -6,6 +6,7 @@ own id for the video, CampaignMedia): never the video's public id, which other c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,15 @@ from generation.models import Video
 from .assignment import annotator_done_and_total, claim_work
 from .models import RUBRIC_DIMENSIONS, Assignment, Campaign, CampaignMedia, ItemVideo, Judgment, Rendition
 
+# How a media URL reaches the annotator: (the URL, the file behind it under MEDIA_ROOT) -> the URL to give.
+# The API passes evalsite.http.MediaLinks (signed links the front server checks by itself); plain URLs
+# otherwise.
+MediaLink = Callable[[str, str], str]
+
+
+def plain_link(url: str, stored: str) -> str:
+    return url
+
 
 class MissingCampaignMedia(LookupError):
     """A video of the campaign has no CampaignMedia id (they are made with the campaign)."""
@@ -29,6 +39,7 @@ class _Shown:
 
     ids: dict[int, str]  # video id -> CampaignMedia.public_id
     renditions: dict[int, Rendition]
+    link: MediaLink = plain_link
 
     def _own_id(self, video: Video) -> str:
         try:
@@ -39,15 +50,22 @@ class _Shown:
     def _poster(self, video: Video) -> str | None:
         if not video.poster_file:
             return None
-        return reverse("media-poster", kwargs={"public_id": self._own_id(video)})
+        return self.link(
+            reverse("media-poster", kwargs={"public_id": self._own_id(video)}), video.poster_file
+        )
 
     def media(self, video: Video) -> dict[str, Any]:
         rendition = self.renditions.get(video.pk)
         if rendition is not None:
             return {
-                "url": reverse("media-video", kwargs={"public_id": rendition.public_id}),
+                "url": self.link(
+                    reverse("media-video", kwargs={"public_id": rendition.public_id}), rendition.playable_file
+                ),
                 "poster": (
-                    reverse("media-poster", kwargs={"public_id": rendition.public_id})
+                    self.link(
+                        reverse("media-poster", kwargs={"public_id": rendition.public_id}),
+                        rendition.poster_file,
+                    )
                     if rendition.poster_file
                     else self._poster(video)
                 ),
@@ -57,7 +75,13 @@ class _Shown:
             }
         playable = video.status == Video.Status.READY
         return {
-            "url": reverse("media-video", kwargs={"public_id": self._own_id(video)}) if playable else None,
+            "url": (
+                self.link(
+                    reverse("media-video", kwargs={"public_id": self._own_id(video)}), video.playable_file
+                )
+                if playable
+                else None
+            ),
             "poster": self._poster(video),
             "width": video.width,
             "height": video.height,
@@ -70,6 +94,7 @@ _VIDEO_FIELDS = (
     "video__id",
     "video__model_id",
     "video__status",
+    "video__playable_file",
     "video__poster_file",
     "video__width",
     "video__height",
@@ -77,7 +102,7 @@ _VIDEO_FIELDS = (
 )
 
 
-def _shown(campaign: Campaign, videos: list[Video]) -> _Shown:
+def _shown(campaign: Campaign, videos: list[Video], link: MediaLink = plain_link) -> _Shown:
     """How the campaign shows `videos`: its renditions (when its media is ready) and, only for the videos
     that need them (no rendition, or a rendition without a poster of its own), its own ids."""
     renditions = {}
@@ -85,7 +110,7 @@ def _shown(campaign: Campaign, videos: list[Video]) -> _Shown:
     # its videos are shown under its own ids for the library's files.
     if campaign.media_ready and videos:
         rows = Rendition.objects.filter(campaign=campaign, video__in=videos).only(
-            "video_id", "public_id", "poster_file", "width", "height", "duration_s"
+            "video_id", "public_id", "playable_file", "poster_file", "width", "height", "duration_s"
         )
         renditions = {rendition.video_id: rendition for rendition in rows}
     own = [
@@ -100,7 +125,7 @@ def _shown(campaign: Campaign, videos: list[Video]) -> _Shown:
                 "video_id", "public_id"
             )
         )
-    return _Shown(ids, renditions)
+    return _Shown(ids, renditions, link)
 
 
 def shown_kind(campaign: Campaign) -> str:
@@ -162,9 +187,11 @@ class _ShownItems:
         return [self.shown.media(video) for video in self.videos[assignment.pk]]
 
 
-def _shown_items(campaign: Campaign, assignments: list[Assignment]) -> _ShownItems:
+def _shown_items(
+    campaign: Campaign, assignments: list[Assignment], link: MediaLink = plain_link
+) -> _ShownItems:
     videos = _displayed(assignments)
-    return _ShownItems(videos, _shown(campaign, [video for row in videos.values() for video in row]))
+    return _ShownItems(videos, _shown(campaign, [video for row in videos.values() for video in row], link))
 
 
 def _judgment_of(assignment: Assignment) -> Judgment | None:
@@ -200,10 +227,14 @@ def assignment_view(
 
 
 def assignment_views(
-    campaign: Campaign, assignments: list[Assignment], *, progress: dict[str, int]
+    campaign: Campaign,
+    assignments: list[Assignment],
+    *,
+    progress: dict[str, int],
+    link: MediaLink = plain_link,
 ) -> list[dict[str, Any]]:
     """`assignment_view` of several assignments of one annotator in `campaign`, their videos read at once."""
-    items = _shown_items(campaign, assignments)
+    items = _shown_items(campaign, assignments, link)
     return [assignment_view(a, progress=progress, items=items) for a in assignments]
 
 
@@ -215,15 +246,20 @@ def upcoming_view(assignment: Assignment | None, *, items: _ShownItems) -> dict[
 
 
 def next_view(
-    campaign: Campaign, annotator: AbstractBaseUser, *, now: datetime | None = None
+    campaign: Campaign,
+    annotator: AbstractBaseUser,
+    *,
+    now: datetime | None = None,
+    link: MediaLink = plain_link,
 ) -> dict[str, Any]:
-    """The annotator's item on screen, the URLs to preload for the one after, and their progress.
-    `done` is true when nothing is left for them (not when others merely hold the last items for now).
-    Raises AssignmentError when the annotator may not work in this campaign."""
+    """The annotator's item on screen, the URLs to preload for the one after, and their progress, with
+    media URLs as `link` gives them. `done` is true when nothing is left for them (not when others
+    merely hold the last items for now). Raises AssignmentError when the annotator may not work in this
+    campaign."""
     work = claim_work(campaign, annotator, now=now)
     progress = progress_view(campaign, annotator)
     current = work.current
-    items = _shown_items(campaign, [a for a in (current, work.upcoming) if a is not None])
+    items = _shown_items(campaign, [a for a in (current, work.upcoming) if a is not None], link)
     return {
         "done": current is None and progress["done"] >= progress["total"],
         "assignment": assignment_view(current, progress=progress, items=items) if current else None,

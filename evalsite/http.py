@@ -9,19 +9,30 @@ who asks, then answers with an empty response that names the file in `X-Accel-Re
 `X-Sendfile` (Apache, lighttpd), and the front server serves it, byte ranges included. The name it gets is
 a link under MEDIA_ROOT/offload/ named after the URL the client asked for, never the stored file's own
 name: a campaign shows a library video under an id of its own, and the stored name is the video's
-library id, which annotators must not learn even from a misconfigured front server."""
+library id, which annotators must not learn even from a misconfigured front server.
+
+With offload, every media request still costs a web worker the site's checks. Signed links
+(EVALSITE_MEDIA_LINK_SECRET, `MediaLinks`) take those requests off the workers: the annotator API gives each
+media URL an expiry and a signature over the expiry, the URL's path and the caller's session cookie, which
+nginx's secure_link module checks on its own before it sends the file at offload/<the URL's path>. A link
+that fails that check (expired, altered, another session's, no link file) goes to the site, which checks
+the caller as it always does, so a failed signature never loses anything."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import mimetypes
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.urls import get_script_prefix
 from django.utils.http import http_date
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -138,3 +149,63 @@ def link_under_url(media_root: Path, stored: Path, segments: list[str]) -> Path:
     os.symlink(target, temporary)
     os.replace(temporary, link)
     return relative
+
+
+class MediaLinks:
+    """Signed links for one session: `links(url, stored)` is `url` (a media path the site serves) with
+    `?e=<expiry>&t=<signature>`, after making sure offload/<the URL's path> under MEDIA_ROOT leads to
+    `stored` (the file's path under MEDIA_ROOT) for the front server.
+
+    The signature is nginx's secure_link_md5 of "<expiry><URL path><session key> <secret>" (base64url,
+    unpadded), so only a request that carries the session cookie the link was made for passes nginx's
+    check. The expiry is rounded up to a quarter of the lifetime, so the URLs of one item stay the same
+    for a while (the page preloads the next item's clips by URL) and a link lives between one and 1.25
+    lifetimes. Until then it works for that session even after logout or removal from the campaign;
+    afterwards the site decides again."""
+
+    def __init__(self, session_key: str, *, secret: str, ttl_s: int, now: float | None = None):
+        self.session_key, self.secret = session_key, secret
+        step = max(ttl_s // 4, 1)
+        self.expires = -(-(int(time.time() if now is None else now) + ttl_s) // step) * step
+
+    def signature(self, path: str) -> str:
+        signed = f"{self.expires}{path}{self.session_key} {self.secret}".encode()
+        digest = hashlib.md5(signed).digest()  # the algorithm of nginx's secure_link_md5
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def __call__(self, url: str, stored: str) -> str:
+        prefix = get_script_prefix()
+        segments = url.removeprefix(prefix).strip("/").split("/")
+        relative = Path(stored)
+        if (
+            not stored
+            or relative.is_absolute()
+            or ".." in relative.parts
+            or not url.startswith(prefix)
+            or not all(URL_SEGMENT_RE.match(segment) for segment in segments)
+        ):
+            return url  # the site serves it, as without signing
+        link_under_url(Path(settings.MEDIA_ROOT).absolute(), relative, segments)
+        return f"{url}?e={self.expires}&t={self.signature(url)}"
+
+
+def media_links(request: HttpRequest) -> MediaLinks | None:
+    """Signed links for the caller's session, or None: signing is off or the request has no session."""
+    secret = settings.EVALSITE_MEDIA_LINK_SECRET
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if not secret or not session_key:
+        return None
+    return MediaLinks(session_key, secret=secret, ttl_s=settings.EVALSITE_MEDIA_LINK_TTL_S)
+
+
+NGINX_LOCATIONS = Path(__file__).resolve().parents[1] / "scripts" / "nginx-locations.conf"
+
+
+def nginx_locations(*, media_root: Path | str, static_root: Path | str, site: str, link_secret: str) -> str:
+    """scripts/nginx-locations.conf (the README's front-server set-up) with its @NAMES@ filled in."""
+    text = NGINX_LOCATIONS.read_text()
+    values = {"MEDIA_ROOT": str(media_root).rstrip("/"), "STATIC_ROOT": str(static_root).rstrip("/")}
+    values |= {"SITE": site, "MEDIA_LINK_SECRET": link_secret}
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", value)
+    return text

@@ -4,6 +4,7 @@ filesystem message broker and media under ./var."""
 
 import importlib.util
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -200,6 +201,19 @@ if EVALSITE_MEDIA_OFFLOAD not in {"", "x-accel-redirect", "x-sendfile"}:
 EVALSITE_MEDIA_OFFLOAD_PREFIX = "/" + os.environ.get(
     "EVALSITE_MEDIA_OFFLOAD_PREFIX", "/internal-media/"
 ).strip("/")
+# Signed media links (evalsite.http.MediaLinks): with a secret, the annotator API adds an expiry and a
+# signature to the media URLs it gives, bound to the caller's session cookie, which nginx's secure_link
+# module checks to send the file without asking the site (a link that fails the check goes to the site).
+# The same secret goes into nginx's secure_link_md5; empty: off.
+EVALSITE_MEDIA_LINK_SECRET = os.environ.get("EVALSITE_MEDIA_LINK_SECRET", "")
+if EVALSITE_MEDIA_LINK_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{32,}", EVALSITE_MEDIA_LINK_SECRET):
+    raise ImproperlyConfigured(
+        "EVALSITE_MEDIA_LINK_SECRET must be at least 32 letters, digits, '-' or '_' (it is written into "
+        "nginx's configuration): e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+EVALSITE_MEDIA_LINK_TTL_S = int(os.environ.get("EVALSITE_MEDIA_LINK_TTL_S", "3600"))
+if EVALSITE_MEDIA_LINK_TTL_S < 60:
+    raise ImproperlyConfigured("EVALSITE_MEDIA_LINK_TTL_S must be at least 60 seconds")
 # Largest video file accepted by upload or import.
 EVALSITE_MAX_VIDEO_BYTES = int(float(os.environ.get("EVALSITE_MAX_UPLOAD_MB", "2048")) * 1024 * 1024)
 # What an uploaded or imported zip may expand to: total size, number of files, compression ratio.

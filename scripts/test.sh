@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: lint, then every test on SQLite, then the database-backed tests
 # again on PostgreSQL. Needs PostgreSQL (127.0.0.1:5432, database `test`) and Redis (127.0.0.1:6379);
-# installs Debian's chromium for the browser tests if it is missing. Extra arguments go to pytest.
+# installs Debian's chromium (browser tests) and nginx (front-server tests) if they are missing. Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install.sh
-if [ ! -x /usr/bin/chromium ]; then
-  echo "Installing Debian's chromium for the browser tests..."
+# Debian's chromium for the browser tests, and its nginx for the front-server tests
+# (scripts/nginx-locations.conf run for real).
+MISSING=""
+[ -x /usr/bin/chromium ] || MISSING="chromium"
+[ -x /usr/sbin/nginx ] || MISSING="$MISSING nginx"
+if [ -n "$MISSING" ]; then
+  echo "Installing Debian's $MISSING for the tests..."
   if [ "$(id -u)" = 0 ]; then APT=apt-get; else APT="sudo apt-get"; fi
-  $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq chromium >/dev/null
+  # shellcheck disable=SC2086
+  $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq $MISSING >/dev/null
 fi
 ./scripts/services.sh
 PY=.venv/bin/python

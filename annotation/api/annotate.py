@@ -18,10 +18,12 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from evalsite.http import media_links
+
 from ..assignment import AssignmentError, check_can_work
 from ..judging import AnswerError, recent_answers, record_playback, report_problem, submit_answer
 from ..models import Assignment, Campaign
-from ..presentation import answer_view, assignment_views, next_view, progress_view
+from ..presentation import MediaLink, answer_view, assignment_views, next_view, plain_link, progress_view
 
 
 def annotator_endpoint(methods: list[str]) -> Callable[[Callable[..., Response]], Callable[..., Any]]:
@@ -43,11 +45,17 @@ def annotator_endpoint(methods: list[str]) -> Callable[[Callable[..., Response]]
     return decorate
 
 
+def _link(request: Request) -> MediaLink:
+    """Media URLs as this caller gets them: signed for their session where the front server checks
+    signed links (EVALSITE_MEDIA_LINK_SECRET), plain otherwise."""
+    return media_links(request) or plain_link
+
+
 def _next_after_write(campaign: Campaign, request: Request) -> dict | None:
     """What GET next returns, after a write that already succeeded: if the campaign was paused in
     between, the write stands and `next` is null rather than the whole request failing."""
     try:
-        return next_view(campaign, request.user)
+        return next_view(campaign, request.user, link=_link(request))
     except AssignmentError:
         return None
 
@@ -85,7 +93,7 @@ def next_item(request: Request, campaign_id: int) -> Response:
     is_answered, answer} | null, "upcoming": {"videos": [url, ...]} | null, "progress": {done, total}}`.
     `assignment` is null and `done` false while other annotators hold the last items.
     403 when the caller is not an annotator of the campaign, 409 when it is not active."""
-    return Response(next_view(_campaign_for(campaign_id), request.user))
+    return Response(next_view(_campaign_for(campaign_id), request.user, link=_link(request)))
 
 
 @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, tags=["annotate"])
@@ -150,9 +158,8 @@ def recent(request: Request, campaign_id: int) -> Response:
     campaign = _campaign_for(campaign_id)
     check_can_work(campaign, request.user)
     progress = progress_view(campaign, request.user)
-    return Response(
-        {"answers": assignment_views(campaign, recent_answers(campaign, request.user), progress=progress)}
-    )
+    answers = recent_answers(campaign, request.user)
+    return Response({"answers": assignment_views(campaign, answers, progress=progress, link=_link(request))})
 
 
 urlpatterns = [
