@@ -11,8 +11,10 @@ What it does:
 2. Starts the site as `make serve` does, through scripts/web.sh (gunicorn on evalsite.wsgi, WEB_WORKERS
    sync workers: `--workers`, default 2, as in `make serve`; `--threads` above 1 makes them threaded),
    on that database; or, with `--url`, uses a site that is already running on the database named by
-   `--database-url`. With `--front-server nginx` the client talks to an nginx in front of it (the
-   README's location blocks) and the site hands media to nginx (EVALSITE_MEDIA_OFFLOAD=x-accel-redirect).
+   `--database-url`. With `--front-server nginx` the client talks to an nginx in front of it
+   (scripts/nginx-locations.conf) and the site hands media to nginx (EVALSITE_MEDIA_OFFLOAD=
+   x-accel-redirect); it also signs the media URLs it gives (EVALSITE_MEDIA_LINK_SECRET, a new secret per
+   run), so nginx sends those files without asking the site, unless `--unsigned-links`.
 3. Every simulated annotator logs in through the login page (timed apart), then, for `--seconds`, drives
    the API as the annotator page does: GET /api/annotate/<campaign>/next/ when the page opens, then,
    only where the campaign requires full playback (`--full-playback`), a `play` playback event (POST
@@ -63,6 +65,7 @@ import os
 import queue
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -119,6 +122,7 @@ def site_environment(args: argparse.Namespace) -> dict[str, str]:
         EVALSITE_DB_CONN_MAX_AGE=str(args.conn_max_age),
         EVALSITE_DEBUG="0",
         EVALSITE_MEDIA_OFFLOAD="x-accel-redirect" if args.front_server == "nginx" else "",
+        EVALSITE_MEDIA_LINK_SECRET=args.link_secret,
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -253,9 +257,10 @@ error_log {folder}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     include /etc/nginx/mime.types;
-    # When each request ended and how long nginx took over it (first byte read to last byte sent): the
-    # latency the site gives, without the load generator's own delays.
-    log_format timing '$msec $request_time $request_method $request_uri';
+    # When each request ended, how long nginx took over it (first byte read to last byte sent: the
+    # latency the site gives, without the load generator's own delays) and who answered it ("-": nginx
+    # alone, from a signed link).
+    log_format timing '$msec $request_time $request_method $request_uri $upstream_addr';
     access_log {folder}/access.log timing buffer=256k flush=1s;
     client_body_temp_path {folder}/body;
     proxy_temp_path {folder}/proxy;
@@ -265,21 +270,7 @@ http {{
     upstream site {{ server 127.0.0.1:{site_port}; keepalive 16; }}
     server {{
         listen 127.0.0.1:{port};
-        # The README's location blocks ("Media through the front server").
-        location /internal-media/ {{
-            internal;
-            alias {media_root}/;
-            etag off;
-            if_modified_since off;
-            add_header Last-Modified "";
-            add_header X-Content-Type-Options nosniff;
-        }}
-        location / {{
-            proxy_pass http://site;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-        }}
+        {locations}
     }}
 }}
 """
@@ -287,6 +278,8 @@ http {{
 
 def start_nginx(args: argparse.Namespace, port: int, site_port: int) -> subprocess.Popen:
     from django.conf import settings
+
+    from evalsite.http import nginx_locations
 
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     folder = args.data_dir / "nginx"
@@ -298,7 +291,12 @@ def start_nginx(args: argparse.Namespace, port: int, site_port: int) -> subproce
             folder=folder,
             port=port,
             site_port=site_port,
-            media_root=settings.MEDIA_ROOT,
+            locations=nginx_locations(
+                media_root=settings.MEDIA_ROOT,
+                static_root=settings.STATIC_ROOT,
+                site="site",
+                link_secret=args.link_secret or "signed-links-off-" + secrets.token_urlsafe(32),
+            ),
         )
     )
     (folder / "access.log").unlink(missing_ok=True)  # this run's requests only
@@ -662,20 +660,24 @@ def front_server_latencies(log: Path, steady_from_epoch: float) -> tuple[dict[st
     """nginx's own timing of each annotator request (the `timing` access log: when it ended, seconds
     from its first byte read to its last byte sent), by kind; and the same for the requests that began
     in the steady state. What the site gives each request, without the delays of this client, whose
-    hundreds of threads share one interpreter with the media they read."""
+    hundreds of threads share one interpreter with the media they read. Media is also split by who
+    answered it: nginx alone (a signed link it checked) or the site."""
     every: dict[str, list] = {kind: [] for kind, _, _ in FRONT_KINDS}
     steady: dict[str, list] = {kind: [] for kind, _, _ in FRONT_KINDS}
     if not log.exists():
         return every, steady
     for line in log.read_text().splitlines():
         parts = line.split(" ")
-        if len(parts) != 4:
+        if len(parts) < 5:
             continue
-        ended, seconds, method, uri = parts
+        ended, seconds, method, uri, upstream = parts[:4] + [" ".join(parts[4:])]
         path = uri.split("?", 1)[0]
         for kind, wanted, pattern in FRONT_KINDS:
             if method == wanted and pattern.match(path):
                 every[kind].append(float(seconds))
+                if kind == "media":
+                    by = "media by nginx" if upstream == "-" else "media by site"
+                    every.setdefault(by, []).append(float(seconds))
                 if float(ended) - float(seconds) >= steady_from_epoch:
                     steady[kind].append(float(seconds))
                 break
@@ -728,6 +730,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--media-connections", type=int, default=2, help="per annotator's browser")
     parser.add_argument("--front-server", choices=("none", "nginx"), default="none")
+    parser.add_argument(
+        "--unsigned-links",
+        dest="signed_links",
+        action="store_false",
+        help="with --front-server nginx: no EVALSITE_MEDIA_LINK_SECRET, so every media request asks the site",
+    )
     parser.add_argument("--conn-max-age", type=int, default=60, help="EVALSITE_DB_CONN_MAX_AGE of the site")
     parser.add_argument("--timeout", type=float, default=30, help="seconds, for every request")
     parser.add_argument("--think-ms", type=float, default=0, help="mean pause before each answer")
@@ -745,6 +753,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("the scratch database is dropped and recreated: its name must contain 'load'")
     args.items = args.items or max(1000, int(args.annotators * args.seconds * 2 / args.judgments_per_item))
     args.concurrency = min(args.concurrency or args.annotators, args.annotators)
+    signed = args.front_server == "nginx" and args.signed_links
+    args.link_secret = secrets.token_urlsafe(32) if signed else ""
     args.data_dir = ROOT / "var" / "annotation-load"
     args.data_dir.mkdir(parents=True, exist_ok=True)
     return args
@@ -840,7 +850,8 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
     threads = f" --threads {args.threads}" if args.threads > 1 else " (sync)"
     where = f"scripts/web.sh: gunicorn, WEB_WORKERS={args.workers}{threads}" if started_server else args.url
     if started_server and args.front_server == "nginx":
-        where += ", behind nginx (EVALSITE_MEDIA_OFFLOAD=x-accel-redirect)"
+        where += ", behind nginx (EVALSITE_MEDIA_OFFLOAD=x-accel-redirect"
+        where += ", signed media links that nginx checks)" if args.link_secret else ", unsigned media links)"
     print(
         f"site: {where}, PostgreSQL, EVALSITE_DB_CONN_MAX_AGE={args.conn_max_age}; client: {args.annotators} annotators, "
         f"{args.concurrency} API requests in flight at most, {args.timeout:g} s timeout, think time {args.think_ms:g} ms, "
