@@ -68,6 +68,12 @@ def parse_args() -> argparse.Namespace:
         help="share of the items already answered as often as they require, by other annotators (a "
         "campaign that far along; only their assignments are written, which is what a request reads)",
     )
+    parser.add_argument(
+        "--signed-links",
+        action="store_true",
+        help="sign the media URLs the API gives, as behind nginx (EVALSITE_MEDIA_LINK_SECRET); media requests "
+        "are then still sent to the site here, which is what nginx does with a link that fails its check",
+    )
     parser.add_argument("--profile", type=int, default=0, help="print this many top functions")
     parser.add_argument("--show-queries", action="store_true", help="print one request's SQL of each kind")
     parser.add_argument("--database-url", default=load.DEFAULT_DATABASE_URL.replace("load", "cost_load"))
@@ -76,6 +82,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.clips, args.clip_kb, args.poster_kb = 4, 4, 1
     args.conn_max_age, args.front_server, args.full_playback = 60, "none", False
+    args.link_secret = load.secrets.token_urlsafe(32) if args.signed_links else ""
     args.data_dir = Path(tempfile.mkdtemp(prefix="evalsite-cost-"))
     return args
 
