@@ -3,8 +3,6 @@ and names the file in X-Accel-Redirect or X-Sendfile, by a link named after the 
 for; with offload off the site streams the file itself, byte ranges included."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,10 +12,9 @@ from annotation.models import Assignment, ItemVideo, Rendition
 from evalsite.http import ranged_file_response
 from generation.models import Video
 from generation.services import media_path
+from tests.site_start import set_up_django
 
 pytestmark = pytest.mark.django_db
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def logged_in(user) -> Client:
@@ -136,15 +133,7 @@ def test_a_file_outside_the_media_folder_is_streamed_even_with_offload_on(settin
 
 
 def test_an_unknown_offload_mode_stops_the_site_from_starting(tmp_path):
-    environment = {**os.environ, "EVALSITE_DATA_DIR": str(tmp_path), "EVALSITE_MEDIA_OFFLOAD": "nginx"}
-    environment["DJANGO_SETTINGS_MODULE"] = "evalsite.settings"
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
+    result = set_up_django(tmp_path, EVALSITE_MEDIA_OFFLOAD="nginx")
     assert result.returncode != 0
     assert (
         "EVALSITE_MEDIA_OFFLOAD must be empty, x-accel-redirect or x-sendfile, not 'nginx'" in result.stderr

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -21,8 +20,8 @@ from django.test import Client
 from annotation.models import Assignment, ItemVideo, Rendition
 from evalsite.http import MediaLinks, nginx_locations
 from generation.services import media_path
+from tests.site_start import set_up_django
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "a-test-secret-of-more-than-32-characters-0123456789"
 
 
@@ -140,15 +139,7 @@ def test_a_link_to_a_path_that_cannot_name_a_link_file_stays_plain(signing):
     "secret", ["short", "has spaces in it and is long enough to pass 32 chars", "x;" * 20]
 )
 def test_a_secret_nginx_could_not_hold_stops_the_site_from_starting(tmp_path, secret):
-    environment = {**os.environ, "EVALSITE_DATA_DIR": str(tmp_path), "EVALSITE_MEDIA_LINK_SECRET": secret}
-    environment["DJANGO_SETTINGS_MODULE"] = "evalsite.settings"
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
+    result = set_up_django(tmp_path, EVALSITE_MEDIA_LINK_SECRET=secret)
     assert result.returncode != 0 and "EVALSITE_MEDIA_LINK_SECRET must be at least 32" in result.stderr
 
 
