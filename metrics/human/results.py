@@ -81,14 +81,6 @@ METRIC1_WTL_TITLE = gettext_noop(
 METRIC1_ROWS_TITLE = gettext_noop(
     "Metric-1 with win rates, intervals and sign tests — %(a)s (A) vs %(b)s (B)"
 )
-METRIC1_ROWS_NOTE = gettext_noop(
-    "Win rate = wins / (wins + losses); interval bootstrapped over prompts (%(rounds)s rounds); two-sided "
-    "sign test of wins against losses. The pooled sign test counts each annotator's judgment separately; "
-    "several annotators rate the same prompt, so its p-value is optimistic. The bootstrap interval resamples "
-    "prompts (each prompt's judgments together). The 'Majority per prompt' row counts one outcome per prompt, "
-    "the majority of its votes (a side wins with more votes than the other side and at least as many as the "
-    "ties, else 'tie'), with its own sign test."
-)
 METRIC1_PLOT_TITLE = gettext_noop("Wins, ties and losses of A per category (pooled) — %(a)s (A) vs %(b)s (B)")
 A_WINS_TRACE = gettext_noop("A wins (%(a)s)")
 TIE_TRACE = gettext_noop("Tie")
@@ -113,7 +105,7 @@ METRIC2_UNSCORED = gettext_noop("not every compared model has a score on it yet"
 METRIC2_UNEQUAL = gettext_noop(
     "the compared models have unequal numbers of scores on it (coverage unfinished)"
 )
-RESULTS_FORMAT_VERSION = 3  # part of the cache key: bump when the shape or the method changes
+RESULTS_FORMAT_VERSION = 4  # part of the cache key: bump when the shape or the method changes
 
 
 class ResultsError(ValueError):
@@ -372,8 +364,7 @@ def _metric1(data: CampaignJudgments, rounds: int, seed: int) -> tuple[list[Tabl
             Column("ci_high", gettext_noop("95% CI high"), "float"),
             Column("sign_p", gettext_noop("Sign test p"), "p"),
         ],
-        long_rows,
-        note=fill(METRIC1_ROWS_NOTE, rounds=rounds),
+        long_rows,  # how these are made: METRIC1_NOTE and POOLED_SIGN_TEST_NOTE, the results' notes
     )
 
     votes: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -1010,7 +1001,6 @@ PHRASES = Phrasebook(
     METRIC1_NOTE,
     METRIC1_WTL_TITLE,
     METRIC1_ROWS_TITLE,
-    METRIC1_ROWS_NOTE,
     METRIC1_PLOT_TITLE,
     A_WINS_TRACE,
     TIE_TRACE,

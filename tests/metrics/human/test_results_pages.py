@@ -69,6 +69,8 @@ def test_the_pairwise_page_shows_every_number_and_what_was_left_out(admin_client
     # The per-prompt majority row (3 wins, 1 loss) and why the pooled sign test is optimistic.
     assert "<td>Overall</td><td>Majority per prompt</td><td>3</td><td>0</td><td>1</td><td>3-0-1</td>" in html
     assert "counts each annotator&#x27;s judgment separately" in html and "p-value is optimistic" in html
+    # Each note is stated once on the page (not again under the table it explains).
+    assert html.count("p-value is optimistic") == 1 and html.count("Win rate = wins / (wins + losses)") == 1
     assert "8 judgments analysed" in html
     # Plots, drawn by the site's own plotly.js.
     assert "/static/vendor/plotly/plotly.min.js" in html and '<script src="http' not in html
