@@ -47,25 +47,22 @@ class _Shown:
         except KeyError:
             raise MissingCampaignMedia(f"{video} has no id of its campaign to be shown under") from None
 
+    def _url(self, name: str, public_id: str, stored: str) -> str:
+        """The URL of media view `name` for `public_id`, as `link` gives it (`stored`: the file behind it)."""
+        return self.link(reverse(name, kwargs={"public_id": public_id}), stored)
+
     def _poster(self, video: Video) -> str | None:
         if not video.poster_file:
             return None
-        return self.link(
-            reverse("media-poster", kwargs={"public_id": self._own_id(video)}), video.poster_file
-        )
+        return self._url("media-poster", self._own_id(video), video.poster_file)
 
     def media(self, video: Video) -> dict[str, Any]:
         rendition = self.renditions.get(video.pk)
         if rendition is not None:
             return {
-                "url": self.link(
-                    reverse("media-video", kwargs={"public_id": rendition.public_id}), rendition.playable_file
-                ),
+                "url": self._url("media-video", rendition.public_id, rendition.playable_file),
                 "poster": (
-                    self.link(
-                        reverse("media-poster", kwargs={"public_id": rendition.public_id}),
-                        rendition.poster_file,
-                    )
+                    self._url("media-poster", rendition.public_id, rendition.poster_file)
                     if rendition.poster_file
                     else self._poster(video)
                 ),
@@ -75,13 +72,7 @@ class _Shown:
             }
         playable = video.status == Video.Status.READY
         return {
-            "url": (
-                self.link(
-                    reverse("media-video", kwargs={"public_id": self._own_id(video)}), video.playable_file
-                )
-                if playable
-                else None
-            ),
+            "url": self._url("media-video", self._own_id(video), video.playable_file) if playable else None,
             "poster": self._poster(video),
             "width": video.width,
             "height": video.height,

@@ -119,10 +119,9 @@ def front_server_response(request: HttpRequest, path: Path, content_type: str) -
         stored = Path(path).absolute().relative_to(media_root)
     except ValueError:
         return None
-    segments = request.path_info.strip("/").split("/")
-    if ".." in stored.parts or not all(URL_SEGMENT_RE.match(segment) for segment in segments):
+    link = offload_link(stored, request.path_info)
+    if link is None:
         return None
-    link = link_under_url(media_root, stored, segments)
     response = HttpResponse(content_type=content_type)
     if mode == "x-accel-redirect":
         response["X-Accel-Redirect"] = f"{settings.EVALSITE_MEDIA_OFFLOAD_PREFIX}/{quote(link.as_posix())}"
@@ -130,6 +129,15 @@ def front_server_response(request: HttpRequest, path: Path, content_type: str) -
         response["X-Sendfile"] = str(media_root / link)
     response["Cache-Control"] = CACHE_CONTROL
     return response
+
+
+def offload_link(stored: Path, url_path: str) -> Path | None:
+    """`offload/<url_path>` under MEDIA_ROOT, made to lead to `stored` (a path under MEDIA_ROOT), or None
+    when `stored` climbs out of MEDIA_ROOT or a segment of the URL's path cannot name a link."""
+    segments = url_path.strip("/").split("/")
+    if stored.is_absolute() or ".." in stored.parts or not all(URL_SEGMENT_RE.match(s) for s in segments):
+        return None
+    return link_under_url(Path(settings.MEDIA_ROOT).absolute(), stored, segments)
 
 
 def link_under_url(media_root: Path, stored: Path, segments: list[str]) -> Path:
@@ -175,17 +183,8 @@ class MediaLinks:
 
     def __call__(self, url: str, stored: str) -> str:
         prefix = get_script_prefix()
-        segments = url.removeprefix(prefix).strip("/").split("/")
-        relative = Path(stored)
-        if (
-            not stored
-            or relative.is_absolute()
-            or ".." in relative.parts
-            or not url.startswith(prefix)
-            or not all(URL_SEGMENT_RE.match(segment) for segment in segments)
-        ):
+        if not stored or not url.startswith(prefix) or offload_link(Path(stored), url[len(prefix) :]) is None:
             return url  # the site serves it, as without signing
-        link_under_url(Path(settings.MEDIA_ROOT).absolute(), relative, segments)
         return f"{url}?e={self.expires}&t={self.signature(url)}"
 
 

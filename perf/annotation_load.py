@@ -667,10 +667,10 @@ def front_server_latencies(log: Path, steady_from_epoch: float) -> tuple[dict[st
     if not log.exists():
         return every, steady
     for line in log.read_text().splitlines():
-        parts = line.split(" ")
-        if len(parts) < 5:
+        parts = line.split(" ", 4)  # the upstream field may hold several addresses, ", "-separated
+        if len(parts) != 5:
             continue
-        ended, seconds, method, uri, upstream = parts[:4] + [" ".join(parts[4:])]
+        ended, seconds, method, uri, upstream = parts
         path = uri.split("?", 1)[0]
         for kind, wanted, pattern in FRONT_KINDS:
             if method == wanted and pattern.match(path):
