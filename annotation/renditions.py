@@ -10,8 +10,14 @@ campaign shows one model only, so its clips would name that model's side in ever
 - every video of a campaign is then padded to one size (the largest rendition plus a kibibyte and a
   random share under 3% of the campaign's, as an MP4 `free` box players skip), and every poster
   likewise, so a file's size says nothing of which model made it, within a campaign or across
-  campaigns. The cost is bandwidth and disk: each file is as large as the campaign's largest
-  (`perf/campaign_media.py` measures it);
+  campaigns (two campaigns' sizes can coincide by chance, which says nothing either: each campaign
+  serves all its videos at its one size). The padding's bytes are drawn from the campaign's secret,
+  so one clip is never the same file in two campaigns, whatever the sizes. What the padding does not
+  change is the encoded part before it: two campaigns that draw the same x264 quality factor (one
+  pair in 201) encode a clip alike, which a reader of raw bytes who strips the padding could match;
+  the poster is taken from the campaign's own encoding, so it is alike only where the JPEG quality
+  matches too (one pair in 2,211). The cost is bandwidth and disk: each file is as large as the campaign's
+  largest (`perf/campaign_media.py` measures it);
 - durations, sides and frame rates stay each video's own unless the campaign normalises media (below):
   a video's length is part of what it shows and cannot be hidden without cutting it.
 What cannot be hidden this way is the picture itself: an annotator who remembers a clip from a
@@ -91,6 +97,7 @@ class MediaVariation:
     crf: float  # within one of the site's default (20): no visible difference, other bytes and sizes
     poster_quality: int  # JPEG quality of the posters, within 5 of the site's default
     margin: float  # share of the largest file added past it (below 3%), after a kibibyte (a free box)
+    filler_key: bytes  # what the padding's bytes are drawn from, so no two campaigns' files are alike
 
 
 def media_variation(campaign: Campaign) -> MediaVariation:
@@ -102,6 +109,7 @@ def media_variation(campaign: Campaign) -> MediaVariation:
         crf=DEFAULT_CRF + (number % 201 - 100) / 100,
         poster_quality=POSTER_JPEG_QUALITY + (number >> 8) % 11 - 5,
         margin=(number >> 16) % 3000 / 100_000,
+        filler_key=digest[8:],
     )
 
 
@@ -278,12 +286,13 @@ def served_sizes(campaign: Campaign) -> tuple[int, int]:
 def pad_campaign_media(campaign: Campaign) -> None:
     """Pad each rendition file of the campaign to its served size (files already padded are kept)."""
     video_size, poster_size = served_sizes(campaign)
+    filler_key = media_variation(campaign).filler_key
     files = {}
     for rendition in campaign.renditions.all():
         files[rendition.playable_file] = (rendition.encoded_size, video_size)
         files[rendition.poster_file] = (rendition.poster_encoded_size, poster_size)
     for relative, (content_bytes, size) in files.items():
-        pad_to_size(media_path(relative), content_bytes=content_bytes, size=size)
+        pad_to_size(media_path(relative), content_bytes=content_bytes, size=size, filler_key=filler_key)
 
 
 def prepare_campaign_media(campaign: Campaign, progress: Progress | None = None) -> dict[str, Any]:

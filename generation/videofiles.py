@@ -17,6 +17,7 @@ Rejection rules (every one raises `VideoRejected` with a message that starts wit
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -118,18 +119,8 @@ def transcode_for_browser(
 
     with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
-            _encode(
-                src,
-                tmp_mp4,
-                tmp_poster,
-                rate,
-                out_width,
-                out_height,
-                poster_index,
-                crf,
-                preset,
-                poster_quality,
-            )
+            _encode(src, tmp_mp4, rate, out_width, out_height, crf, preset)
+            _write_poster(tmp_mp4, tmp_poster, poster_index, poster_quality)
         except _AV_ERRORS as exc:
             raise VideoRejected(
                 f"{src.name}: could not be converted to a browser-playable video ({exc})"
@@ -271,16 +262,7 @@ def _output_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 
 def _encode(
-    src: Path,
-    dst: Path,
-    poster: Path,
-    rate: Fraction,
-    out_width: int,
-    out_height: int,
-    poster_index: int,
-    crf: float,
-    preset: str,
-    poster_quality: int,
+    src: Path, dst: Path, rate: Fraction, out_width: int, out_height: int, crf: float, preset: str
 ) -> None:
     # VideoWriter's bitexact keeps the muxer from writing its own "encoder" tag; nothing else is copied
     # from the source.
@@ -291,15 +273,19 @@ def _encode(
         ) as out,
     ):
         in_stream = _video_stream(source, src.name)
-        poster_written = False
-        for index, frame in enumerate(source.decode(in_stream)):
-            converted = _convert_frame(frame, out_width, out_height)
-            if index == poster_index:
-                converted.to_image().convert("RGB").save(poster, format="JPEG", quality=poster_quality)
-                poster_written = True
-            out.write(converted)
-    if not poster_written:
-        raise ValueError("the poster frame was not reached")
+        for frame in source.decode(in_stream):
+            out.write(_convert_frame(frame, out_width, out_height))
+
+
+def _write_poster(video: Path, poster: Path, index: int, quality: int) -> None:
+    """Frame `index` of the encoded `video` as a JPEG: the picture the viewer sees there, so the poster
+    of a video re-encoded at another quality factor is other bytes as well."""
+    with av.open(str(video), mode="r") as container:
+        for at, frame in enumerate(container.decode(container.streams.video[0])):
+            if at == index:
+                frame.to_image().convert("RGB").save(poster, format="JPEG", quality=quality)
+                return
+    raise ValueError("the poster frame was not reached")
 
 
 def _convert_frame(frame: av.VideoFrame, out_width: int, out_height: int) -> av.VideoFrame:
@@ -415,10 +401,8 @@ def transcode_to_format(
 
     with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
-            _encode_to_format(
-                src, tmp_mp4, tmp_poster, source_rate, width, height, rate, frame_count, crf, preset,
-                poster_quality,
-            )  # fmt: skip
+            _encode_to_format(src, tmp_mp4, source_rate, width, height, rate, frame_count, crf, preset)
+            _write_poster(tmp_mp4, tmp_poster, int(frame_count * POSTER_POSITION), poster_quality)
         except _AV_ERRORS as exc:
             raise VideoRejected(f"{src.name}: could not be converted to the common format ({exc})") from exc
         output_info, output_rate = _probe(tmp_mp4, max_bytes=sys.maxsize, name=dst_mp4.name)
@@ -447,7 +431,6 @@ def _source_index(output_index: int, source_rate: Fraction, rate: Fraction) -> i
 def _encode_to_format(
     src: Path,
     dst: Path,
-    poster: Path,
     source_rate: Fraction,
     width: int,
     height: int,
@@ -455,9 +438,7 @@ def _encode_to_format(
     frame_count: int,
     crf: float,
     preset: str,
-    poster_quality: int,
 ) -> None:
-    poster_index = int(frame_count * POSTER_POSITION)
     with (
         av.open(str(src), mode="r") as source,
         VideoWriter(
@@ -474,8 +455,6 @@ def _encode_to_format(
                 if boxed is None:
                     boxed = av.VideoFrame.from_ndarray(_letterbox(frame, width, height), format="rgb24")
                 # reformat makes a new frame, so a repeated source frame gets a pts of its own.
-                if written == poster_index:
-                    boxed.to_image().save(poster, format="JPEG", quality=poster_quality)
                 out.write(boxed.reformat(format="yuv420p"))
                 written += 1
     if written != frame_count:
@@ -507,22 +486,27 @@ PADDING_FLOOR = 1024  # bytes past the largest file: room for an MP4 free box wh
 
 def padded_size(largest: int, margin: float) -> int:
     """The one size a set of files whose largest holds `largest` bytes is served at: a kibibyte more, and
-    `margin` (a share, a campaign's own) of it on top, so the same files give another size elsewhere."""
+    `margin` (a share, a campaign's own) of it on top, so the same files usually give another size
+    elsewhere (not always: two sets can land on one size by chance)."""
     return largest + PADDING_FLOOR + int(largest * margin)
 
 
-def pad_to_size(path: str | os.PathLike[str], *, content_bytes: int, size: int) -> None:
+def pad_to_size(path: str | os.PathLike[str], *, content_bytes: int, size: int, filler_key: bytes) -> None:
     """Make the file exactly `size` bytes: its first `content_bytes` bytes (the file as encoded, before any
     earlier padding) followed by filler that players skip: for an MP4 a top-level `free` box (ISO/IEC
     14496-12 4.2, at least 8 bytes), for a JPEG bytes after its end-of-image marker. So files of different
     lengths can be served at one length, and padding again to another size starts from the same content.
-    Atomic (written beside, then renamed over). Raises ValueError when the file is shorter than
-    `content_bytes` or cannot hold it within `size`."""
+    The filler's bytes are drawn from `filler_key` (a campaign's own), so one encoded file padded for two
+    campaigns gives two different files even where the sizes coincide. Atomic (written beside, then
+    renamed over). Raises ValueError when the file is shorter than `content_bytes` or cannot hold it
+    within `size`."""
     path = Path(path)
+    if not filler_key:
+        raise ValueError("padding needs a filler key")
     current = path.stat().st_size
     if current == size and content_bytes <= size:
         with path.open("rb") as fh:
-            if _padding_is_valid(fh.read(), content_bytes, path.suffix.lower()):
+            if fh.read()[content_bytes:] == _filler(size - content_bytes, path.suffix.lower(), filler_key):
                 return
     if current < content_bytes:
         raise ValueError(f"{path.name} holds {current} bytes, fewer than its {content_bytes} encoded")
@@ -532,23 +516,20 @@ def pad_to_size(path: str | os.PathLike[str], *, content_bytes: int, size: int) 
         raise ValueError(f"{path.name}: {content_bytes} bytes cannot be padded to {size}")
     with path.open("rb") as fh:
         content = fh.read(content_bytes)
-    if is_mp4 and filler:
-        padding = filler.to_bytes(4, "big") + b"free" + bytes(filler - 8)
-    else:
-        padding = bytes(filler)
     tmp = temporary_beside(path, path.suffix)
     try:
-        tmp.write_bytes(content + padding)
+        tmp.write_bytes(content + _filler(filler, path.suffix.lower(), filler_key))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _padding_is_valid(data: bytes, content_bytes: int, suffix: str) -> bool:
-    filler = data[content_bytes:]
-    if not filler:
-        return True
+def _filler(length: int, suffix: str, key: bytes) -> bytes:
+    """`length` bytes of padding drawn from `key` (SHAKE-256 of it): in an MP4, a `free` box's header and
+    body."""
+    if not length:
+        return b""
     if suffix == ".mp4":
-        return filler[:8] == len(filler).to_bytes(4, "big") + b"free" and not filler[8:].strip(b"\0")
-    return not filler.strip(b"\0")
+        return length.to_bytes(4, "big") + b"free" + hashlib.shake_256(key).digest(length - 8)
+    return hashlib.shake_256(key).digest(length)

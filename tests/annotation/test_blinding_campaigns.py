@@ -608,7 +608,8 @@ def file_facts(browser: AnnotatorBrowser, url: str) -> FileFacts:
 def test_one_annotator_gets_a_video_of_two_campaigns_as_unrelated_files(two_campaigns):
     """Model A's video, shown in its seed-preference campaign and in the pairwise campaign, must not be
     recognisable by its bytes, its size, its encoder settings or its tags: each campaign has its own
-    rendition of it, and every video (and poster) of a campaign is served at one size."""
+    rendition of it, and every video (and poster) of a campaign is served at one size. (Two campaigns'
+    sizes may coincide by chance; that names no model, since each serves every file at its one size.)"""
     both, browser = two_campaigns, two_campaigns.browser
     facts = {url: file_facts(browser, url) for url in browser.received.media}
     by_campaign = {}
@@ -621,7 +622,6 @@ def test_one_annotator_gets_a_video_of_two_campaigns_as_unrelated_files(two_camp
     for key in shared:
         seed, pairwise = by_campaign["seed"][key], by_campaign["pairwise"][key]
         assert seed.sha256 != pairwise.sha256, f"{key} is sent as the same bytes in both campaigns"
-        assert seed.total_size != pairwise.total_size, f"{key} has the same size in both campaigns"
 
     for name, campaign_facts in by_campaign.items():
         for extension in ("mp4", "jpg"):

@@ -425,8 +425,9 @@ def test_padding_keeps_the_video_and_poster_as_they_were_and_pads_again_from_the
     encoded, encoded_poster = video.read_bytes(), poster.read_bytes()
     before = container_facts(video)
 
-    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 5000)
-    pad_to_size(poster, content_bytes=len(encoded_poster), size=len(encoded_poster) + 300)
+    key = b"campaign one"
+    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 5000, filler_key=key)
+    pad_to_size(poster, content_bytes=len(encoded_poster), size=len(encoded_poster) + 300, filler_key=key)
 
     assert video.stat().st_size == len(encoded) + 5000 and poster.stat().st_size == len(encoded_poster) + 300
     padded = container_facts(video)
@@ -435,12 +436,22 @@ def test_padding_keeps_the_video_and_poster_as_they_were_and_pads_again_from_the
     with av.open(str(poster)) as image:
         assert next(image.decode(video=0)).width == 64
     # Padded to another size, from the same content (not on top of the first padding); again is a no-op.
-    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 64)
+    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 64, filler_key=key)
     assert video.read_bytes()[: len(encoded)] == encoded and video.stat().st_size == len(encoded) + 64
-    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 64)
-    assert video.stat().st_size == len(encoded) + 64
+    first = video.read_bytes()
+    written = video.stat().st_mtime_ns, video.stat().st_ino
+    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 64, filler_key=key)
+    assert (video.stat().st_mtime_ns, video.stat().st_ino) == written, "padding again rewrote the file"
+    # Another campaign's key: the same content at the same size is other bytes, and plays the same.
+    pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 64, filler_key=b"campaign two")
+    second = video.read_bytes()
+    assert len(second) == len(first) and second[: len(encoded)] == first[: len(encoded)]
+    assert second != first
+    assert all(
+        np.array_equal(a, b) for a, b in zip(container_facts(video)["pixels"], before["pixels"], strict=True)
+    )
     with pytest.raises(ValueError, match="cannot be padded"):
-        pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 3)  # no room for a free box
+        pad_to_size(video, content_bytes=len(encoded), size=len(encoded) + 3, filler_key=key)  # no free box
     assert sorted(p.name for p in video.parent.iterdir()) == ["out.jpg", "out.mp4"]
 
 

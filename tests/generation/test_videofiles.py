@@ -224,6 +224,24 @@ def test_transcode_produces_faststart_h264_with_same_frames_and_rate(tmp_path):
     assert sorted(p.name for p in dst.parent.iterdir()) == ["poster.jpg", "video.mp4"]
 
 
+def test_poster_is_the_encoded_videos_frame_so_another_quality_factor_gives_another_poster(tmp_path):
+    """The poster shows the picture the viewer sees at 10% of the clip (the encoded one, not the source's),
+    so a clip encoded at two quality factors (two campaigns' renditions) has two posters, not one."""
+    src = write_video(tmp_path / "source.webm", codec="libvpx-vp9", frames=20, fps=10)
+    posters = {}
+    for crf in (19.0, 21.0):
+        dst, poster = tmp_path / f"{crf}.mp4", tmp_path / f"{crf}.jpg"
+        transcode_for_browser(src, dst, poster, crf=crf)
+        with av.open(str(dst)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        with Image.open(poster) as image:
+            shown = np.asarray(image.convert("RGB"), dtype=np.int16)
+        errors = [np.abs(shown - frame.astype(np.int16)).mean() for frame in frames]
+        assert int(np.argmin(errors)) == 2, "the poster is frame 2 of 20 (10%)"
+        posters[crf] = poster.read_bytes()
+    assert posters[19.0] != posters[21.0]
+
+
 def test_transcode_keeps_fractional_rate_and_drops_audio(tmp_path):
     src = write_video(
         tmp_path / "ntsc.avi", codec="mpeg4", frames=10, fps=Fraction(30000, 1001), with_audio=True
@@ -331,7 +349,7 @@ def test_failure_while_encoding_removes_temporaries_and_keeps_old_output(tmp_pat
     out_dir.mkdir()
     (out_dir / "video.mp4").write_bytes(b"previous")
 
-    def failing_encode(src, dst, poster, *args):
+    def failing_encode(src, dst, *args):
         dst.write_bytes(b"half-written")
         raise av.error.InvalidDataError(1094995529, "simulated encoder failure")
 
