@@ -48,7 +48,9 @@ threads share one interpreter with the media they read), the media streamed (req
 first byte and to the last byte of a clip), status-code counts, the checks, and the ratio of the measured rate to what `--annotators` real people
 need (one answer every `--human-seconds` each). Exits non-zero on a 5xx, a lost or duplicated judgment,
 a wrong media answer, or a failed check. The client runs on the same machine as the site and shares its
-CPU, so on a small machine the figures are pessimistic.
+CPU, so on a small machine the figures are pessimistic; `--client-nice 10` lowers the client's priority
+below the servers it started (PostgreSQL keeps its own), so its hundreds of threads use what CPU the site
+leaves, as browsers on other machines would.
 
 Examples:
     .venv/bin/python perf/annotation_load.py --annotators 20 --seconds 10                    # quick check
@@ -744,6 +746,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--keep-db", action="store_true", help="leave the scratch database behind")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        help="lower this client's CPU priority by this much once the servers it starts are up (they keep "
+        "theirs), so on a small machine the annotators' threads take the CPU the site is left with, as "
+        "browsers on other machines would; 0: the same priority",
+    )
     args = parser.parse_args()
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         parser.error("--database-url must be a PostgreSQL URL")
@@ -794,6 +804,8 @@ def main() -> int:
                 servers.append(start_nginx(args, port, site_port))
                 base = f"http://127.0.0.1:{port}"
         wait_until_up(base, servers[-1] if servers else None)
+        if args.client_nice:
+            os.nice(args.client_nice)
         tally = Tally()
         gate = threading.Semaphore(args.concurrency)
         # Password checks are slow on purpose; more logins at once than server threads only queue up.
@@ -856,6 +868,7 @@ def report(args, tally: Tally, checks: dict, elapsed: float, started_server: boo
         f"site: {where}, PostgreSQL, EVALSITE_DB_CONN_MAX_AGE={args.conn_max_age}; client: {args.annotators} annotators, "
         f"{args.concurrency} API requests in flight at most, {args.timeout:g} s timeout, think time {args.think_ms:g} ms, "
         f"flow {args.flow}{', full playback required' if args.full_playback else ''}"
+        + (f", niced +{args.client_nice} below the servers" if args.client_nice else "")
     )
     if args.media:
         print(
