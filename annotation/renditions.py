@@ -5,18 +5,19 @@ Every campaign shows its own renditions (`Rendition`), made by a job when the ca
 clip served byte-identical in two campaigns would let an annotator of both recognise it (a seed-preference
 campaign shows one model only, so its clips would name that model's side in every pairwise item), so:
 - each campaign re-encodes its videos with an encoder variation of its own (`media_variation`: the x264
-  quality factor and the poster's JPEG quality, drawn from the campaign's secret), so one source gives
-  different bytes and sizes in different campaigns; no container metadata is written;
+  quality factor and adaptive-quantisation strength and the poster's JPEG quality, drawn from the
+  campaign's secret), so one source gives different bytes and sizes in different campaigns; no
+  container metadata is written;
 - every video of a campaign is then padded to one size (the largest rendition plus a kibibyte and a
   random share under 3% of the campaign's, as an MP4 `free` box players skip), and every poster
   likewise, so a file's size says nothing of which model made it, within a campaign or across
   campaigns (two campaigns' sizes can coincide by chance, which says nothing either: each campaign
   serves all its videos at its one size). The padding's bytes are drawn from the campaign's secret,
   so one clip is never the same file in two campaigns, whatever the sizes. What the padding does not
-  change is the encoded part before it: two campaigns that draw the same x264 quality factor (one
-  pair in 201) encode a clip alike, which a reader of raw bytes who strips the padding could match;
-  the poster is taken from the campaign's own encoding, so it is alike only where the JPEG quality
-  matches too (one pair in 2,211). The cost is bandwidth and disk: each file is as large as the campaign's
+  change is the encoded part before it: two campaigns that draw the same x264 settings (one pair in
+  8,241: 201 quality factors x 41 strengths) encode a clip alike, which a reader of raw bytes who
+  strips the padding could match; the poster is taken from the campaign's own encoding, so it is alike
+  only where the JPEG quality matches too (one pair in 90,651). The cost is bandwidth and disk: each file is as large as the campaign's
   largest (`perf/campaign_media.py` measures it);
 - durations, sides and frame rates stay each video's own unless the campaign normalises media (below):
   a video's length is part of what it shows and cannot be hidden without cutting it.
@@ -61,6 +62,7 @@ from evalsite.models import Job
 from generation.models import Video
 from generation.services import media_path
 from generation.videofiles import (
+    DEFAULT_AQ_STRENGTH,
     DEFAULT_CRF,
     MAX_FPS,
     MIN_FRAMES,
@@ -95,6 +97,7 @@ class MediaVariation:
     """How one campaign's renditions are encoded and padded; secret like the campaign's shuffle seed."""
 
     crf: float  # within one of the site's default (20): no visible difference, other bytes and sizes
+    aq_strength: float  # x264's adaptive quantisation, within 0.2 of its default: other bytes again
     poster_quality: int  # JPEG quality of the posters, within 5 of the site's default
     margin: float  # share of the largest file added past it (below 3%), after a kibibyte (a free box)
     filler_key: bytes  # what the padding's bytes are drawn from, so no two campaigns' files are alike
@@ -107,6 +110,7 @@ def media_variation(campaign: Campaign) -> MediaVariation:
     number = int.from_bytes(digest[:8], "big")
     return MediaVariation(
         crf=DEFAULT_CRF + (number % 201 - 100) / 100,
+        aq_strength=DEFAULT_AQ_STRENGTH + ((number >> 24) % 41 - 20) / 100,
         poster_quality=POSTER_JPEG_QUALITY + (number >> 8) % 11 - 5,
         margin=(number >> 16) % 3000 / 100_000,
         filler_key=digest[8:],
@@ -232,11 +236,17 @@ def _render(campaign: Campaign, video: Video, fmt: dict[str, Any], *, normalised
                 fps=fmt["fps"],
                 duration_s=fmt["duration_s"],
                 crf=variation.crf,
+                aq_strength=variation.aq_strength,
                 poster_quality=variation.poster_quality,
             )
         else:
             transcode_for_browser(
-                source, video_file, poster_file, crf=variation.crf, poster_quality=variation.poster_quality
+                source,
+                video_file,
+                poster_file,
+                crf=variation.crf,
+                aq_strength=variation.aq_strength,
+                poster_quality=variation.poster_quality,
             )
     except (VideoRejected, ValueError) as exc:
         verb = "normalised" if normalised else "re-encoded for the campaign"

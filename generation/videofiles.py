@@ -41,6 +41,7 @@ MIN_FRAMES = 2
 POSTER_POSITION = 0.1  # the poster is the frame at 10% of the clip: past fade-ins, still representative
 DEFAULT_CRF = 20
 DEFAULT_PRESET = "medium"
+DEFAULT_AQ_STRENGTH = 1.0  # x264's own default strength of adaptive quantisation
 POSTER_JPEG_QUALITY = 85
 
 # Demuxers that read a picture ("png_pipe", "jpeg_pipe", ... also match) or render a text file as video.
@@ -103,6 +104,7 @@ def transcode_for_browser(
     max_side: int | None = None,
     preset: str = DEFAULT_PRESET,
     poster_quality: int = POSTER_JPEG_QUALITY,
+    aq_strength: float = DEFAULT_AQ_STRENGTH,
 ) -> ProbedVideo:
     """Re-encode `src` to an H.264/yuv420p MP4 with the moov atom first (fast start), the source's average
     frame rate and every decoded frame re-timed to 0..N-1 at that rate, no audio and no metadata; and write
@@ -119,7 +121,7 @@ def transcode_for_browser(
 
     with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
-            _encode(src, tmp_mp4, rate, out_width, out_height, crf, preset)
+            _encode(src, tmp_mp4, rate, out_width, out_height, _x264(crf, preset, aq_strength))
             _write_poster(tmp_mp4, tmp_poster, poster_index, poster_quality)
         except _AV_ERRORS as exc:
             raise VideoRejected(
@@ -261,15 +263,20 @@ def _output_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return width + width % 2, height + height % 2
 
 
+def _x264(crf: float, preset: str, aq_strength: float) -> dict[str, Any]:
+    """VideoWriter's encoder arguments: x264's quality factor, preset and adaptive-quantisation strength."""
+    return {"crf": crf, "preset": preset, "options": {"x264-params": f"aq-strength={aq_strength:.2f}"}}
+
+
 def _encode(
-    src: Path, dst: Path, rate: Fraction, out_width: int, out_height: int, crf: float, preset: str
+    src: Path, dst: Path, rate: Fraction, out_width: int, out_height: int, encoder: dict[str, Any]
 ) -> None:
     # VideoWriter's bitexact keeps the muxer from writing its own "encoder" tag; nothing else is copied
     # from the source.
     with (
         av.open(str(src), mode="r") as source,
         VideoWriter(
-            dst, width=out_width, height=out_height, rate=rate, crf=crf, preset=preset, container_format="mp4"
+            dst, width=out_width, height=out_height, rate=rate, container_format="mp4", **encoder
         ) as out,
     ):
         in_stream = _video_stream(source, src.name)
@@ -371,6 +378,7 @@ def transcode_to_format(
     crf: float = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
     poster_quality: int = POSTER_JPEG_QUALITY,
+    aq_strength: float = DEFAULT_AQ_STRENGTH,
 ) -> ProbedVideo:
     """Re-encode `src` to exactly `width`x`height` at `fps` for `duration_s`, so that clips of different
     sizes, rates and lengths come out indistinguishable in format: an H.264/yuv420p MP4 (fast start, no
@@ -401,7 +409,8 @@ def transcode_to_format(
 
     with _atomic_outputs(src, dst_mp4, dst_poster_jpg) as (tmp_mp4, tmp_poster):
         try:
-            _encode_to_format(src, tmp_mp4, source_rate, width, height, rate, frame_count, crf, preset)
+            encoder = _x264(crf, preset, aq_strength)
+            _encode_to_format(src, tmp_mp4, source_rate, width, height, rate, frame_count, encoder)
             _write_poster(tmp_mp4, tmp_poster, int(frame_count * POSTER_POSITION), poster_quality)
         except _AV_ERRORS as exc:
             raise VideoRejected(f"{src.name}: could not be converted to the common format ({exc})") from exc
@@ -436,14 +445,11 @@ def _encode_to_format(
     height: int,
     rate: Fraction,
     frame_count: int,
-    crf: float,
-    preset: str,
+    encoder: dict[str, Any],
 ) -> None:
     with (
         av.open(str(src), mode="r") as source,
-        VideoWriter(
-            dst, width=width, height=height, rate=rate, crf=crf, preset=preset, container_format="mp4"
-        ) as out,
+        VideoWriter(dst, width=width, height=height, rate=rate, container_format="mp4", **encoder) as out,
     ):
         in_stream = _video_stream(source, src.name)
         written = 0

@@ -20,6 +20,7 @@ from annotation.renditions import (
     NORMALISE_MEDIA_JOB,
     PREPARE_MEDIA_JOB,
     choose_normalised_format,
+    media_variation,
     normalise_campaign_media,
     prepare_campaign_media,
     served_sizes,
@@ -31,6 +32,8 @@ from evalsite.models import Job
 from generation.models import Video
 from generation.services import add_video, create_video_model, media_path, process_video
 from generation.videofiles import (
+    DEFAULT_CRF,
+    POSTER_JPEG_QUALITY,
     VideoRejected,
     pad_to_size,
     temporary_beside,
@@ -414,6 +417,20 @@ def test_the_job_reports_a_campaign_closed_or_deleted_after_it_was_queued(varied
     gone.refresh_from_db()
     assert (gone.status, gone.error) == (Job.Status.FAILED, "the campaign no longer exists")
     assert not Rendition.objects.exists()
+
+
+def test_campaigns_draw_their_encoder_settings_apart_within_bounds_that_do_not_show():
+    """Each campaign's variation is its secret's: within a point of the default quality factor, 0.2 of
+    x264's aq strength and 5 of the JPEG quality; a margin under 3%; and over many campaigns nearly every
+    one encodes with settings no other has."""
+    variations = [media_variation(Campaign(shuffle_seed=f"seed {n}")) for n in range(400)]
+    assert all(abs(v.crf - DEFAULT_CRF) <= 1 and abs(v.aq_strength - 1) <= 0.2 + 1e-9 for v in variations)
+    assert all(abs(v.poster_quality - POSTER_JPEG_QUALITY) <= 5 and 0 <= v.margin < 0.03 for v in variations)
+    assert len({v.filler_key for v in variations}) == 400
+    settings = [(v.crf, v.aq_strength) for v in variations]
+    # 400 draws from 8,241 settings: about 10 repeats by chance; from the 201 factors alone, ~227.
+    assert len(settings) - len(set(settings)) < 30
+    assert media_variation(Campaign(shuffle_seed="seed 7")) == variations[7]
 
 
 def test_padding_keeps_the_video_and_poster_as_they_were_and_pads_again_from_the_content(

@@ -242,6 +242,20 @@ def test_poster_is_the_encoded_videos_frame_so_another_quality_factor_gives_anot
     assert posters[19.0] != posters[21.0]
 
 
+def test_adaptive_quantisation_strength_changes_the_stream_and_is_named_in_its_settings(tmp_path):
+    """At one quality factor, another aq strength (a campaign's own) is another H.264 stream."""
+    src = write_video(tmp_path / "source.webm", codec="libvpx-vp9", frames=20, fps=10)
+    streams = {}
+    for strength in (1.0, 1.07):
+        dst = tmp_path / f"{strength}.mp4"
+        transcode_for_browser(src, dst, tmp_path / f"{strength}.jpg", crf=20, aq_strength=strength)
+        data = dst.read_bytes()
+        settings = data[data.find(b"x264 - core") :].split(b"\0", 1)[0]
+        assert f"aq=1:{strength:.2f}".encode() in settings
+        streams[strength] = data.replace(settings, b"")  # the bytes besides the settings string
+    assert streams[1.0] != streams[1.07]
+
+
 def test_transcode_keeps_fractional_rate_and_drops_audio(tmp_path):
     src = write_video(
         tmp_path / "ntsc.avi", codec="mpeg4", frames=10, fps=Fraction(30000, 1001), with_audio=True
