@@ -381,6 +381,15 @@ def test_every_manager_page_fits_logs_no_error_and_speaks_chinese(browser, live_
             problems.append(f"{path}: scrolls {extra}px sideways")
         problems += [f"{path}: {error}" for error in page.errors]
         page.errors.clear()
+    # The API's browsable docs (Swagger UI, served from the site's static files) and the admin: their
+    # words are their makers' (Swagger UI speaks English only), but they fit and log no error.
+    for path, drawn in ((reverse("api-docs"), ".opblock"), (reverse("admin:index"), ".app-annotation")):
+        page.goto(live_server.url + path)
+        page.wait_for_selector(drawn)  # the docs page draws the schema's operations
+        if (extra := sideways_overflow(page)) > 0:
+            problems.append(f"{path}: scrolls {extra}px sideways")
+        problems += [f"{path}: {error}" for error in page.errors]
+        page.errors.clear()
     assert not problems, "\n".join(problems)
 
     page.goto(live_server.url + reverse("model-list"))
