@@ -8,7 +8,9 @@ It builds the same pairwise campaign as perf/annotation_load.py (`--items`, `--a
 campaign's own renditions unless `--no-renditions`), then lets every annotator answer `--rounds` items in
 turn: GET /api/annotate/<campaign>/next/, the poster and clip of each video shown (Range: bytes=0-),
 a `play` and an `ended` playback event per video, then POST .../answer/ (whose reply carries the next
-item, as the page uses it). The first round of every annotator is a warm-up and left out of the figures.
+item, as the page uses it). The first round of every annotator is a warm-up and left out of the figures,
+but for its first GET next, reported as "open" (the page opening: its first claims), save the process's
+very first request.
 With `--answered 0.9` the campaign is that far along before the first request (other annotators' answers
 already stored), which shows what grows with the answers given.
 
@@ -44,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import annotation_load as load  # the load test's own set-up, shared on purpose
 
-KINDS = ("next", "submit", "playback", "media")
+KINDS = ("open", "next", "submit", "playback", "media")
 
 
 def parse_args() -> argparse.Namespace:
@@ -196,7 +198,7 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
 
     shown = dict.fromkeys(KINDS, False)
 
-    def timed(kind: str, warm: bool, call):
+    def timed(kind: str, warm: bool, call, record_as: str | None = None):
         # Queries are counted by an execute wrapper, which costs next to nothing: Django's query log
         # (CaptureQueriesContext) renders every statement with its parameters, about 0.2 ms of CPU each,
         # which the product does not spend. `--show-queries` logs them, at that cost.
@@ -233,15 +235,21 @@ def measure(args: argparse.Namespace, campaign_id: int, usernames: list[str]) ->
             for query in queries:
                 print(f"    {float(query['time']) * 1000:6.2f} ms", query["sql"][:300])
         if warm:
-            figures[kind].append(spent * 1000)
-            figures[f"{kind}_queries"].append(len(queries))
-            figures[f"{kind}_wall"].append(wall * 1000)
+            name = record_as or kind
+            figures[name].append(spent * 1000)
+            figures[f"{name}_queries"].append(len(queries))
+            figures[f"{name}_wall"].append(wall * 1000)
         return response.json() if kind in ("next", "submit") else None
 
     for round_ in range(args.rounds):
         warm = round_ > 0
-        for client in clients:
-            data = timed("next", warm, lambda c=client: c.get(next_url))
+        for index, client in enumerate(clients):
+            # An annotator's first next (the page opening: two items claimed, their walk drawn) is its own
+            # figure; the very first request of the process, which warms it up, is left out.
+            opening = not warm and index > 0
+            data = timed(
+                "next", warm or opening, lambda c=client: c.get(next_url), "open" if opening else None
+            )
             for video in data["assignment"]["videos"]:  # the poster and the clip, as the page fetches them
                 for url in (video["poster"], video["url"]):
                     timed("media", warm, lambda c=client, u=url: c.get(u, HTTP_RANGE="bytes=0-"))
@@ -302,6 +310,8 @@ def report(figures: dict[str, list]) -> None:
     )
     for kind in KINDS:
         ms, queries = sorted(figures[kind]), figures[f"{kind}_queries"]
+        if not ms:
+            continue
         print(
             f"{kind:>6}: {len(ms)} requests, CPU ms p50 {load.percentile(ms, 0.5):.1f} "
             f"p95 {load.percentile(ms, 0.95):.1f} mean {statistics.fmean(ms):.1f}; "
