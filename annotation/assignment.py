@@ -431,38 +431,58 @@ def _claim_if_open(
         return None
 
 
+class _Walk:
+    """The annotator's first showings and the open items ahead of them in their walk, read once per
+    `claim_work` transaction: its second claim goes on where the first stopped instead of reading both
+    again (each claim still checks its item's room under the item's lock)."""
+
+    def __init__(self, campaign: Campaign, annotator: AbstractBaseUser):
+        self.campaign, self.annotator = campaign, annotator
+        self.shown: list[list[int]] = []
+        self.candidates: Iterator[tuple[int, int]] | None = None
+
+    def read(self) -> Iterator[tuple[int, int]]:
+        """The open candidates (reading the first showings on the first call)."""
+        if self.candidates is None:
+            first_showings = _first_showings(self.campaign, self.annotator)
+            self.shown = [presentation for _, presentation in first_showings]
+            seen = {item_id for item_id, _ in first_showings}
+            self.candidates = _open_candidates(self.campaign, self.annotator, seen)
+        return self.candidates
+
+
 def _claim_first_showing(
-    campaign: Campaign, annotator: AbstractBaseUser, now: datetime, *, wait: bool
+    campaign: Campaign, annotator: AbstractBaseUser, now: datetime, walk: _Walk, *, wait: bool
 ) -> Assignment | None:
     # A candidate may fill up between the capacity query and its lock (another annotator claimed it):
     # try the next few, then give up for now; the page asks again.
-    first_showings = _first_showings(campaign, annotator)
-    shown = [presentation for _, presentation in first_showings]
-    candidates = _open_candidates(campaign, annotator, {item_id for item_id, _ in first_showings})
     # Items another transaction is claiming or answering right now are skipped while others are free,
     # so that one slow request holds up nobody else's work.
     busy: list[tuple[int, int]] = []
-    for item_id, required in itertools.islice(candidates, CANDIDATES_PER_CLAIM):
+    claim = None
+    for item_id, required in itertools.islice(walk.read(), CANDIDATES_PER_CLAIM):
         claim = _claim_if_open(
-            campaign, annotator, item_id, required, now, wait=False, shown=shown, busy=busy
+            campaign, annotator, item_id, required, now, wait=False, shown=walk.shown, busy=busy
         )
         if claim is not None:
-            return claim
+            break
     # Only busy items had room: wait for the first to be written, then count again — unless this
     # transaction already holds an item it claimed (waiting then could deadlock).
-    if wait and busy:
+    if claim is None and wait and busy:
         item_id, required = busy[0]
-        return _claim_if_open(campaign, annotator, item_id, required, now, wait=True, shown=shown)
-    return None
+        claim = _claim_if_open(campaign, annotator, item_id, required, now, wait=True, shown=walk.shown)
+    if claim is not None:
+        walk.shown.append(claim.presentation)
+    return claim
 
 
 def _claim_one(
-    campaign: Campaign, annotator: AbstractBaseUser, now: datetime, *, wait: bool
+    campaign: Campaign, annotator: AbstractBaseUser, now: datetime, walk: _Walk, *, wait: bool
 ) -> Assignment | None:
     pending = _pending_repeats(campaign, annotator)
     return (
         _claim_repeat(campaign, annotator, pending, now, any_gap=False)
-        or _claim_first_showing(campaign, annotator, now, wait=wait)
+        or _claim_first_showing(campaign, annotator, now, walk, wait=wait)
         or _claim_repeat(campaign, annotator, pending, now, any_gap=True)
     )
 
@@ -488,10 +508,11 @@ def claim_work(
         _release_expired(Assignment.objects.filter(campaign=campaign), now)
         claims = live_claims(campaign, annotator)
         holds_an_item = False
+        walk = _Walk(campaign, annotator)
         while len(claims) < wanted:
             # Only the first claim of this transaction may wait for an item's lock: once it holds an
             # item, waiting for another could deadlock with an annotator doing the same the other way.
-            claim = _claim_one(campaign, annotator, now, wait=not holds_an_item)
+            claim = _claim_one(campaign, annotator, now, walk, wait=not holds_an_item)
             if claim is None:
                 break
             claims.append(claim)
