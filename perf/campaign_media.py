@@ -1,7 +1,8 @@
 """What a campaign's own renditions cost, and what they hide, on the demo clips (no Django, no database).
 
-Every campaign re-encodes its videos with its own x264 quality factor and pads every video (and poster) to
-one size: the campaign's largest plus a kibibyte and a share of its own (annotation.renditions). For `--prompts` x 2
+Every campaign re-encodes its videos with its own x264 settings (quality factor and aq strength; this
+script varies the quality factor) and pads every video (and poster) to one size: the campaign's largest
+plus a kibibyte and a share of its own (annotation.renditions). For `--prompts` x 2
 models x `--seeds` demo clips this script encodes the library's playable copy (crf 20, the reference) and
 two campaigns' renditions (`--crf-a`, `--crf-b`, two values a campaign may draw: 19 to 21), then prints
 - seconds to encode one clip, per campaign and for the library copy, and their ratio;
