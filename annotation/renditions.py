@@ -17,8 +17,8 @@ campaign shows one model only, so its clips would name that model's side in ever
   change is the encoded part before it: two campaigns that draw the same x264 settings (one pair in
   8,241: 201 quality factors x 41 strengths) encode a clip alike, which a reader of raw bytes who
   strips the padding could match; the poster is taken from the campaign's own encoding, so it is alike
-  only where the JPEG quality matches too (one pair in 90,651). The cost is bandwidth and disk: each file is as large as the campaign's
-  largest (`perf/campaign_media.py` measures it);
+  only where the JPEG quality matches too (one pair in 90,651). The cost is bandwidth and disk: each
+  file is as large as the campaign's largest (`perf/campaign_media.py` measures it);
 - durations, sides and frame rates stay each video's own unless the campaign normalises media (below):
   a video's length is part of what it shows and cannot be hidden without cutting it.
 What cannot be hidden this way is the picture itself: an annotator who remembers a clip from a

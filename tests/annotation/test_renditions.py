@@ -32,6 +32,7 @@ from evalsite.models import Job
 from generation.models import Video
 from generation.services import add_video, create_video_model, media_path, process_video
 from generation.videofiles import (
+    DEFAULT_AQ_STRENGTH,
     DEFAULT_CRF,
     POSTER_JPEG_QUALITY,
     VideoRejected,
@@ -424,7 +425,10 @@ def test_campaigns_draw_their_encoder_settings_apart_within_bounds_that_do_not_s
     x264's aq strength and 5 of the JPEG quality; a margin under 3%; and over many campaigns nearly every
     one encodes with settings no other has."""
     variations = [media_variation(Campaign(shuffle_seed=f"seed {n}")) for n in range(400)]
-    assert all(abs(v.crf - DEFAULT_CRF) <= 1 and abs(v.aq_strength - 1) <= 0.2 + 1e-9 for v in variations)
+    assert all(
+        abs(v.crf - DEFAULT_CRF) <= 1 and abs(v.aq_strength - DEFAULT_AQ_STRENGTH) <= 0.2 + 1e-9
+        for v in variations
+    )
     assert all(abs(v.poster_quality - POSTER_JPEG_QUALITY) <= 5 and 0 <= v.margin < 0.03 for v in variations)
     assert len({v.filler_key for v in variations}) == 400
     settings = [(v.crf, v.aq_strength) for v in variations]

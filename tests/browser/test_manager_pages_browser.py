@@ -367,6 +367,14 @@ def english_words(text: str, allowed: set[str]) -> list[str]:
     return sorted({w for w in re.findall(r"[A-Za-z][A-Za-z_]+", text) if w not in allowed and len(w) > 1})
 
 
+def layout_problems(page, path: str) -> list[str]:
+    """What is wrong with the page on screen: sideways scrolling and the console errors it logged."""
+    problems = [f"{path}: scrolls {extra}px sideways"] if (extra := sideways_overflow(page)) > 0 else []
+    problems += [f"{path}: {error}" for error in page.errors]
+    page.errors.clear()
+    return problems
+
+
 def test_every_manager_page_fits_logs_no_error_and_speaks_chinese(browser, live_server, demo_site):
     """One demo site for both walks (setting it up renders the demo clips): first in English at 1280 px,
     for sideways scrolling and console errors, then in the Chinese UI, for English left untranslated."""
@@ -377,19 +385,13 @@ def test_every_manager_page_fits_logs_no_error_and_speaks_chinese(browser, live_
     for path in pages:
         page.goto(live_server.url + path)
         page.wait_for_load_state("load")
-        if (extra := sideways_overflow(page)) > 0:
-            problems.append(f"{path}: scrolls {extra}px sideways")
-        problems += [f"{path}: {error}" for error in page.errors]
-        page.errors.clear()
+        problems += layout_problems(page, path)
     # The API's browsable docs (Swagger UI, served from the site's static files) and the admin: their
     # words are their makers' (Swagger UI speaks English only), but they fit and log no error.
     for path, drawn in ((reverse("api-docs"), ".opblock"), (reverse("admin:index"), ".app-annotation")):
         page.goto(live_server.url + path)
         page.wait_for_selector(drawn)  # the docs page draws the schema's operations
-        if (extra := sideways_overflow(page)) > 0:
-            problems.append(f"{path}: scrolls {extra}px sideways")
-        problems += [f"{path}: {error}" for error in page.errors]
-        page.errors.clear()
+        problems += layout_problems(page, path)
     assert not problems, "\n".join(problems)
 
     page.goto(live_server.url + reverse("model-list"))
